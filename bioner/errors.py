@@ -1,0 +1,25 @@
+"""Errors about input data that a user must be able to act on from one line."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Malformed input: says where (line or record) and what; the caller adds the file name."""
+
+    def __init__(self, message: str, *, line: int | None = None, record: str | None = None):
+        self.message = message
+        self.line = line
+        self.record = record
+        super().__init__(self.where() + message)
+
+    def where(self) -> str:
+        parts = []
+        if self.line is not None:
+            parts.append(f"line {self.line}")
+        if self.record is not None:
+            parts.append(f"record {self.record}")
+        return (", ".join(parts) + ": ") if parts else ""
+
+    def located(self, file: str) -> str:
+        """The one-line message for a user: ``FILE: line N, record R: what``."""
+        return f"{file}: {self.where()}{self.message}"

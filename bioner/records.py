@@ -1,0 +1,138 @@
+"""The one record set every stage speaks: documents, passages, spans and entities.
+
+Offsets are Python string indices (Unicode code points) into the text they belong to;
+``end`` is exclusive everywhere, whatever the source format used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Span:
+    """A labelled character range ``text[start:end]``."""
+
+    start: int
+    end: int
+    label: str
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end <= self.start:
+            raise ValueError(f"invalid span [{self.start}, {self.end}) for {self.label!r}")
+        if not self.label:
+            raise ValueError("span label must not be empty")
+
+    def text(self, of: str) -> str:
+        """The covered substring of ``of``."""
+        return of[self.start : self.end]
+
+    def shifted(self, by: int) -> Span:
+        """The same span with offsets moved by ``by`` (passage <-> document offsets)."""
+        return Span(self.start + by, self.end + by, self.label)
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A relation line kept from a source format (PubTator ``CID``, brat ``R``/``E``...)."""
+
+    type: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One unit of input text: an abstract, a sentence of a benchmark, a CNKI record."""
+
+    id: str
+    text: str
+    version: int = 1
+    title: str = ""
+    language: str = "en"
+    source: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError("document id must not be empty")
+        if self.version < 1:
+            raise ValueError(f"document {self.id}: version must be >= 1, got {self.version}")
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotatedDocument:
+    """A document with its gold spans (sorted, unique) and any relations of the source."""
+
+    document: Document
+    spans: tuple[Span, ...] = ()
+    relations: tuple[Relation, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.document.text)
+        for s in self.spans:
+            if s.end > n:
+                raise ValueError(
+                    f"document {self.document.id}: span {s} outside text of length {n}"
+                )
+
+    @property
+    def id(self) -> str:
+        return self.document.id
+
+    @property
+    def text(self) -> str:
+        return self.document.text
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A slice of a document that is tagged as one unit; offsets into the document text."""
+
+    doc_id: str
+    index: int
+    start: int
+    end: int
+    text: str
+    doc_version: int = 1
+    language: str = "en"
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end < self.start or self.end - self.start != len(self.text):
+            raise ValueError(
+                f"passage {self.doc_id}#{self.index}: offsets [{self.start}, {self.end}) "
+                f"do not fit its text of length {len(self.text)}"
+            )
+
+    @property
+    def id(self) -> str:
+        return f"{self.doc_id}#{self.index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A predicted mention as published: document offsets plus provenance."""
+
+    doc_id: str
+    doc_version: int
+    passage_index: int
+    start: int
+    end: int
+    text: str
+    label: str
+    model_id: str
+    prompt_version: str
+    run_id: str
+    score: float | None = None
+    selected: bool | None = None
+    issues: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end <= self.start or self.end - self.start != len(self.text):
+            raise ValueError(
+                f"entity {self.doc_id}[{self.start}:{self.end}] does not fit its text {self.text!r}"
+            )
+
+
+def sorted_unique(spans: object) -> tuple[Span, ...]:
+    """Spans as a canonical tuple: unique, ordered by (start, end, label)."""
+    return tuple(sorted(set(spans)))  # type: ignore[arg-type]

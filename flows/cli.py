@@ -1,0 +1,23 @@
+"""The ``bioner`` command line: typer for parsing, rich for output, one module per command."""
+
+from __future__ import annotations
+
+import typer
+
+from flows.commands import convert, decode, evaluate, run
+
+app = typer.Typer(
+    name="bioner",
+    help="Biomedical NER pipeline: symbolic-tagging LLMs from PubMed/CNKI to entity tables.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("convert")(convert.main)
+app.command("decode")(decode.main)
+app.command("eval")(evaluate.main)
+app.command("run")(run.main)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""One module per ``bioner`` sub-command; each exposes ``main`` for typer."""

@@ -1,0 +1,49 @@
+"""What every command shares: one-line errors for bad input, the rich console."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from bioner.errors import InputError
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on one line to stderr and return the exit to raise."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def read_input(path: Path) -> bytes:
+    """Bytes of an input file, or a one-line error naming it."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise fail(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise fail(f"{path}: is a directory, expected a file") from None
+    except OSError as e:
+        raise fail(f"{path}: cannot read ({e.strerror})") from None
+
+
+def decode_text(path: Path, data: bytes) -> str:
+    """UTF-8 text of ``data`` (BOM tolerated) or a one-line error naming the byte offset."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise fail(f"{path}: byte {e.start}: not valid UTF-8 ({e.reason})") from None
+
+
+@contextlib.contextmanager
+def located(path: Path | str) -> Iterator[None]:
+    """Turn an :class:`InputError` raised inside into a one-line error naming ``path``."""
+    try:
+        yield
+    except InputError as e:
+        raise fail(e.located(str(path))) from None
