@@ -10,6 +10,7 @@ the matches are mapped back to original indices.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -75,16 +76,16 @@ class Source:
     _skip: str = field(default="[]", repr=False)
 
     @cached_property
+    def has_brackets(self) -> bool:
+        return any(c in self.text for c in self._skip)
+
+    @cached_property
     def flat(self) -> tuple[str, list[int]]:
         """The text without literal brackets, whitespace as single spaces, with indices."""
-        chars: list[str] = []
-        idx: list[int] = []
-        for i, c in enumerate(self.text):
-            if c in self._skip:
-                continue
-            chars.append(" " if c.isspace() else c)
-            idx.append(i)
-        return "".join(chars), idx
+        if not self.has_brackets:
+            return flat_copy(self.text), list(range(len(self.text)))
+        idx = [i for i, c in enumerate(self.text) if c not in self._skip]
+        return flat_copy("".join(self.text[i] for i in idx)), idx
 
     @cached_property
     def norm_no_brackets(self) -> tuple[str, list[int]]:
@@ -104,9 +105,12 @@ class Source:
         return -1
 
 
+_SPACE = re.compile(r"\s")
+
+
 def flat_copy(copy: str) -> str:
     """A copy with every whitespace character as a space, comparable with ``Source.flat``."""
-    return "".join(" " if c.isspace() else c for c in copy)
+    return _SPACE.sub(" ", copy)
 
 
 def align_fuzzy(copy: str, source: Source) -> tuple[list[int | None], int]:

@@ -28,6 +28,8 @@ import itertools
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import groupby
 
 from bioner.codec.align import Source, align_fuzzy, flat_copy
 from bioner.codec.issues import DecodeIssue, IssueKind
@@ -169,31 +171,69 @@ def _clip(s: str, n: int = 40) -> str:
     return repr(s if len(s) <= n else s[:n] + "…")
 
 
+_TOKEN = re.compile(r"\\[\[\]\\]|[\[\]]")
+
+
 def _scan(body: str) -> tuple[str, list[tuple[int, str, bool]]]:
     """The copy without brackets, and the brackets as (gap, char, escaped) events.
 
     A gap ``g`` is the position before copy character ``g``. Escaped brackets are literal
     copies of source brackets; unescaped ones are tags unless the source says otherwise.
+    A backslash before anything else is an ordinary character.
     """
-    chars: list[str] = []
+    parts: list[str] = []
     events: list[tuple[int, str, bool]] = []
-    i, n = 0, len(body)
-    while i < n:
-        c = body[i]
-        if c == "\\" and i + 1 < n and body[i + 1] in "[]\\":
-            nxt = body[i + 1]
-            if nxt == "\\":
-                chars.append("\\")
-            else:
-                events.append((len(chars), nxt, True))
-            i += 2
-            continue
-        if c in (_OPEN, _CLOSE):
-            events.append((len(chars), c, False))
+    pos = n = 0
+    for m in _TOKEN.finditer(body):
+        seg = body[pos : m.start()]
+        parts.append(seg)
+        n += len(seg)
+        tok = m.group()
+        if tok == "\\\\":
+            parts.append("\\")
+            n += 1
+        elif len(tok) == 2:
+            events.append((n, tok[1], True))
         else:
-            chars.append(c)
-        i += 1
-    return "".join(chars), events
+            events.append((n, tok, False))
+        pos = m.end()
+    parts.append(body[pos:])
+    return "".join(parts), events
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """A run of copy characters or one literal bracket between tags, as the source sees it.
+
+    ``first``/``last`` are the source indices of its first/last aligned character (None if
+    nothing aligned); ``content`` counts its non-space characters, ``placed`` those aligned.
+    """
+
+    text: str
+    first: int | None
+    last: int | None
+    content: int
+    placed: int
+
+
+def _run(copy: str, fc: str, mapping: list[int | None], a: int, b: int, exact: bool) -> _Piece:
+    """The piece for copy characters ``a:b``."""
+    if exact:  # every character aligned, whitespace included
+        content = (b - a) - fc.count(" ", a, b)
+        return _Piece(copy[a:b], mapping[a], mapping[b - 1], content, content)
+    anchored = [m for m in mapping[a:b] if m is not None]
+    content = placed = 0
+    for c, m in zip(copy[a:b], mapping[a:b], strict=True):
+        if not c.isspace():
+            content += 1
+            placed += m is not None
+    return _Piece(
+        copy[a:b],
+        anchored[0] if anchored else None,
+        anchored[-1] if anchored else None,
+        content,
+        placed,
+    )
 
 
 def _decode_line(
@@ -205,10 +245,10 @@ def _decode_line(
     issues: list[DecodeIssue],
 ) -> list[Span]:
     copy, events = _scan(body)
-    text = source.text
     flat, flat_idx = source.flat
     fc = flat_copy(copy)
-    if flat.startswith(fc):
+    exact = flat.startswith(fc)
+    if exact:
         # The common case: an exact copy (or a prefix of one). Whitespace maps too, so the
         # offsets are exactly what the model bracketed.
         mapping: list[int | None] = list(flat_idx[: len(copy)])
@@ -232,67 +272,76 @@ def _decode_line(
                 DecodeIssue(IssueKind.INCOMPLETE_COPY, "copy stops before the passage ends", lineno)
             )
 
-    # One stream of items in output order: ("o"|"c", None, ch) tags, or ("x", source index
-    # or None, ch) for copy characters and literal brackets.
-    by_gap: dict[int, list[tuple[str, bool]]] = defaultdict(list)
-    for gap, ch, esc in events:
-        by_gap[gap].append((ch, esc))
-    stream: list[tuple[str, int | None, str]] = []
-    for k in range(len(copy) + 1):
-        if k in by_gap:
-            stream.extend(_resolve_gap(by_gap[k], k, mapping, text))
-        if k < len(copy):
-            stream.append(("x", mapping[k], copy[k]))
+    # The line as a sequence in output order: "[" and "]" for tags, pieces for the rest.
+    items: list[str | _Piece] = []
+    prev = 0
+    for gap, group in groupby(events, key=lambda e: e[0]):
+        if gap > prev:
+            items.append(_run(copy, fc, mapping, prev, gap, exact))
+        prev = gap
+        items.extend(_resolve_gap([(ch, esc) for _, ch, esc in group], gap, mapping, source))
+    if prev < len(copy):
+        items.append(_run(copy, fc, mapping, prev, len(copy), exact))
 
     spans: list[Span] = []
     stack: list[int] = []
-    for pos, (kind, _, _) in enumerate(stream):
-        if kind == "o":
+    for pos, item in enumerate(items):
+        if item == _OPEN:
             stack.append(pos)
-        elif kind == "c":
+        elif item == _CLOSE:
             if not stack:
                 issues.append(DecodeIssue(IssueKind.UNBALANCED_CLOSE, "']' with no '['", lineno))
                 continue
-            opened = stack.pop()
-            inside = [(a, c) for k, a, c in stream[opened + 1 : pos] if k == "x"]
-            anchored = [a for a, c in inside if a is not None]
-            content = [a for a, c in inside if not c.isspace()]
-            # A span counts as placed when most of what it brackets was found in the source;
-            # a stray one-letter match inside an invented word does not place it.
-            placed = sum(a is not None for a in content) * 2 >= len(content)
-            if not anchored or not content or not placed:
-                shown = "".join(c for _, c in inside)
-                kind_ = IssueKind.UNALIGNED_SPAN if shown.strip() else IssueKind.EMPTY_SPAN
-                issues.append(
-                    DecodeIssue(kind_, f"[{shown}] does not match the source text", lineno)
-                )
-                continue
-            spans.append(Span(anchored[0], anchored[-1] + 1, label))
+            span = _span_of(items[stack.pop() + 1 : pos], label, lineno, issues)
+            if span is not None:
+                spans.append(span)
     if stack:
         kind_ = IssueKind.TRUNCATED if cut_here else IssueKind.UNCLOSED_OPEN
         issues.append(DecodeIssue(kind_, f"{len(stack)} '[' never closed; dropped", lineno))
     return spans
 
 
+def _span_of(
+    inside: list[str | _Piece], label: str, lineno: int, issues: list[DecodeIssue]
+) -> Span | None:
+    """The span covered by the pieces between a tag pair, or None with an issue."""
+    pieces = [p for p in inside if isinstance(p, _Piece)]
+    firsts = [p.first for p in pieces if p.first is not None]
+    lasts = [p.last for p in pieces if p.last is not None]
+    content = sum(p.content for p in pieces)
+    placed = sum(p.placed for p in pieces)
+    # A span counts as placed when most of what it brackets was found in the source; a
+    # stray one-letter match inside an invented word does not place it.
+    if not firsts or not content or placed * 2 < content:
+        shown = "".join(p if isinstance(p, str) else p.text for p in inside)
+        kind = IssueKind.UNALIGNED_SPAN if content else IssueKind.EMPTY_SPAN
+        issues.append(DecodeIssue(kind, f"[{shown}] does not match the source text", lineno))
+        return None
+    return Span(firsts[0], lasts[-1] + 1, label)
+
+
 def _resolve_gap(
     events: list[tuple[str, bool]],
     gap: int,
     mapping: list[int | None],
-    text: str,
-) -> list[tuple[str, int | None, str]]:
+    source: Source,
+) -> list[str | _Piece]:
     """Decide which brackets at one gap are tags and which copy a source bracket."""
+    if not source.has_brackets:
+        return [ch for ch, esc in events if not esc]  # escapes of nothing are noise
+    text = source.text
     prev = next((mapping[k] for k in range(gap - 1, -1, -1) if mapping[k] is not None), None)
     nxt = next((mapping[k] for k in range(gap, len(mapping)) if mapping[k] is not None), None)
     lo = prev + 1 if prev is not None else _run_start(text, nxt)
     hi = nxt if nxt is not None else _run_end(text, lo)
     literals = [(i, text[i]) for i in range(lo, hi) if text[i] in "[]"]
     chosen = _assign_literals(events, literals)
-    out: list[tuple[str, int | None, str]] = []
-    for e, (ch, _) in enumerate(events):
+    out: list[str | _Piece] = []
+    for e, (ch, esc) in enumerate(events):
         if e in chosen:
-            out.append(("x", chosen[e], ch))
-        else:
-            out.append(("o" if ch == _OPEN else "c", None, ch))
+            out.append(_Piece(ch, chosen[e], chosen[e], 1, 1))
+        elif not esc:
+            out.append(ch)
     return out
 
 

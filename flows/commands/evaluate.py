@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bioner.canonical import iter_canonical
+from bioner.readers.canonical import iter_canonical
 from bioner.errors import InputError
 from bioner.metrics import TABLE_HEADER, Evaluation, evaluate, score_row, table_rows
 from bioner.records import AnnotatedDocument

@@ -26,7 +26,12 @@ def test_decode_symbolic_to_canonical(tmp_path) -> None:
         src,
         [
             {"id": "a", "text": TEXT, "output": "Chemical: [Famotidine]-associated delirium."},
-            {"id": "b", "text": TEXT, "output": "Disease: Famotidine-associated [delir", "finish_reason": "length"},
+            {
+                "id": "b",
+                "text": TEXT,
+                "output": "Disease: Famotidine-associated [delir",
+                "finish_reason": "length",
+            },
         ],
     )
     res = runner.invoke(app, [str(src), "--schema", "bc5cdr", "-o", str(out)])
@@ -56,7 +61,7 @@ def test_bad_input_is_one_line_naming_file_and_line(tmp_path) -> None:
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert f"{src}: line 2: missing or non-string 'text'" in lines[0]
+    assert f"{src}: line 2: field 'text' must be str, got int" in lines[0]
     assert not out.exists()
     res = runner.invoke(app, [str(tmp_path / "missing.jsonl"), "-o", str(out)])
     assert res.exit_code == 2 and "no such file" in res.output

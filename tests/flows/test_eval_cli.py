@@ -167,25 +167,27 @@ def _one_error_line(result: object) -> str:
 
 
 @pytest.mark.parametrize(
-    ("bad", "what"),
+    ("bad", "where", "what"),
     [
-        ("{oops", "invalid JSON"),
-        ('{"id": "d2", "text": "aspirin"}', 'missing key "spans"'),
+        ("{oops", "line 2", "invalid JSON"),
+        ('{"id": "d2", "text": "aspirin"}', "line 2", "missing field 'spans'"),
         (
             '{"id": "d2", "text": "aspirin", "spans": [{"start": 0, "end": 8, "label": "C"}]}',
-            "out of range",
+            "line 2, record d2, span 0",
+            "offsets 0-8 are not a non-empty range inside the text of length 7",
         ),
         (
             '{"id": "d2", "text": "aspirin", "spans": [{"start": 5, "end": 5, "label": "C"}]}',
-            "invalid offsets [5, 5)",
+            "line 2, record d2, span 0",
+            "offsets 5-5 are not a non-empty range inside the text of length 7",
         ),
     ],
 )
-def test_malformed_pred_line(files, bad, what):
+def test_malformed_pred_line(files, bad, where, what):
     gold, pred = files
     pred.write_text(json.dumps(PRED[0]) + "\n" + bad + "\n", encoding="utf-8")
     err = _one_error_line(run("--gold", gold, "--pred", pred))
-    assert err.startswith(f"error: {pred}: line 2: ")
+    assert err.startswith(f"error: {pred}: {where}: ")
     assert what in err
 
 
