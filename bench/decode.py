@@ -146,5 +146,6 @@ def main() -> None:
     gain = 100 * (ours_f1 - peer_f1)
     print(f"speed ratio bioner/naive: {ours_rate / peer_rate:.3f}  (F1 gain {gain:+.2f})")
 
+
 if __name__ == "__main__":
     main()
