@@ -1,0 +1,68 @@
+"""Local model folders: checking one, naming it, and reading the bioner marker file.
+
+A model folder holds what ``save_pretrained`` writes (``config.json``, weights, tokenizer) and,
+when bioner made it, ``bioner-model.json`` saying how (for instance ``"trained": false`` for
+the tiny random model). None of this needs torch, so a command can check a folder before it
+pays for loading a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+MARKER = "bioner-model.json"
+#: Version of :func:`infra.llm.tiny.build_tiny_model`'s recipe (part of cached folder names).
+TINY_VERSION = 1
+_WEIGHTS = ("*.safetensors", "*.bin")
+_HEAD_BYTES = 1 << 20
+
+
+class ModelFolderError(FileNotFoundError):
+    """A model folder that is missing or incomplete; the message says what to do."""
+
+
+def check_model_dir(model_dir: str | Path) -> Path:
+    """``model_dir`` as a Path if it looks like a saved causal LM, else ModelFolderError."""
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise ModelFolderError(f"{path}: no such model folder")
+    if not (path / "config.json").is_file():
+        raise ModelFolderError(f"{path}: not a model folder (no config.json)")
+    if not any(path.glob(p) for p in _WEIGHTS):
+        raise ModelFolderError(f"{path}: no weights (*.safetensors or *.bin)")
+    return path
+
+
+def marker(model_dir: str | Path) -> dict[str, Any]:
+    """The bioner marker of a model folder; empty when the folder has none."""
+    path = Path(model_dir) / MARKER
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_untrained(model_dir: str | Path) -> bool:
+    """True when bioner's marker says the weights are random (outputs are meaningless)."""
+    return marker(model_dir).get("trained") is False
+
+
+def model_id_of(model_dir: str | Path) -> str:
+    """A stable id for a local model: folder name and a digest of its config and weights.
+
+    The digest reads the config, the tokenizer files and the first MiB and size of each weight
+    file, so it is cheap for a large model yet differs between two fine-tunes of one base.
+    """
+    path = Path(model_dir)
+    digest = hashlib.blake2b(digest_size=6)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", MARKER):
+        f = path / name
+        if f.is_file():
+            digest.update(name.encode() + f.read_bytes())
+    for f in sorted(p for pattern in _WEIGHTS for p in path.glob(pattern)):
+        digest.update(f"{f.name}:{f.stat().st_size}".encode())
+        with open(f, "rb") as fh:
+            digest.update(fh.read(_HEAD_BYTES))
+    return f"{path.resolve().name}@{digest.hexdigest()}"

@@ -1,0 +1,215 @@
+"""The CPU (and small-GPU) engine: a local causal LM run through ``transformers.generate``.
+
+Prompts are sorted by length and packed into batches under a token budget (prompt plus new
+tokens, padded), left-padded so every row generates from the same position, and run with
+``torch.inference_mode``. Each prompt keeps its own ``max_new_tokens``: a stopping criterion
+retires a row when it reaches its limit, the batch ends when every row has stopped, and each
+result says ``"length"`` only when that prompt hit its own limit. Results come back in input
+order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+try:
+    import torch
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        GenerationConfig,
+        StoppingCriteria,
+        StoppingCriteriaList,
+    )
+except ImportError as e:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        f"the transformers engine needs torch and transformers ({e.name} is missing): "
+        "install the llm extra: pip install -e .[llm]"
+    ) from e
+
+from bioner.generation import Generation, GenerationParams
+from infra.llm.local import check_model_dir, model_id_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_TOKENS = 16_384
+DEFAULT_MAX_BATCH_SIZE = 64
+
+
+class _RowLimits(StoppingCriteria):
+    """Stops each row once it has generated its own number of new tokens."""
+
+    def __init__(self, limits: list[int], prompt_length: int, device: torch.device) -> None:
+        self.limits = torch.tensor(limits, device=device)
+        self.prompt_length = prompt_length
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        return (input_ids.shape[1] - self.prompt_length) >= self.limits
+
+
+class TransformersEngine:
+    """A local Hugging Face causal LM behind the :class:`bioner.generation.Engine` protocol."""
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        device: str = "cpu",
+        *,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        dtype: str = "auto",
+    ) -> None:
+        if batch_tokens < 1 or max_batch_size < 1:
+            raise ValueError("batch_tokens and max_batch_size must be >= 1")
+        self.model_dir = check_model_dir(model_dir)
+        self.model_id = model_id_of(self.model_dir)
+        self.device = torch.device(device)
+        self.batch_tokens = batch_tokens
+        self.max_batch_size = max_batch_size
+        # local_files_only: model hubs are never contacted; a model is a folder.
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(
+            self.model_dir, local_files_only=True, dtype=dtype
+        ).to(self.device)
+        self.model.eval()
+        self.stop_ids = self._stop_ids()
+        self.max_context: int | None = getattr(self.model.config, "max_position_embeddings", None)
+
+    def _stop_ids(self) -> list[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
+            ids.append(self.tokenizer.eos_token_id)
+        if not ids:
+            raise ValueError(f"{self.model_dir}: the model defines no end-of-sequence token")
+        return ids
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Token count of each text under this model's tokenizer, special tokens excluded."""
+        if not texts:
+            return []
+        encoded = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids of a prompt as the model sees it: chat template if it has one, else BOS."""
+        if self.tokenizer.chat_template:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(prompt)["input_ids"]
+
+    def generate(
+        self, prompts: Sequence[str], params: GenerationParams | Sequence[GenerationParams]
+    ) -> list[Generation]:
+        """One generation per prompt, in input order (see the module docstring for batching)."""
+        per_prompt = (
+            [params] * len(prompts) if isinstance(params, GenerationParams) else list(params)
+        )
+        if len(per_prompt) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(per_prompt)} parameter sets")
+        encoded = [self.encode_prompt(p) for p in prompts]
+        limits = [self._limit(ids, p) for ids, p in zip(encoded, per_prompt, strict=True)]
+        results: list[Generation | None] = [None] * len(prompts)
+        # Rows of one batch share the sampling settings; only the token limit may differ.
+        groups: dict[GenerationParams, list[int]] = {}
+        for i, p in enumerate(per_prompt):
+            groups.setdefault(dataclasses.replace(p, max_new_tokens=1), []).append(i)
+        for sampling, indices in groups.items():
+            for batch in self._batches(indices, encoded, limits):
+                outputs = self._generate_batch(
+                    [encoded[i] for i in batch], [limits[i] for i in batch], sampling
+                )
+                for i, generation in zip(batch, outputs, strict=True):
+                    results[i] = generation
+        return [r for r in results if r is not None]
+
+    def _limit(self, prompt_ids: list[int], params: GenerationParams) -> int:
+        if self.max_context is None:
+            return params.max_new_tokens
+        room = self.max_context - len(prompt_ids)
+        if room < 1:
+            raise ValueError(
+                f"a prompt of {len(prompt_ids)} tokens leaves no room in the model's context of "
+                f"{self.max_context}: segment into shorter passages"
+            )
+        return min(params.max_new_tokens, room)
+
+    def _batches(
+        self, indices: list[int], encoded: list[list[int]], limits: list[int]
+    ) -> list[list[int]]:
+        """Indices packed longest-first so that rows x (longest prompt + limit) <= budget."""
+        order = sorted(indices, key=lambda i: (len(encoded[i]), limits[i]), reverse=True)
+        batches: list[list[int]] = []
+        batch: list[int] = []
+        width = 0
+        for i in order:
+            row = len(encoded[i]) + limits[i]
+            new_width = max(width, row)
+            if batch and (
+                len(batch) >= self.max_batch_size
+                or (len(batch) + 1) * new_width > self.batch_tokens
+            ):
+                batches.append(batch)
+                batch, new_width = [], row
+            batch.append(i)
+            width = new_width
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _generate_batch(
+        self, prompt_ids: list[list[int]], limits: list[int], sampling: GenerationParams
+    ) -> list[Generation]:
+        padded = self.tokenizer.pad(
+            {"input_ids": prompt_ids}, padding=True, return_tensors="pt", return_attention_mask=True
+        )
+        input_ids = padded["input_ids"].to(self.device)
+        attention_mask = padded["attention_mask"].to(self.device)
+        prompt_length = input_ids.shape[1]
+        # A fresh config: the model's own defaults (often sampling) must not leak in.
+        config = GenerationConfig(
+            max_new_tokens=max(limits),
+            do_sample=not sampling.greedy,
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            bos_token_id=self.tokenizer.bos_token_id,
+        )
+        if not sampling.greedy:
+            config.temperature = sampling.temperature
+            config.top_p = sampling.top_p
+            if sampling.seed is not None:
+                torch.manual_seed(sampling.seed)
+        with torch.inference_mode():
+            output = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                generation_config=config,
+                stopping_criteria=StoppingCriteriaList(
+                    [_RowLimits(limits, prompt_length, self.device)]
+                ),
+            )
+        new_tokens = output[:, prompt_length:].tolist()
+        return [
+            self._result(ids, len(prompt), limit)
+            for ids, prompt, limit in zip(new_tokens, prompt_ids, limits, strict=True)
+        ]
+
+    def _result(self, ids: list[int], prompt_tokens: int, limit: int) -> Generation:
+        ids = ids[:limit]
+        stop = next((k for k, t in enumerate(ids) if t in self.stop_ids), None)
+        if stop is not None:
+            text = self.tokenizer.decode(ids[:stop], skip_special_tokens=True)
+            return Generation(text, prompt_tokens, stop + 1, "stop")
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        return Generation(text, prompt_tokens, len(ids), "length")

@@ -1,0 +1,51 @@
+"""The versioned symbolic-tagging prompts."""
+
+from __future__ import annotations
+
+import pytest
+
+from bioner.labels import SCHEMAS, EntitySchema, EntityType
+from bioner.prompts import PROMPT_VERSION, build_prompt
+
+
+def test_english_layout_instruction_passage_types_rule():
+    prompt = build_prompt("Famotidine-associated delirium.", SCHEMAS["bc5cdr"])
+    assert prompt == (
+        "You are a biomedical named entity recognition system. "
+        "Find every entity of the types listed below in the passage.\n"
+        "\n"
+        "Passage: Famotidine-associated delirium.\n"
+        "\n"
+        "Entity types:\n"
+        "- Chemical: chemicals and drugs, including their abbreviations\n"
+        "- Disease: diseases, disorders, syndromes, and their abnormal signs\n"
+        "\n"
+        "For each entity type that occurs in the passage, write one line: the type name, a colon "
+        "and a space, then the passage copied exactly with every entity of that type enclosed in "
+        "square brackets [ ]. Write the lines in the order of the types above and leave out types "
+        "without entities. If the passage contains no entity, write only: None"
+    )
+
+
+def test_chinese_schema_gets_chinese_instruction_and_headers():
+    prompt = build_prompt("患者有高血压病史。", SCHEMAS["cmeee"])
+    assert prompt.startswith("你是一个医学命名实体识别系统。")
+    assert "文本：患者有高血压病史。\n" in prompt
+    assert "- 疾病: 疾病、综合征、中毒、损伤等\n" in prompt
+    assert prompt.index("- 疾病:") < prompt.index("- 微生物类:")  # schema order
+
+
+def test_passage_braces_are_not_format_fields():
+    assert "Passage: {x} and {0}\n" in build_prompt("{x} and {0}", SCHEMAS["ncbi"])
+
+
+def test_rejects_multiline_passages_and_unknown_languages():
+    with pytest.raises(ValueError, match="single line"):
+        build_prompt("one\ntwo", SCHEMAS["ncbi"])
+    french = EntitySchema("fr", "fr", (EntityType("Disease", "Maladie", "maladies"),))
+    with pytest.raises(ValueError, match="no prompt for language 'fr'"):
+        build_prompt("texte", french)
+
+
+def test_version_is_recorded_constant():
+    assert PROMPT_VERSION == "symbolic-v1"

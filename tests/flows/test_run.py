@@ -1,0 +1,124 @@
+"""``bioner run`` end to end on the bundled sample, with a tiny untrained model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.commands.run import SAMPLE, UNTRAINED_WARNING
+from schemas import DOCUMENTS_V1, ENTITIES_V1, GENERATIONS_V1, PASSAGES_V1
+
+runner = CliRunner()
+
+
+def read(out: Path, table: str) -> list[dict]:
+    return pq.read_table(out / table).to_pylist()
+
+
+@pytest.fixture(scope="module")
+def sample_run(prefect_backend, tiny_model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    args = ["run", str(SAMPLE), "--out", str(out), "--model", str(tiny_model)]
+    result = runner.invoke(app, [*args, "--max-new-tokens", "24"])
+    return result, out
+
+
+def test_run_exits_cleanly_and_warns_about_the_untrained_model(sample_run):
+    result, _ = sample_run
+    assert result.exit_code == 0, result.output
+    assert UNTRAINED_WARNING in result.output
+    assert "documents" in result.output and "entities" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_tables_have_their_schemas(sample_run):
+    _, out = sample_run
+    for table, schema in [
+        ("documents", DOCUMENTS_V1),
+        ("passages", PASSAGES_V1),
+        ("generations", GENERATIONS_V1),
+        ("entities", ENTITIES_V1),
+    ]:
+        written = pq.read_schema(out / table / "pubmed-sample.parquet")
+        assert written.equals(schema), table
+        assert written.metadata[b"bioner.schema"] == schema.metadata[b"bioner.schema"]
+
+
+def test_counts_reconcile(sample_run):
+    _, out = sample_run
+    documents = {(d["id"], d["version"]): d["text"] for d in read(out, "documents")}
+    passages = read(out, "passages")
+    generations = read(out, "generations")
+    entities = read(out, "entities")
+    assert len(documents) == 8
+    keys = sorted((p["doc_id"], p["doc_version"], p["index"]) for p in passages)
+    assert keys == sorted((g["doc_id"], g["doc_version"], g["passage_index"]) for g in generations)
+    for p in passages:
+        assert documents[p["doc_id"], p["doc_version"]][p["start"] : p["end"]] == p["text"]
+    for e in entities:
+        assert documents[e["doc_id"], e["doc_version"]][e["start"] : e["end"]] == e["text"]
+    assert all(0 < g["output_tokens"] <= 24 for g in generations)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["documents"], summary["passages"], summary["generations"]) == (
+        8,
+        len(passages),
+        len(generations),
+    )
+    assert summary["entities"] == len(entities)
+    assert summary["output_tokens"] == sum(g["output_tokens"] for g in generations)
+    assert set(summary["seconds"]) == {"ingest", "segment", "generate", "decode"}
+
+
+def test_missing_input_is_one_line_and_exit_2(tmp_path):
+    result = runner.invoke(app, ["run", str(tmp_path / "nope.xml"), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {tmp_path / 'nope.xml'}: no such file"
+
+
+def test_non_xml_input_fails_before_starting_anything(tmp_path):
+    bad = tmp_path / "notes.txt"
+    bad.write_text("PMID 1\ttitle\n")
+    result = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert (
+        result.output.strip()
+        == f"error: {bad}: not XML (expected a PubMed XML file, .xml or .xml.gz)"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_broken_xml_is_one_line_naming_file_and_line(prefect_backend, tiny_model, tmp_path):
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<PubmedArticleSet>\n<PubmedArticle>\n<Oops>\n</PubmedArticleSet>\n")
+    args = ["run", str(broken), "--out", str(tmp_path / "out"), "--model", str(tiny_model)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"error: {broken}: line 4: malformed XML")
+    assert "Traceback" not in result.output
+
+
+def test_several_inputs_make_one_shard_each_and_count_tombstones(
+    prefect_backend, tiny_model, tmp_path
+):
+    update = tmp_path / "pubmed-update.xml"
+    update.write_text(
+        '<?xml version="1.0"?>\n<PubmedArticleSet><PubmedArticle><MedlineCitation>'
+        '<PMID Version="2">5</PMID><Article><ArticleTitle>Aspirin and asthma.</ArticleTitle>'
+        "</Article></MedlineCitation></PubmedArticle>"
+        '<DeleteCitation><PMID Version="1">41576520</PMID></DeleteCitation></PubmedArticleSet>\n'
+    )
+    out = tmp_path / "out"
+    args = ["run", str(SAMPLE), str(update), "--out", str(out), "--model", str(tiny_model)]
+    result = runner.invoke(app, [*args, "--max-new-tokens", "4", "--schema", "bc5cdr"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["shards"] == ["pubmed-sample", "pubmed-update"]
+    assert (summary["documents"], summary["tombstones"], summary["schema"]) == (9, 1, "bc5cdr")
+    assert read(out, "tombstones") == [{"id": "41576520", "source": "pubmed-update.xml"}]
+    assert {d["version"] for d in read(out, "documents") if d["id"] == "5"} == {2}
