@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from bioner.readers.canonical import iter_canonical
 from bioner.errors import InputError
 from bioner.metrics import TABLE_HEADER, Evaluation, evaluate, score_row, table_rows
+from bioner.readers.canonical import iter_canonical
 from bioner.records import AnnotatedDocument
 from flows.commands._common import console, decode_text, located, read_input
 
