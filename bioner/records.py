@@ -41,8 +41,32 @@ class Relation:
 
 
 @dataclass(frozen=True, slots=True)
+class Section:
+    """A labelled part of a document's text, e.g. a structured abstract's ``METHODS``."""
+
+    label: str
+    start: int
+    end: int
+    category: str = ""  # PubMed's NlmCategory (BACKGROUND, METHODS ...), when given
+
+
+@dataclass(frozen=True, slots=True)
+class OtherAbstract:
+    """An abstract in another language (PubMed ``OtherAbstract``), kept beside the text."""
+
+    language: str
+    text: str
+    type: str = ""  # e.g. "Publisher", "plain-language-summary"
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
-    """One unit of input text: an abstract, a sentence of a benchmark, a CNKI record."""
+    """One unit of input text: an abstract, a sentence of a benchmark, a CNKI record.
+
+    ``text`` is what is tagged: for literature records the title, a space, then the abstract;
+    ``sections`` locate the title and the abstract's parts in it. The bibliographic fields are
+    empty where a source does not have them.
+    """
 
     id: str
     text: str
@@ -51,12 +75,28 @@ class Document:
     language: str = "en"
     source: str = ""
     metadata: tuple[tuple[str, str], ...] = ()
+    journal: str = ""
+    pub_date: str = ""  # ISO 8601, as precise as the source: "2024", "2024-05", "2024-05-17"
+    doi: str = ""
+    authors: tuple[str, ...] = ()
+    mesh_headings: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    publication_types: tuple[str, ...] = ()
+    vernacular_title: str = ""
+    other_abstracts: tuple[OtherAbstract, ...] = ()
+    sections: tuple[Section, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.id:
             raise ValueError("document id must not be empty")
         if self.version < 1:
             raise ValueError(f"document {self.id}: version must be >= 1, got {self.version}")
+        for s in self.sections:
+            if not 0 <= s.start <= s.end <= len(self.text):
+                raise ValueError(
+                    f"document {self.id}: section {s.label!r} [{s.start}, {s.end}) "
+                    f"outside text of length {len(self.text)}"
+                )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from lxml import etree
 
 from bioner.errors import InputError
+from bioner.ingest.types import Tombstone
 from bioner.records import Document
 
 ROOT_TAG = "PubmedArticleSet"
@@ -40,18 +40,6 @@ _LANGUAGES = {
     "tur": "tr",
 }
 _YEAR = re.compile(r"\b(\d{4})\b")
-
-
-@dataclass(frozen=True, slots=True)
-class Tombstone:
-    """A PMID that PubMed deleted: every row derived from it must go."""
-
-    id: str
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            raise ValueError("tombstone id must not be empty")
 
 
 def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombstone]:
