@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import convert, decode, evaluate, run
+from flows.commands import convert, decode, evaluate, ingest, run
 
 app = typer.Typer(
     name="bioner",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.command("convert")(convert.main)
 app.command("decode")(decode.main)
 app.command("eval")(evaluate.main)
+app.command("ingest")(ingest.main)
 app.command("run")(run.main)
 
 

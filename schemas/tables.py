@@ -50,6 +50,71 @@ DOCUMENTS_V1 = _schema(
     ],
 )
 
+
+def _strings() -> pa.DataType:
+    return pa.list_(pa.field("item", pa.string(), nullable=False))
+
+
+#: ``bioner.records.Section``, as an item of ``documents.sections``.
+SECTION = pa.struct(
+    [
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("start", pa.int32(), nullable=False),
+        pa.field("end", pa.int32(), nullable=False),
+        pa.field("category", pa.string(), nullable=False),
+    ]
+)
+
+#: ``bioner.records.OtherAbstract``, as an item of ``documents.other_abstracts``.
+OTHER_ABSTRACT = pa.struct(
+    [
+        pa.field("language", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+    ]
+)
+
+_DOCUMENT_FIELDS = [
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("text", pa.string(), nullable=False),
+    pa.field("version", pa.int32(), nullable=False),
+    pa.field("title", pa.string(), nullable=False),
+    pa.field("language", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("metadata", pa.map_(pa.string(), pa.string()), nullable=False),
+    pa.field("journal", pa.string(), nullable=False),
+    pa.field("pub_date", pa.string(), nullable=False),
+    pa.field("doi", pa.string(), nullable=False),
+    pa.field("authors", _strings(), nullable=False),
+    pa.field("mesh_headings", _strings(), nullable=False),
+    pa.field("keywords", _strings(), nullable=False),
+    pa.field("publication_types", _strings(), nullable=False),
+    pa.field("vernacular_title", pa.string(), nullable=False),
+    pa.field(
+        "other_abstracts",
+        pa.list_(pa.field("item", OTHER_ABSTRACT, nullable=False)),
+        nullable=False,
+    ),
+    pa.field("sections", pa.list_(pa.field("item", SECTION, nullable=False)), nullable=False),
+]
+
+#: ``bioner.records.Document`` with its bibliographic fields: one row per current document.
+DOCUMENTS_V2 = _schema("documents", 2, _DOCUMENT_FIELDS)
+
+#: What the ingest reads from one input file, in file order, before reconciliation: a
+#: document or tombstone per row (``kind``), at ``position`` in input number ``ordinal``.
+#: Document columns are null on tombstone rows; ``version`` is null where a tombstone has none.
+INGEST_EVENTS_V1 = _schema(
+    "ingest_events",
+    1,
+    [
+        pa.field("ordinal", pa.int32(), nullable=False),
+        pa.field("position", pa.int64(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        *(f if f.name in ("id", "source") else f.with_nullable(True) for f in _DOCUMENT_FIELDS),
+    ],
+)
+
 #: ``bioner.ingest.Tombstone``: ids deleted at the source.
 TOMBSTONES_V1 = _schema(
     "tombstones",
@@ -57,6 +122,32 @@ TOMBSTONES_V1 = _schema(
     [
         pa.field("id", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
+    ],
+)
+
+#: ``bioner.ingest.Tombstone``: the deletions in force (ids deleted and not re-added since).
+TOMBSTONES_V2 = _schema(
+    "tombstones",
+    2,
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("position", pa.int64(), nullable=False),
+    ],
+)
+
+#: ``bioner.ingest.Quarantined``: records (and breaks in files) that could not be used.
+QUARANTINE_V1 = _schema(
+    "quarantine",
+    1,
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("position", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("record_id", pa.string(), nullable=False),
+        pa.field("line", pa.int64(), nullable=True),
+        pa.field("raw", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
     ],
 )
 
@@ -119,7 +210,19 @@ ENTITIES_V1 = _schema(
     ],
 )
 
-ALL = (DOCUMENTS_V1, TOMBSTONES_V1, PASSAGES_V1, GENERATIONS_V1, DECODE_ISSUES_V1, ENTITIES_V1)
+#: The schema each table is written with today.
+CURRENT = (
+    DOCUMENTS_V2,
+    TOMBSTONES_V2,
+    INGEST_EVENTS_V1,
+    QUARANTINE_V1,
+    PASSAGES_V1,
+    GENERATIONS_V1,
+    DECODE_ISSUES_V1,
+    ENTITIES_V1,
+)
+#: Every schema ever written, old versions included (their files may still be read).
+ALL = (DOCUMENTS_V1, TOMBSTONES_V1, *CURRENT)
 
 
 def schema_version(schema: pa.Schema) -> str:

@@ -1,53 +1,45 @@
-"""Prefect tasks of the annotate flow: one task per stage per shard, URIs in and out.
+"""Prefect tasks of the annotate flow: generate and decode, one task per stage per shard.
 
 Each task reads the previous stage's table by URI, calls the pure code in ``bioner`` (and the
-engine in ``infra``), writes its own table atomically, and returns the URI it wrote. Tables of
-one stage are folders of per-shard Parquet files: ``OUT/<table>/<shard>.parquet``.
+engine in ``infra``), writes its own table atomically, and returns the URI it wrote. Tables are
+folders of per-shard Parquet files, ``OUT/<table>/shard=<k>.parquet``; documents, tombstones and
+passages come from the ingest (:mod:`tasks.ingest`).
 
-Retries: only on transient errors (network, time-outs, I/O hiccups); bad input never retries,
-it fails at once with a :class:`SourceError` naming the file.
+Retries: only on transient errors (network, time-outs, I/O hiccups); bad input and bugs never
+retry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import gzip
 import logging
-import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from itertools import islice
 from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
-from prefect.states import State
-from prefect.tasks import Task
 
 from bioner.codec import symbolic
 from bioner.codec.issues import DecodeIssue
-from bioner.errors import InputError
 from bioner.generation import Engine, GenerationParams, max_new_tokens_for
-from bioner.ingest import Tombstone, read_pubmed
 from bioner.labels import SCHEMAS, EntitySchema
 from bioner.prompts import PROMPT_VERSION, build_prompt
-from bioner.records import Document, Entity, Passage
-from bioner.segment import DEFAULT_MAX_CHARS
-from bioner.segment import segment as segment_document
+from bioner.records import Entity, Passage
 from infra import storage
+from infra.ingest_store import THROUGH, table_uri
 from infra.llm import load_engine
 from schemas import (
     DECODE_ISSUES_V1,
-    DOCUMENTS_V1,
+    DOCUMENTS_V2,
     ENTITIES_V1,
     GENERATIONS_V1,
     PASSAGES_V1,
-    TOMBSTONES_V1,
 )
+from tasks._common import TASK_OPTIONS as _TASK
+from tasks._common import table_metadata as _metadata
 from tasks.progress import report
 
 log = logging.getLogger(__name__)
@@ -57,32 +49,9 @@ DEFAULT_BATCH_TOKENS = 16_384
 DEFAULT_CHUNK = 32  # passages per engine call: progress granularity on CPU
 
 
-def code_version() -> str:
-    """The installed bioner version, recorded in every table's metadata."""
-    try:
-        return version("bioner")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown"
-
-
-class SourceError(InputError):
-    """Bad input with the file it came from; ``str()`` is the one-line message for a user."""
-
-    def __init__(self, file: str, error: InputError) -> None:
-        super().__init__(error.message, line=error.line, record=error.record)
-        self.file = file
-
-    def __str__(self) -> str:
-        return self.located(self.file)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        error = InputError(self.message, line=self.line, record=self.record)
-        return (SourceError, (self.file, error))
-
-
 @dataclass(frozen=True)
 class ShardPaths:
-    """The URI of every table of one shard: ``OUT/<table>/<shard>.parquet``."""
+    """The URI of every table of one shard: ``OUT/<table>/shard=<k>.parquet``."""
 
     documents: str
     tombstones: str
@@ -92,67 +61,8 @@ class ShardPaths:
     decode_issues: str
 
     @classmethod
-    def under(cls, out: str, shard: str) -> ShardPaths:
-        return cls(*(storage.join(out, table, f"{shard}.parquet") for table in TABLES))
-
-
-def _transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry condition: I/O and network failures may pass; bad input and bugs will not."""
-    try:
-        state.result()
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        return False  # the same path will be just as missing on the next try
-    except (ConnectionError, TimeoutError, OSError):
-        return True
-    except Exception:  # InputError and bugs: retrying would fail the same way
-        return False
-    return False
-
-
-_TASK = {"cache_policy": NO_CACHE, "persist_result": False, "retry_condition_fn": _transient}
-
-
-def _metadata(run_id: str, **extra: str) -> dict[str, str]:
-    return {"bioner.run_id": run_id, "bioner.code_version": code_version(), **extra}
-
-
-# --------------------------------------------------------------------------- ingest
-
-
-@task(name="ingest", retries=2, retry_delay_seconds=2, **_TASK)
-def ingest(
-    source_uri: str, documents_uri: str, tombstones_uri: str, run_id: str
-) -> tuple[str, str]:
-    """Read a PubMed XML file (gzipped or not) into documents and tombstones tables."""
-    name = storage.local_path(source_uri).name
-    documents: dict[str, Document] = {}
-    tombstones: list[Tombstone] = []
-    try:
-        with storage.open_input(source_uri) as stream:
-            for record in read_pubmed(stream, source=name):
-                if isinstance(record, Tombstone):
-                    tombstones.append(record)
-                else:
-                    # A file may hold a PMID twice; as in PubMed updates, the last one wins.
-                    documents.pop(record.id, None)
-                    documents[record.id] = record
-    except InputError as e:
-        raise SourceError(source_uri, e) from None
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise SourceError(source_uri, InputError(f"not a valid gzip file ({e})")) from None
-    meta = _metadata(run_id, **{"bioner.source": name})
-    storage.write_rows(
-        [dataclasses.asdict(d) for d in documents.values()], documents_uri, DOCUMENTS_V1, meta
-    )
-    storage.write_rows(
-        [dataclasses.asdict(t) for t in tombstones], tombstones_uri, TOMBSTONES_V1, meta
-    )
-    return documents_uri, tombstones_uri
-
-
-def document_of(row: dict[str, Any]) -> Document:
-    """A Document from a DOCUMENTS_V1 row."""
-    return Document(**{**row, "metadata": tuple(tuple(kv) for kv in row["metadata"])})
+    def under(cls, out: str, shard: int) -> ShardPaths:
+        return cls(*(table_uri(out, table, shard) for table in TABLES))
 
 
 def passage_of(row: dict[str, Any]) -> Passage:
@@ -160,21 +70,43 @@ def passage_of(row: dict[str, Any]) -> Passage:
     return Passage(**row)
 
 
-# --------------------------------------------------------------------------- segment
+#: Footer keys of the entities table that must match a new request for it to stand.
+_SETTINGS = (
+    THROUGH,
+    "bioner.model",
+    "bioner.schema_name",
+    "bioner.prompt_version",
+    "bioner.max_new_tokens",
+)
 
 
-@task(name="segment", **_TASK)
-def segment(
-    documents_uri: str, passages_uri: str, run_id: str, max_chars: int = DEFAULT_MAX_CHARS
-) -> str:
-    """Split every document into passages (sentences, windows of long ones)."""
-    rows = [
-        dataclasses.asdict(p)
-        for row in storage.read_table(documents_uri, DOCUMENTS_V1).to_pylist()
-        for p in segment_document(document_of(row), max_chars=max_chars)
-    ]
-    meta = _metadata(run_id, **{"bioner.max_chars": str(max_chars)})
-    return storage.write_rows(rows, passages_uri, PASSAGES_V1, meta)
+def annotation_settings(
+    passages_uri: str, model: str, schema: str, max_new_tokens: int | None
+) -> dict[str, str]:
+    """What an annotation of a shard depends on besides code: its passages and the request."""
+    return {
+        THROUGH: storage.read_metadata(passages_uri).get(THROUGH, ""),
+        "bioner.model": model,
+        "bioner.schema_name": schema,
+        "bioner.prompt_version": PROMPT_VERSION,
+        "bioner.max_new_tokens": str(max_new_tokens or ""),
+    }
+
+
+def stale_shards(
+    out: str, n_shards: int, model: str, schema: str, max_new_tokens: int | None
+) -> list[int]:
+    """Shards whose passages have no entities for this request, or older ones."""
+    stale = []
+    for shard in range(n_shards):
+        paths = ShardPaths.under(out, shard)
+        if not storage.exists(paths.passages):
+            continue
+        want = annotation_settings(paths.passages, model, schema, max_new_tokens)
+        have = storage.read_metadata(paths.entities) if storage.exists(paths.entities) else {}
+        if any(have.get(key) != value for key, value in want.items()):
+            stale.append(shard)
+    return stale
 
 
 # --------------------------------------------------------------------------- generate
@@ -218,7 +150,12 @@ def generation_params(
     ]
 
 
-@task(name="generate", retries=1, retry_delay_seconds=5, **_TASK)
+@task(
+    name="generate",
+    retries=1,
+    retry_delay_seconds=5,
+    **_TASK,
+)
 def generate(
     passages_uri: str,
     generations_uri: str,
@@ -256,8 +193,8 @@ def generate(
         report("generate", len(rows), len(passages))
     meta = _metadata(
         run_id,
-        **{"bioner.model_id": engine.model_id, "bioner.prompt_version": PROMPT_VERSION},
-        **{"bioner.schema_name": entity_schema.name, "bioner.params": repr(base)},
+        **annotation_settings(passages_uri, model, entity_schema.name, max_new_tokens),
+        **{"bioner.model_id": engine.model_id, "bioner.params": repr(base)},
     )
     return storage.write_rows(rows, generations_uri, GENERATIONS_V1, meta)
 
@@ -322,7 +259,7 @@ def decode(
     texts = {
         (r["id"], r["version"]): r["text"]
         for r in storage.read_table(
-            documents_uri, DOCUMENTS_V1, ["id", "version", "text"]
+            documents_uri, DOCUMENTS_V2, ["id", "version", "text"]
         ).to_pylist()
     }
     passages = {
@@ -348,9 +285,12 @@ def decode(
             }
             for i in issues
         )
-    meta = _metadata(run_id, **{"bioner.schema_name": entity_schema.name})
-    storage.write_rows(entities, entities_uri, ENTITIES_V1, meta)
+    # The generations' settings go on: they say which passages and request these answer.
+    settings = storage.read_metadata(generations_uri)
+    meta = _metadata(run_id, **{k: settings.get(k, "") for k in _SETTINGS})
+    meta["bioner.model_id"] = settings.get("bioner.model_id", "")
     storage.write_rows(issue_rows, issues_uri, DECODE_ISSUES_V1, meta)
+    storage.write_rows(entities, entities_uri, ENTITIES_V1, meta)  # last: marks the shard done
     return entities_uri, issues_uri
 
 

@@ -12,8 +12,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-#: ``listener(stage, done, total)``; ``done == 0`` announces a stage, ``done == total`` ends it.
-Listener = Callable[[str, int, int], None]
+#: ``listener(stage, done, total, count)``; ``done == 0`` announces a stage, ``done == total``
+#: ends it. ``count`` is the items handled so far when ``done``/``total`` measure something
+#: else (bytes of a file being parsed, with ``count`` records); None otherwise.
+Listener = Callable[[str, int, int, int | None], None]
 
 _lock = threading.Lock()
 _listener: Listener | None = None
@@ -32,8 +34,8 @@ def listening(listener: Listener) -> Iterator[None]:
             _listener = previous
 
 
-def report(stage: str, done: int, total: int) -> None:
-    """Tell the listener, if any, that ``done`` of ``total`` items of ``stage`` are finished."""
+def report(stage: str, done: int, total: int, count: int | None = None) -> None:
+    """Tell the listener, if any, that ``done`` of ``total`` of ``stage`` are finished."""
     listener = _listener
     if listener is not None:
-        listener(stage, done, total)
+        listener(stage, done, total, count)

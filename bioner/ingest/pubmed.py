@@ -1,83 +1,138 @@
-"""Streaming reader of PubMed ``PubmedArticleSet`` XML (baseline and update files).
+"""Streaming reader of PubMed XML: ``PubmedArticleSet`` and older ``MedlineCitationSet`` files.
 
-One :class:`~bioner.records.Document` per ``PubmedArticle`` and one :class:`Tombstone` per PMID
-of a ``DeleteCitation``, in file order, in constant memory: each record's element is freed once
-read. Text is the title, a space, and the abstract sections joined by spaces, with inline
-markup (``<i>``, ``<sub>`` ...) flattened and every run of whitespace turned into one space, so
-that a passage never holds a line break (the symbolic format is line-based).
+Yields, in file order and in constant memory, one :class:`~bioner.records.Document` per
+citation, one :class:`Tombstone` per PMID of a ``DeleteCitation``, and a :class:`Quarantined`
+for each record that cannot be used (no PMID, bad ``Version``, no text ...), so nothing is lost
+and one bad record does not stop a file of 30,000.
+
+Document text is the title, a space, and the abstract's parts joined by spaces; inline markup
+(``<i>``, ``<sub>``, MathML ...) is flattened and every whitespace run becomes one space, so a
+passage never holds a line break (the symbolic format is line-based). ``sections`` locate the
+title (``TITLE``) and each abstract part (its ``Label``, or ``ABSTRACT`` when unlabelled, with
+its ``NlmCategory``) in that text.
+
+Field rules:
+
+- ``pub_date``: ``PubDate`` Year[-Month[-Day]] (month names or numbers; an impossible day or
+  month is dropped, not guessed); else the start of a ``MedlineDate`` ("1998 Dec-1999 Jan" ->
+  "1998-12", "2000 Spring" -> "2000"); else the first ``ArticleDate``; else "".
+- ``language``: the first ``Language``, ISO 639-2 mapped to ISO 639-1 by :data:`LANGUAGES`
+  where one exists (else kept as written; "und" when absent).
+- ``authors``: "LastName ForeName" (Initials when no ForeName) or the ``CollectiveName``;
+  authors marked ``ValidYN="N"`` and editor lists are skipped.
+- ``mesh_headings``: descriptor names, with a ``*`` suffix when the descriptor or one of its
+  qualifiers is a major topic (PubMed's own display and ``[majr]`` rule); qualifiers dropped.
+- ``doi``: ``ArticleIdList`` ``IdType="doi"``, else ``ELocationID EIdType="doi"``.
+- An empty ``ArticleTitle`` (or PubMed's "[Not Available].") falls back to ``VernacularTitle``.
+
+Security: no DTD is loaded, nothing is fetched, no entity is expanded. A file whose DOCTYPE
+declares entities (XXE, billion laughs) is refused with :class:`InputError` before any record;
+a record whose text still holds an entity reference (possible only under an external DOCTYPE,
+which is never read) is quarantined.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 from typing import BinaryIO
 
 from lxml import etree
 
 from bioner.errors import InputError
-from bioner.ingest.types import Tombstone
-from bioner.records import Document
+from bioner.ingest.types import Quarantined, Tombstone
+from bioner.records import Document, OtherAbstract, Section
 
-ROOT_TAG = "PubmedArticleSet"
+#: Root elements read: current baseline/update files, then older MEDLINE files.
+ROOT_TAGS = ("PubmedArticleSet", "MedlineCitationSet")
+#: The root of current PubMed files (kept for callers that check one root).
+ROOT_TAG = ROOT_TAGS[0]
+
 _ARTICLE = "PubmedArticle"
+_CITATION = "MedlineCitation"  # a record only directly under MedlineCitationSet
+_BOOK = "PubmedBookArticle"
 _DELETE = "DeleteCitation"
+_RECORD_TAGS = (_ARTICLE, _CITATION, _BOOK, _DELETE)
+# Record elements by root, so a PubmedArticleSet file raises no event for its inner citations.
+_RECORDS_OF = {ROOT_TAGS[0]: (_ARTICLE, _BOOK, _DELETE), ROOT_TAGS[1]: (_CITATION, _DELETE)}
 
-# PubMed writes ISO 639-2/B codes; documents use ISO 639-1 where there is one.
-_LANGUAGES = {
-    "eng": "en",
-    "chi": "zh",
-    "ger": "de",
-    "fre": "fr",
-    "spa": "es",
-    "ita": "it",
-    "jpn": "ja",
-    "kor": "ko",
-    "rus": "ru",
-    "por": "pt",
-    "dut": "nl",
-    "pol": "pl",
-    "tur": "tr",
+_HEAD_BYTES = 1 << 16  # read to find the root and any DOCTYPE entity declarations
+_RAW_CHARS = 2000  # of a quarantined record's XML kept for inspection
+_NOT_AVAILABLE = "[Not Available]."
+
+#: PubMed's ISO 639-2 codes (bibliographic and terminologic forms) to ISO 639-1.
+LANGUAGES = {
+    "afr": "af", "alb": "sq", "sqi": "sq", "amh": "am", "ara": "ar", "arm": "hy", "hye": "hy",
+    "aze": "az", "bel": "be", "ben": "bn", "bos": "bs", "bul": "bg", "cat": "ca", "chi": "zh",
+    "zho": "zh", "cze": "cs", "ces": "cs", "dan": "da", "dut": "nl", "nld": "nl", "eng": "en",
+    "epo": "eo", "est": "et", "fin": "fi", "fre": "fr", "fra": "fr", "geo": "ka", "kat": "ka",
+    "ger": "de", "deu": "de", "gla": "gd", "gle": "ga", "glg": "gl", "gre": "el", "ell": "el",
+    "heb": "he", "hin": "hi", "hrv": "hr", "scr": "hr", "hun": "hu", "ice": "is", "isl": "is",
+    "ind": "id", "ita": "it", "jpn": "ja", "kin": "rw", "kor": "ko", "lat": "la", "lav": "lv",
+    "lit": "lt", "mac": "mk", "mkd": "mk", "mal": "ml", "mao": "mi", "mri": "mi", "may": "ms",
+    "msa": "ms", "mlt": "mt", "mon": "mn", "nep": "ne", "nor": "no", "nob": "nb", "nno": "nn",
+    "per": "fa", "fas": "fa", "pol": "pl", "por": "pt", "pus": "ps", "rum": "ro", "ron": "ro",
+    "rus": "ru", "san": "sa", "slo": "sk", "slk": "sk", "slv": "sl", "som": "so", "spa": "es",
+    "srp": "sr", "scc": "sr", "swa": "sw", "swe": "sv", "tam": "ta", "tha": "th", "tur": "tr",
+    "ukr": "uk", "urd": "ur", "uzb": "uz", "vie": "vi", "wel": "cy", "cym": "cy", "yid": "yi",
+}  # fmt: skip
+
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
 }
-_YEAR = re.compile(r"\b(\d{4})\b")
+_MEDLINE_DATE = re.compile(r"(\d{4})(?:\s+([A-Za-z]{3})[A-Za-z]*\.?(?:\s+(\d{1,2})(?!\d))?)?")
+_DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[")
+_LINE_COLUMN = re.compile(r",? line \d+, column \d+$")
 
 
-def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombstone]:
-    """Documents and tombstones of a PubmedArticleSet stream, in order, in constant memory.
+def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombstone | Quarantined]:
+    """Documents, tombstones and quarantined records of a PubMed XML stream, in file order.
 
-    ``source`` (the file name) is copied into every record. Raises :class:`InputError` with the
-    line for malformed XML (after yielding the records before the break), for a file whose
-    root is not ``PubmedArticleSet``, and with the record position for a record without PMID.
+    ``stream`` holds the XML bytes (decompress first); ``source`` (the file name) is copied into
+    every item. Raises :class:`InputError` for an empty file, a root other than
+    :data:`ROOT_TAGS`, entity declarations, and malformed or wrongly encoded XML (after yielding
+    every record before the break).
     """
-    # Secure parsing: no entity expansion, no DTD fetch, no network (XXE, billion laughs).
+    head = stream.read(_HEAD_BYTES)
+    root = _check_head(head)
     context = etree.iterparse(
-        stream,
+        _Prepended(head, stream),
         events=("end",),
-        tag=(_ARTICLE, _DELETE),
+        tag=_RECORDS_OF.get(root, _RECORD_TAGS),
         resolve_entities=False,
-        no_network=True,
         load_dtd=False,
+        no_network=True,
         remove_comments=True,
         remove_pis=True,
     )
     position = 0
     try:
         for _, elem in context:
+            tag = elem.tag
+            if tag == _CITATION:
+                parent = elem.getparent()
+                if parent is None or parent.tag != ROOT_TAGS[1]:
+                    continue  # the citation inside a PubmedArticle: read at the article's end
             if position == 0:
-                _check_root(elem.getroottree().getroot())
+                _check_tree(elem.getroottree())
             position += 1
-            if elem.tag == _ARTICLE:
-                records: list[Document | Tombstone] = [_document(elem, position, source)]
+            if tag == _ARTICLE:
+                yield _article(elem, next(elem.iterchildren(_CITATION), None), position, source)
+            elif tag == _CITATION:
+                yield _article(elem, elem, position, source)
+            elif tag == _DELETE:
+                yield from _tombstones(elem, position, source)
             else:
-                records = list(_tombstones(elem, position, source))
+                yield _quarantine(elem, position, source, "book record (PubmedBookArticle)")
             _release(elem)
-            yield from records
     except etree.XMLSyntaxError as e:
-        # libxml2 reports line 0 when the stream ends before any element.
-        line = e.lineno if e.lineno and e.lineno > 0 else None
-        raise InputError(f"malformed XML: {_reason(e)}", line=line) from None
-    if position == 0:
-        _check_root(context.root)
+        raise _broken(e, context.error_log) from None
+    if position == 0 and context.root is not None:
+        _check_tree(context.root.getroottree())
 
 
 def sniff_root(head: bytes) -> str | None:
@@ -98,16 +153,77 @@ def sniff_root(head: bytes) -> str | None:
     return None
 
 
-def _check_root(root: etree._Element | None) -> None:
-    if root is None or root.tag != ROOT_TAG:
-        found = "nothing" if root is None else f"<{root.tag}>"
-        raise InputError(f"not a PubMed file: root element is {found}, expected <{ROOT_TAG}>")
+class _Prepended:
+    """A readable stream that first returns the head already read for sniffing."""
+
+    __slots__ = ("_head", "_stream")
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0:
+                size = len(self._head)
+            chunk, self._head = self._head[:size], self._head[size:]
+            return chunk
+        return self._stream.read(size)
 
 
-def _reason(error: etree.XMLSyntaxError) -> str:
-    # libxml2 appends ", line N, column M" to its messages; the line is reported separately.
-    message = re.sub(r",? line \d+, column \d+$", "", error.msg or str(error))
-    return message.strip() or "syntax error"
+def _check_head(head: bytes) -> str | None:
+    """The root element's name; refuses at once what is not a PubMed file."""
+    if not head.strip():
+        raise InputError("empty file")
+    if head.startswith(b"\x1f\x8b"):
+        raise InputError("gzip-compressed data: decompress the file before reading it")
+    doctype = _DOCTYPE_SUBSET.search(head)
+    if doctype is not None and b"<!ENTITY" in head[doctype.end() :]:
+        raise _entities_refused(line=head.count(b"\n", 0, doctype.start()) + 1)
+    root = sniff_root(head)
+    if root is not None and root not in ROOT_TAGS:
+        raise _wrong_root(root)
+    return root  # None: an unreadable head, where the parser will say what breaks
+
+
+def _check_tree(tree: etree._ElementTree) -> None:
+    """The same checks on the parsed tree, for heads too long or odd for the byte sniff."""
+    dtd = tree.docinfo.internalDTD
+    if dtd is not None and next(iter(dtd.iterentities()), None) is not None:
+        raise _entities_refused(line=None)
+    root = tree.getroot()
+    if root is None or root.tag not in ROOT_TAGS:
+        raise _wrong_root(None if root is None else str(root.tag))
+
+
+def _entities_refused(line: int | None) -> InputError:
+    return InputError(
+        "the DOCTYPE declares entities: refused (PubMed files declare none; "
+        "entities are never expanded, to prevent XXE and entity-expansion attacks)",
+        line=line,
+    )
+
+
+def _wrong_root(root: str | None) -> InputError:
+    found = "nothing" if root is None else f"<{root}>"
+    expected = " or ".join(f"<{t}>" for t in ROOT_TAGS)
+    return InputError(f"not a PubMed file: root element is {found}, expected {expected}")
+
+
+def _broken(error: etree.XMLSyntaxError, log: etree._ListErrorLog) -> InputError:
+    """The first fatal libxml2 error of this parse, with its line and column."""
+    # lxml may raise a late summary ("no element found", line 0) after the real error.
+    first = next((e for e in log if e.level >= etree.ErrorLevels.ERROR), None)
+    if first is not None and first.line > 0:
+        line, column, message = first.line, first.column, first.message
+    else:
+        line, column = error.position or (error.lineno, 0)
+        message = _LINE_COLUMN.sub("", error.msg or str(error))
+    message = message.strip() or "syntax error"
+    if "Invalid bytes" in message or "proper UTF-8" in message:
+        message += " (the bytes are not in the file's declared encoding; UTF-8 by default)"
+    at = f" at column {column}" if column and column > 0 else ""
+    return InputError(f"XML broken{at}: {message}", line=line if line and line > 0 else None)
 
 
 def _release(elem: etree._Element) -> None:
@@ -119,91 +235,293 @@ def _release(elem: etree._Element) -> None:
             del parent[0]
 
 
-def _text(elem: etree._Element | None) -> str:
-    """Text content with inline markup flattened and whitespace runs collapsed."""
-    if elem is None:
+def _collapse(text: str | None) -> str:
+    """``text`` with every whitespace run one space and no space at either end."""
+    if not text:
         return ""
-    return " ".join("".join(elem.itertext()).split())
+    # Fast path: every whitespace character but " " is unprintable, so most texts skip the split.
+    if text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
+        return text
+    return " ".join(text.split())
 
 
-def _document(elem: etree._Element, position: int, source: str) -> Document:
-    where = {"line": elem.sourceline, "record": f"#{position}"}
-    pmid = elem.find("MedlineCitation/PMID")
-    pmid_text = _text(pmid)
-    if pmid is None or not pmid_text:
-        raise InputError("PubmedArticle without a PMID", **where)
-    where["record"] = f"#{position} (PMID {pmid_text})"
-    version = _version(pmid.get("Version"), where)
-    article = elem.find("MedlineCitation/Article")
-    if article is None:
-        raise InputError("PubmedArticle without an Article element", **where)
-    # Non-English articles may carry only the original-language title.
-    title = _text(article.find("ArticleTitle")) or _text(article.find("VernacularTitle"))
-    sections = (_text(t) for t in article.iterfind("Abstract/AbstractText"))
-    abstract = " ".join(s for s in sections if s)
-    text = f"{title} {abstract}" if title and abstract else title or abstract
-    language = (article.findtext("Language") or "").strip().lower()
+def _text(elem: etree._Element) -> str:
+    """Text content with inline markup flattened and whitespace runs collapsed."""
+    if len(elem):
+        return _collapse("".join(elem.itertext()))
+    return _collapse(elem.text)
+
+
+def _quarantine(
+    elem: etree._Element, position: int, source: str, reason: str, record_id: str = ""
+) -> Quarantined:
+    raw = etree.tostring(elem, encoding="unicode", with_tail=False)[:_RAW_CHARS]
+    return Quarantined(source, position, reason, record_id, elem.sourceline, raw)
+
+
+def _article(
+    record: etree._Element, citation: etree._Element | None, position: int, source: str
+) -> Document | Quarantined:
+    """One citation (a ``PubmedArticle`` or a bare ``MedlineCitation``) as a document."""
+    if citation is None:
+        return _quarantine(record, position, source, "no MedlineCitation element")
+    # One pass over the children of each level with a tag switch: lxml's find() with a path
+    # runs Python-level ElementPath code per call, several times slower than this.
+    pmid_el = article = None
+    mesh: tuple[str, ...] = ()
+    keywords: list[str] = []
+    other_abstracts: list[OtherAbstract] = []
+    for child in citation:
+        tag = child.tag
+        if tag == "PMID":
+            if pmid_el is None:
+                pmid_el = child
+        elif tag == "Article":
+            article = child
+        elif tag == "MeshHeadingList":
+            mesh = _mesh(child)
+        elif tag == "KeywordList":
+            for keyword in child:
+                if k := _text(keyword):
+                    keywords.append(k)
+        elif tag == "OtherAbstract":
+            other = _other_abstract(child)
+            if other is not None:
+                other_abstracts.append(other)
+    if pmid_el is None:
+        return _quarantine(record, position, source, "no PMID")
+    pmid = _collapse(pmid_el.text)
+    if not pmid:
+        return _quarantine(record, position, source, "empty PMID")
+    version_text = pmid_el.get("Version")
+    version = _version(version_text)
+    if version is None:
+        reason = f"PMID {pmid}: Version {version_text!r} is not a positive integer"
+        return _quarantine(record, position, source, reason, pmid)
+
+    title = vernacular = journal = pub_date = doi = article_date = ""
+    language = "und"
+    abstract: list[etree._Element] = []
+    authors: list[str] = []
+    publication_types: list[str] = []
+    if article is not None:
+        for child in article:
+            tag = child.tag
+            if tag == "ArticleTitle":
+                title = _text(child)
+            elif tag == "Abstract":
+                abstract = [a for a in child if a.tag == "AbstractText"]
+            elif tag == "AuthorList":
+                if child.get("Type") != "editors":
+                    authors = _authors(child)
+            elif tag == "Journal":
+                journal, pub_date = _journal(child)
+            elif tag == "Language":
+                if language == "und":
+                    code = _collapse(child.text).lower()
+                    language = LANGUAGES.get(code, code or "und")
+            elif tag == "PublicationTypeList":
+                publication_types = [p for p in map(_text, child) if p]
+            elif tag == "ELocationID":
+                if not doi and child.get("EIdType") == "doi" and child.get("ValidYN") != "N":
+                    doi = _collapse(child.text)
+            elif tag == "VernacularTitle":
+                vernacular = _text(child)
+            elif tag == "ArticleDate" and not article_date:
+                article_date = _date_of(child)
+    if citation is not record:
+        doi = _article_id_doi(record) or doi
+    if not title or title == _NOT_AVAILABLE:
+        title = vernacular
+
+    # Text and sections: the title, then each abstract part, one space apart.
+    pieces = [title] if title else []
+    sections = [Section("TITLE", 0, len(title))] if title else []
+    end = len(title)
+    for part in abstract:
+        text = _text(part)
+        if text:
+            start = end + 1 if pieces else 0
+            end = start + len(text)
+            pieces.append(text)
+            sections.append(
+                Section(part.get("Label") or "ABSTRACT", start, end, part.get("NlmCategory") or "")
+            )
+    if not pieces:
+        return _quarantine(record, position, source, f"PMID {pmid}: no title and no abstract", pmid)
+    text = " ".join(pieces)
+    if "&" in text and (entity := next(record.iter(etree.Entity), None)) is not None:
+        reason = f"PMID {pmid}: entity reference {entity.text} left unexpanded (no DTD is read)"
+        return _quarantine(record, position, source, reason, pmid)
     return Document(
-        id=pmid_text,
+        id=pmid,
         text=text,
         version=version,
         title=title,
-        language=_LANGUAGES.get(language, language or "und"),
+        language=language,
         source=source,
-        metadata=_metadata(elem, article),
+        journal=journal,
+        pub_date=pub_date or article_date,
+        doi=doi,
+        authors=tuple(authors),
+        mesh_headings=mesh,
+        keywords=tuple(keywords),
+        publication_types=tuple(publication_types),
+        vernacular_title=vernacular,
+        other_abstracts=tuple(other_abstracts),
+        sections=tuple(sections),
     )
 
 
-def _version(value: str | None, where: dict) -> int:
-    if value is None or not value.strip():
+def _version(value: str | None) -> int | None:
+    """The PMID ``Version`` (1 when absent); None when it is not a positive integer."""
+    if value is None or not (value := value.strip()):
         return 1
-    try:
-        version = int(value)
-    except ValueError:
-        version = 0
-    if version < 1:
-        raise InputError(f"PMID Version must be a positive integer, got {value!r}", **where)
-    return version
+    if not (value.isascii() and value.isdigit()):
+        return None
+    version = int(value)
+    return version if version >= 1 else None
 
 
-def _metadata(elem: etree._Element, article: etree._Element) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    journal = _text(article.find("Journal/Title"))
-    if journal:
-        pairs.append(("journal", journal))
-    year = _year(article)
+def _article_id_doi(record: etree._Element) -> str:
+    """The DOI in ``PubmedData/ArticleIdList``, or ""."""
+    for data in reversed(record):  # PubmedData is the last child
+        if data.tag == "PubmedData":
+            for ids in data:
+                if ids.tag == "ArticleIdList":
+                    for article_id in ids:
+                        if article_id.get("IdType") == "doi":
+                            return _collapse(article_id.text)
+            break
+    return ""
+
+
+def _journal(journal: etree._Element) -> tuple[str, str]:
+    """(journal title, ISO publication date) of a ``Journal``."""
+    title = pub_date = ""
+    for child in journal:
+        tag = child.tag
+        if tag == "Title":
+            title = _text(child)
+        elif tag == "JournalIssue":
+            for issue_part in child:
+                if issue_part.tag == "PubDate":
+                    pub_date = _pub_date(issue_part)
+    return title, pub_date
+
+
+def _authors(author_list: etree._Element) -> list[str]:
+    """ "LastName ForeName" (Initials without a ForeName) or CollectiveName of each valid author."""
+    authors = []
+    for author in author_list:
+        if author.tag != "Author" or author.get("ValidYN") == "N":
+            continue
+        last = fore = initials = collective = ""
+        # Names come first (DTD: LastName, ForeName?, Initials?, Suffix? | CollectiveName),
+        # so stop at the first other child instead of walking the affiliations too.
+        for part in author:
+            tag = part.tag
+            if tag == "LastName":
+                last = _collapse(part.text)
+            elif tag == "ForeName":
+                fore = _collapse(part.text)
+            elif tag == "Initials":
+                initials = part.text
+            elif tag == "CollectiveName":
+                collective = _text(part)
+            elif tag != "Suffix":
+                break
+        given = fore or _collapse(initials)
+        name = f"{last} {given}" if last and given else last or collective
+        if name:
+            authors.append(name)
+    return authors
+
+
+def _mesh(heading_list: etree._Element) -> tuple[str, ...]:
+    """Descriptor names, ``*``-suffixed when the descriptor or a qualifier is a major topic."""
+    names = []
+    for heading in heading_list:
+        name = ""
+        major = False
+        for part in heading:  # DescriptorName, then its QualifierNames
+            if part.tag == "DescriptorName":
+                name = _text(part)
+            if part.get("MajorTopicYN") == "Y":
+                major = True
+        if name:
+            names.append(name + "*" if major else name)
+    return tuple(names)
+
+
+def _other_abstract(elem: etree._Element) -> OtherAbstract | None:
+    text = " ".join(t for t in map(_text, elem.iterchildren("AbstractText")) if t)
+    if not text:
+        return None
+    code = _collapse(elem.get("Language")).lower()
+    return OtherAbstract(LANGUAGES.get(code, code), text, elem.get("Type") or "")
+
+
+def _pub_date(pub_date: etree._Element) -> str:
+    """ISO date of a ``PubDate``: Year[-Month[-Day]], or the start of its MedlineDate."""
+    year = month = day = medline = None
+    for part in pub_date:
+        tag = part.tag
+        if tag == "Year":
+            year = part.text
+        elif tag == "Month":
+            month = part.text
+        elif tag == "Day":
+            day = part.text
+        elif tag == "MedlineDate":
+            medline = part.text
     if year:
-        pairs.append(("year", year))
-    doi = _text(elem.find("PubmedData/ArticleIdList/ArticleId[@IdType='doi']")) or _text(
-        article.find("ELocationID[@EIdType='doi']")
-    )
-    if doi:
-        pairs.append(("doi", doi))
-    return tuple(pairs)
+        return _ymd(year, month, day)
+    found = _MEDLINE_DATE.search(medline or "")
+    return _ymd(*found.groups()) if found else ""
 
 
-def _year(article: etree._Element) -> str:
-    pub_date = article.find("Journal/JournalIssue/PubDate")
-    if pub_date is not None:
-        year = _text(pub_date.find("Year"))
-        if year:
-            return year
-        found = _YEAR.search(_text(pub_date.find("MedlineDate")))
-        if found:
-            return found.group(1)
-    return _text(article.find("ArticleDate/Year"))
+def _date_of(elem: etree._Element) -> str:
+    """ISO date of an element with Year, Month and Day children (``ArticleDate``)."""
+    parts = {part.tag: part.text for part in elem}
+    return _ymd(parts.get("Year"), parts.get("Month"), parts.get("Day"))
 
 
-def _tombstones(elem: etree._Element, position: int, source: str) -> Iterator[Tombstone]:
-    pmids = elem.findall("PMID")
+def _ymd(year: str | None, month: str | None, day: str | None) -> str:
+    """ISO 8601 as precise as the parts allow; an invalid month or day is dropped."""
+    year = (year or "").strip()
+    if len(year) != 4 or not year.isdigit():
+        return ""
+    m = _month(month)
+    if m is None:
+        return year
+    d = (day or "").strip()
+    if d.isdigit():
+        try:
+            return date(int(year), m, int(d)).isoformat()
+        except ValueError:
+            pass
+    return f"{year}-{m:02d}"
+
+
+def _month(value: str | None) -> int | None:
+    value = (value or "").strip()
+    if value.isdigit():
+        m = int(value)
+        return m if 1 <= m <= 12 else None
+    return _MONTHS.get(value[:3].lower())
+
+
+def _tombstones(
+    elem: etree._Element, position: int, source: str
+) -> Iterator[Tombstone | Quarantined]:
+    """One tombstone per PMID of a ``DeleteCitation``; a quarantined entry for a bad one."""
+    pmids = [child for child in elem if child.tag == "PMID"]
     if not pmids:
-        raise InputError(
-            "DeleteCitation without a PMID", line=elem.sourceline, record=f"#{position}"
-        )
+        yield _quarantine(elem, position, source, "DeleteCitation without a PMID")
     for pmid in pmids:
-        pmid_text = _text(pmid)
-        if not pmid_text:
-            raise InputError(
-                "DeleteCitation with an empty PMID", line=pmid.sourceline, record=f"#{position}"
-            )
-        yield Tombstone(pmid_text, source)
+        pmid_text = _collapse(pmid.text)
+        if pmid_text:
+            yield Tombstone(pmid_text, source, position)
+        else:
+            yield _quarantine(elem, position, source, "DeleteCitation with an empty PMID")

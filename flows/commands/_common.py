@@ -15,9 +15,14 @@ from bioner.errors import InputError
 console = Console(stderr=True)
 
 
+def error(message: str) -> None:
+    """Print ``error: message`` on one line to stderr."""
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``error: message`` on one line to stderr and return the exit to raise."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    error(message)
     return typer.Exit(code)
 
 

@@ -1,46 +1,45 @@
-"""``bioner run INPUT... --out DIR``: annotate PubMed XML end to end on this machine.
+"""``bioner run INPUT... --out DIR``: annotate a corpus end to end on this machine.
 
-Embedded defaults so that it works with nothing configured: local storage, CPU, and an
-in-process Prefect (its ephemeral server, with a ``PREFECT_HOME`` in bioner's cache folder)
-unless the user has configured Prefect. Bad input is one ``error: FILE: ...`` line and exit 2.
-Heavy imports (Prefect, torch) wait until they are needed, so ``bioner --help`` stays fast.
+Ingest (as ``bioner ingest``: any supported format, versions and deletions reconciled, sharded),
+then generate and decode every shard with new passages. Embedded defaults so that it works with
+nothing configured: local storage, CPU, and an in-process Prefect (see
+:mod:`flows.commands._prefect`). A missing or unrecognised input fails at once with one
+``error: FILE: ...`` line and exit 2, before anything starts; a file that breaks part-way keeps
+its valid records, says so in one line, and the run exits 1. Heavy imports (Prefect, torch) wait
+until they are needed, so ``bioner --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import gzip
-import logging
-import os
-import sys
-import warnings
-import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Task as ProgressTask
 from rich.table import Table
-from rich.text import Text
 
 from bioner.errors import InputError
-from bioner.ingest import ROOT_TAG, read_pubmed, sniff_root
+from bioner.ingest import read_pubmed
 from bioner.labels import SCHEMAS
 from bioner.records import Document
 from bioner.segment import DEFAULT_MAX_CHARS
-from flows.commands._common import console, fail
+from flows.commands._common import console, error, fail
+from flows.commands._prefect import (
+    cache_dir,
+    prefect_defaults,
+    progress_bars,
+    quiet_libraries,
+    quiet_prefect_logs,
+)
 from infra import storage
+from infra.ingest_store import (
+    ShardsChanged,
+    check_config,
+    error_lines,
+    exit_status,
+    expand_inputs,
+    probe,
+)
 from infra.llm.local import TINY_VERSION, ModelFolderError, check_model_dir, is_untrained
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +48,6 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "pubmed-sample.xml.gz"
 UNTRAINED_WARNING = (
     "WARNING: no trained model; using an UNTRAINED tiny model — entities will be meaningless"
 )
-_SNIFF_BYTES = 4096
 
 
 def main(
@@ -57,7 +55,8 @@ def main(
         ...,
         metavar="INPUT...",
         show_default=False,
-        help="PubMed XML files (PubmedArticleSet, .xml or .xml.gz).",
+        help="Corpus files or folders: PubMed XML (.gz), BioC XML, PubTator, JSON lines, "
+        "Parquet, CNKI exports.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the output tables."),
     model: Path | None = typer.Option(
@@ -83,18 +82,28 @@ def main(
     batch_tokens: int = typer.Option(
         16_384, "--batch-tokens", min=256, help="Padded tokens per generation batch."
     ),
+    shards: int | None = typer.Option(
+        None,
+        "--shards",
+        min=1,
+        max=65_536,
+        help="Number of shards, fixed by the first run into --out (default 16).",
+    ),
 ) -> None:
-    """Annotate PubMed XML files: ingest, segment, generate, decode; tables under --out."""
-    _quiet_libraries()
-    for path in inputs:
-        _check_input(path)
+    """Annotate corpus files: ingest, segment, generate, decode; tables under --out."""
+    quiet_libraries()
+    _check_inputs([str(p) for p in inputs])
     if schema.lower() not in SCHEMAS:
         raise fail(f"unknown schema {schema!r}; known: {', '.join(sorted(SCHEMAS))}")
+    try:
+        check_config(str(out), shards)
+    except ShardsChanged as e:
+        raise fail(str(e)) from None
     model_dir = _resolve_model(model)
 
-    _prefect_defaults()
-    with _quiet_prefect_logs(), _progress() as listener:
-        # Imported here: Prefect reads its settings at import, after _prefect_defaults.
+    prefect_defaults()
+    with quiet_prefect_logs(), progress_bars() as listener:
+        # Imported here: Prefect reads its settings at import, after prefect_defaults.
         from flows.annotate import annotate_corpus
         from tasks.progress import listening
 
@@ -114,42 +123,31 @@ def main(
                     max_chars=max_chars,
                     max_new_tokens=max_new_tokens,
                     batch_tokens=batch_tokens,
+                    n_shards=shards,
                 )
         except (InputError, ModelFolderError) as e:
-            # A SourceError (an InputError) names its file: "FILE: line N: what".
             raise fail(str(e)) from None
+    for note in summary["ingest"]["notes"]:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
+    for line in error_lines(summary["ingest"]):
+        error(line)
     print_summary(summary, untrained=is_untrained(model_dir))
+    raise typer.Exit(exit_status(summary["ingest"]))
 
 
 # --------------------------------------------------------------------------- inputs and model
 
 
-def _check_input(path: Path) -> None:
-    """Fail early, before Prefect starts, on a missing, unreadable or obviously non-XML file."""
-    if not path.exists():
-        raise fail(f"{path}: no such file")
-    if path.is_dir():
-        raise fail(f"{path}: is a directory, expected a PubMed XML file")
-    try:
-        with storage.open_input(str(path)) as stream:
-            head = stream.read(_SNIFF_BYTES)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise fail(f"{path}: not a valid gzip file ({e})") from None
-    except OSError as e:
-        raise fail(f"{path}: cannot read ({e.strerror or e})") from None
-    root = sniff_root(head)
-    if root is None:
-        raise fail(f"{path}: not XML (expected a PubMed XML file, .xml or .xml.gz)")
-    if root != ROOT_TAG:
-        raise fail(f"{path}: not a PubMed file: root element is <{root}>, expected <{ROOT_TAG}>")
-
-
-def cache_dir() -> Path:
-    """Where bioner keeps things it can rebuild: ``BIONER_CACHE_DIR`` or ``~/.cache/bioner``."""
-    if "BIONER_CACHE_DIR" in os.environ:
-        return Path(os.environ["BIONER_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "bioner"
+def _check_inputs(paths: list[str]) -> None:
+    """Fail early, before Prefect starts, on a missing, empty or unrecognised input file."""
+    found, missing = expand_inputs(paths)
+    if missing:
+        raise fail(f"{missing[0]}: no such file")
+    if not found:
+        raise fail(f"no input files in {', '.join(paths)}")
+    for uri, explicit in found:
+        if explicit and (problem := probe(uri)[3]):
+            raise fail(f"{uri}: {problem}")
 
 
 def _resolve_model(model: Path | None) -> Path:
@@ -184,105 +182,7 @@ def _tiny_model() -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- Prefect
-
-
-def _quiet_libraries() -> None:
-    """Keep transformers' loading bars and chatter out of our output (read at their import)."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-
-def _prefect_configured() -> bool:
-    names = ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_PROFILES_PATH", "PREFECT_PROFILE")
-    return any(n in os.environ for n in names) or (Path.home() / ".prefect").exists()
-
-
-def _prefect_defaults() -> None:
-    """Quiet, local Prefect defaults; bioner's own PREFECT_HOME if Prefect is not configured.
-
-    Does nothing when Prefect is already imported (a test harness, an embedding program):
-    settings are read at import and belong to whoever imported it. The home is a cache folder
-    kept between runs, not a fresh temporary one: a fresh home makes the ephemeral server
-    create its database on every run (15-25 s here, past Prefect's 20 s start-up limit once)
-    where a kept one starts in about 8 s. Deleting it loses only past run records.
-    """
-    if "prefect" in sys.modules:
-        return
-    defaults = {
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        # Read at import and whenever Prefect reconfigures logging: see _quiet_prefect_logs.
-        "PREFECT_LOGGING_LEVEL": "CRITICAL",
-        # The first start creates the database; slower machines need more than 20 s.
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    }
-    if not _prefect_configured():
-        home = cache_dir() / "prefect"
-        home.mkdir(parents=True, exist_ok=True)
-        defaults |= {"PREFECT_HOME": str(home), "PREFECT_SERVER_UI_ENABLED": "false"}
-    for key, value in defaults.items():
-        os.environ.setdefault(key, value)
-
-
-@contextmanager
-def _quiet_prefect_logs() -> Iterator[None]:
-    """Silence Prefect's console logs during the run unless the user set a logging level.
-
-    This command reports progress, results and errors itself; Prefect's INFO lines and its
-    tracebacks of a failed run (bad input included) would bury them. A Prefect imported by us
-    takes the level from the environment (_prefect_defaults); one imported earlier (a test
-    harness, an embedding program) gets it on its logger for the duration of the run.
-    """
-    logger = logging.getLogger("prefect")
-    level = logger.level
-    if os.environ.get("PREFECT_LOGGING_LEVEL", "CRITICAL") == "CRITICAL":
-        logger.setLevel(logging.CRITICAL)
-    try:
-        with warnings.catch_warnings():
-            # Prefect's parameter model warns that ``schema`` shadows a pydantic attribute.
-            warnings.filterwarnings("ignore", r'Field name "schema"', UserWarning)
-            yield
-    finally:
-        logger.setLevel(level)
-
-
 # --------------------------------------------------------------------------- output
-
-
-class _Rate(ProgressColumn):
-    """Average passages per second since the stage started."""
-
-    def render(self, task: ProgressTask) -> Text:
-        elapsed = task.elapsed or 0.0
-        rate = task.completed / elapsed if elapsed > 0 else 0.0
-        return Text(f"{rate:.1f} passages/s", style="progress.data.speed")
-
-
-@contextmanager
-def _progress() -> Iterator[Any]:
-    """A listener drawing one rich progress bar per reported stage, on stderr."""
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        _Rate(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-    bars: dict[str, Any] = {}
-
-    def listener(stage: str, done: int, total: int) -> None:
-        if stage not in bars or (done == 0 and progress.tasks[bars[stage]].finished):
-            if not progress.live.is_started:
-                progress.start()
-            bars[stage] = progress.add_task(stage, total=total)
-        progress.update(bars[stage], completed=done, total=total)
-
-    try:
-        yield listener
-    finally:
-        progress.stop()
 
 
 def print_summary(summary: dict[str, Any], *, untrained: bool = False) -> None:
@@ -290,10 +190,30 @@ def print_summary(summary: dict[str, Any], *, untrained: bool = False) -> None:
     table = Table(title="bioner run", show_header=False, title_justify="left", box=None)
     table.add_column(style="bold")
     table.add_column()
-    model = summary["model_id"] + (" [bold yellow](UNTRAINED)[/]" if untrained else "")
+    model = summary["model_id"] or "not loaded (nothing to annotate)"
+    model += " [bold yellow](UNTRAINED)[/]" if untrained and summary["model_id"] else ""
     table.add_row("run", summary["run_id"])
     table.add_row("model", model)
     table.add_row("schema / prompt", f"{summary['schema']} / {summary['prompt_version']}")
+    ingest = summary["ingest"]
+    totals, current = ingest["totals"], ingest["current"]
+    table.add_row(
+        "inputs",
+        f"{totals['inputs']} ({totals['ingested']} ingested, {totals['skipped']} skipped, "
+        f"{totals['errors']} with errors)",
+    )
+    table.add_row(
+        "records read",
+        f"{totals['records_read']:,} = {totals['documents']:,} documents + "
+        f"{totals['tombstones']:,} deletions + {totals['quarantined']:,} quarantined",
+    )
+    table.add_row(
+        "corpus",
+        f"{current['documents']:,} documents, {current['tombstones']:,} deletions in force, "
+        f"{ingest['n_shards']} shards",
+    )
+    shards = summary["shards"]
+    table.add_row("shards annotated", ", ".join(map(str, shards)) if shards else "none (no change)")
     table.add_row("documents", f"{summary['documents']:,}")
     table.add_row("tombstones", f"{summary['tombstones']:,}")
     table.add_row("passages", f"{summary['passages']:,}")

@@ -9,15 +9,17 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from bioner.ingest import shard_of
 from flows.cli import app
 from flows.commands.run import SAMPLE, UNTRAINED_WARNING
-from schemas import DOCUMENTS_V1, ENTITIES_V1, GENERATIONS_V1, PASSAGES_V1
+from schemas import DOCUMENTS_V2, ENTITIES_V1, GENERATIONS_V1, PASSAGES_V1
 
 runner = CliRunner()
 
 
 def read(out: Path, table: str) -> list[dict]:
-    return pq.read_table(out / table).to_pylist()
+    """Every row of a table: all its ``shard=<k>.parquet`` files."""
+    return [r for f in sorted((out / table).iterdir()) for r in pq.read_table(f).to_pylist()]
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +40,19 @@ def test_run_exits_cleanly_and_warns_about_the_untrained_model(sample_run):
 
 def test_tables_have_their_schemas(sample_run):
     _, out = sample_run
+    summary = json.loads((out / "summary.json").read_text())
     for table, schema in [
-        ("documents", DOCUMENTS_V1),
+        ("documents", DOCUMENTS_V2),
         ("passages", PASSAGES_V1),
         ("generations", GENERATIONS_V1),
         ("entities", ENTITIES_V1),
     ]:
-        written = pq.read_schema(out / table / "pubmed-sample.parquet")
-        assert written.equals(schema), table
-        assert written.metadata[b"bioner.schema"] == schema.metadata[b"bioner.schema"]
+        files = sorted(p.name for p in (out / table).iterdir())
+        assert files == [f"shard={k}.parquet" for k in sorted(summary["shards"], key=str)], table
+        for file in files:
+            written = pq.read_schema(out / table / file)
+            assert written.equals(schema), table
+            assert written.metadata[b"bioner.schema"] == schema.metadata[b"bioner.schema"]
 
 
 def test_counts_reconcile(sample_run):
@@ -80,14 +86,14 @@ def test_missing_input_is_one_line_and_exit_2(tmp_path):
     assert result.output.strip() == f"error: {tmp_path / 'nope.xml'}: no such file"
 
 
-def test_non_xml_input_fails_before_starting_anything(tmp_path):
+def test_unrecognised_input_fails_before_starting_anything(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("PMID 1\ttitle\n")
     result = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2
-    assert (
-        result.output.strip()
-        == f"error: {bad}: not XML (expected a PubMed XML file, .xml or .xml.gz)"
+    assert result.output.strip() == (
+        f"error: {bad}: not a recognised corpus format "
+        "(PubMed XML, BioC XML, PubTator, JSON lines, Parquet, CNKI)"
     )
     assert not (tmp_path / "out").exists()
 
@@ -97,13 +103,15 @@ def test_broken_xml_is_one_line_naming_file_and_line(prefect_backend, tiny_model
     broken.write_text("<PubmedArticleSet>\n<PubmedArticle>\n<Oops>\n</PubmedArticleSet>\n")
     args = ["run", str(broken), "--out", str(tmp_path / "out"), "--model", str(tiny_model)]
     result = runner.invoke(app, args)
-    assert result.exit_code == 2
-    last = result.output.strip().splitlines()[-1]
-    assert last.startswith(f"error: {broken}: line 4: malformed XML")
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"error: {broken}: XML broken at line 4, column ")
+    assert "none (no change)" in result.output
     assert "Traceback" not in result.output
 
 
-def test_several_inputs_make_one_shard_each_and_count_tombstones(
+def test_an_update_replaces_and_deletes_and_only_changed_shards_are_annotated(
     prefect_backend, tiny_model, tmp_path
 ):
     update = tmp_path / "pubmed-update.xml"
@@ -114,11 +122,36 @@ def test_several_inputs_make_one_shard_each_and_count_tombstones(
         '<DeleteCitation><PMID Version="1">41576520</PMID></DeleteCitation></PubmedArticleSet>\n'
     )
     out = tmp_path / "out"
-    args = ["run", str(SAMPLE), str(update), "--out", str(out), "--model", str(tiny_model)]
-    result = runner.invoke(app, [*args, "--max-new-tokens", "4", "--schema", "bc5cdr"])
+    base = ["--out", str(out), "--model", str(tiny_model), "--max-new-tokens", "4"]
+    base += ["--schema", "bc5cdr", "--shards", "4"]
+    first = runner.invoke(app, ["run", str(SAMPLE), *base])
+    assert first.exit_code == 0, first.output
+    entities = {p.name: p.stat().st_mtime_ns for p in (out / "entities").iterdir()}
+    result = runner.invoke(app, ["run", str(SAMPLE), str(update), *base])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["shards"] == ["pubmed-sample", "pubmed-update"]
-    assert (summary["documents"], summary["tombstones"], summary["schema"]) == (9, 1, "bc5cdr")
-    assert read(out, "tombstones") == [{"id": "41576520", "source": "pubmed-update.xml"}]
+    # PMID 5 and the deleted 41576520 fall in these shards; the others are not annotated again.
+    changed = sorted({shard_of("5", 4), shard_of("41576520", 4)})
+    assert summary["shards"] == changed
+    assert summary["ingest"]["totals"] | {"inputs": 0} == {
+        "inputs": 0,
+        "ingested": 1,
+        "skipped": 1,
+        "errors": 0,
+        "records_read": 2,
+        "documents": 1,
+        "tombstones": 1,
+        "quarantined": 0,
+        "duplicates_collapsed": 0,
+        "superseded": 0,
+        "deleted": 1,
+    }
+    assert (summary["ingest"]["current"]["documents"], summary["schema"]) == (8, "bc5cdr")
+    assert read(out, "tombstones") == [
+        {"id": "41576520", "source": "pubmed-update.xml", "position": 2}
+    ]
     assert {d["version"] for d in read(out, "documents") if d["id"] == "5"} == {2}
+    assert "41576520" not in {e["doc_id"] for e in read(out, "entities")}
+    unchanged = {f"shard={k}.parquet" for k in range(4)} - {f"shard={k}.parquet" for k in changed}
+    for name in unchanged & set(entities):
+        assert (out / "entities" / name).stat().st_mtime_ns == entities[name]

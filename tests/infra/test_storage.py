@@ -81,3 +81,53 @@ def test_uris():
     assert str(storage.local_path("file:///tmp/x")) == "/tmp/x"
     with pytest.raises(NotImplementedError, match="s3"):
         storage.local_path("s3://bucket/key")
+
+
+def test_table_writer_appears_only_on_commit(tmp_path):
+    uri = str(tmp_path / "t" / "x.parquet")
+    with storage.TableWriter(uri, TOMBSTONES_V1, {"bioner.run_id": "r"}) as writer:
+        writer.write(pa.table({"id": ["1"], "source": ["a"], "other": [0]}))
+        writer.write(pa.table({"id": ["2"], "source": ["b"]}).to_batches()[0])
+        assert not os.path.exists(uri)
+    assert writer.rows == 2
+    assert storage.read_table(uri, TOMBSTONES_V1).column("id").to_pylist() == ["1", "2"]
+    assert storage.read_metadata(uri)["bioner.run_id"] == "r"
+    assert [b.num_rows for b in storage.iter_batches(uri, TOMBSTONES_V1)] == [2]
+
+
+def test_table_writer_aborts_on_error_and_keeps_the_old_file(tmp_path):
+    uri = str(tmp_path / "x.parquet")
+    storage.write_rows([{"id": "old", "source": ""}], uri, TOMBSTONES_V1)
+    with pytest.raises(RuntimeError), storage.TableWriter(uri, TOMBSTONES_V1) as writer:
+        writer.write(pa.table({"id": ["new"], "source": [""]}))
+        raise RuntimeError("crash")
+    assert storage.read_table(uri).column("id").to_pylist() == ["old"]
+    assert os.listdir(tmp_path) == ["x.parquet"]
+
+
+def test_read_table_filters_rows(tmp_path):
+    uri = str(tmp_path / "x.parquet")
+    storage.write_rows([{"id": str(i), "source": ""} for i in range(5)], uri, TOMBSTONES_V1)
+    found = storage.read_table(uri, TOMBSTONES_V1, ["id"], [("id", "in", ["1", "3", "9"])])
+    assert found.column("id").to_pylist() == ["1", "3"]
+
+
+def test_folders_logs_and_raw_files(tmp_path):
+    (tmp_path / "d" / "b").mkdir(parents=True)
+    (tmp_path / "d" / "b" / "2.txt").write_text("2")
+    (tmp_path / "d" / "1.txt").write_text("1")
+    assert storage.files_under(str(tmp_path / "d")) == [
+        str(tmp_path / "d" / "1.txt"),
+        str(tmp_path / "d" / "b" / "2.txt"),
+    ]
+    assert storage.list_dir(str(tmp_path / "d")) == ["1.txt", "b"]
+    assert storage.list_dir(str(tmp_path / "none")) == []
+    log = str(tmp_path / "l" / "log.jsonl")
+    storage.append_line(log, "a")
+    storage.append_line(log, "b\n")
+    assert storage.read_text(log) == "a\nb\n"
+    assert storage.size(log) == 4 and storage.is_dir(str(tmp_path / "d"))
+    with storage.open_raw(log) as f:
+        assert f.read(1) == b"a"
+    storage.remove_tree(str(tmp_path / "d"))
+    assert not storage.exists(str(tmp_path / "d"))

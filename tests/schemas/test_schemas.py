@@ -12,17 +12,20 @@ import pytest
 
 from bioner.codec.issues import DecodeIssue, IssueKind
 from bioner.generation import Generation
-from bioner.ingest import Tombstone
-from bioner.records import Document, Entity, Passage
+from bioner.ingest import Quarantined, Tombstone
+from bioner.records import Document, Entity, OtherAbstract, Passage, Section
 from schemas import (
     ALL,
+    CURRENT,
     DECODE_ISSUES_V1,
-    DOCUMENTS_V1,
+    DOCUMENTS_V2,
     ENTITIES_V1,
     GENERATIONS_V1,
+    INGEST_EVENTS_V1,
     PASSAGES_V1,
+    QUARANTINE_V1,
     SCHEMA_KEY,
-    TOMBSTONES_V1,
+    TOMBSTONES_V2,
     schema_version,
 )
 
@@ -31,8 +34,9 @@ PROVENANCE = {"model_id": str, "prompt_version": str, "run_id": str}
 
 # schema -> (record class, columns the table adds to the record's fields, with their types)
 TABLES = {
-    "documents": (DOCUMENTS_V1, Document, {}),
-    "tombstones": (TOMBSTONES_V1, Tombstone, {}),
+    "documents": (DOCUMENTS_V2, Document, {}),
+    "tombstones": (TOMBSTONES_V2, Tombstone, {}),
+    "quarantine": (QUARANTINE_V1, Quarantined, {"run_id": str}),
     "passages": (PASSAGES_V1, Passage, {}),
     "generations": (GENERATIONS_V1, Generation, {**PASSAGE_KEY, **PROVENANCE}),
     "decode_issues": (DECODE_ISSUES_V1, DecodeIssue, {**PASSAGE_KEY, "lossy": bool}),
@@ -62,6 +66,8 @@ def compatible(hint: object, arrow: pa.DataType) -> bool:
                 )
             )
         return pa.types.is_list(arrow) and compatible(item, arrow.value_type)
+    if dataclasses.is_dataclass(hint):
+        return pa.types.is_struct(arrow) and matches(hint, arrow, {}) == []
     if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
         return pa.types.is_string(arrow)
     checks = {
@@ -73,30 +79,92 @@ def compatible(hint: object, arrow: pa.DataType) -> bool:
     return hint in checks and checks[hint](arrow)
 
 
+def matches(record: type, arrow: pa.Schema | pa.StructType, extra: dict) -> list[str]:
+    """What differs between a record's fields (plus ``extra``) and a schema or struct."""
+    hints = typing.get_type_hints(record)
+    expected = {f.name: hints[f.name] for f in dataclasses.fields(record)} | extra
+    fields = {f.name: f for f in (arrow if isinstance(arrow, pa.Schema) else arrow.fields)}
+    if set(fields) != set(expected):
+        return [f"columns differ: {sorted(set(fields) ^ set(expected))}"]
+    problems = []
+    for column, hint in expected.items():
+        inner, nullable = optional(hint)
+        field = fields[column]
+        if not compatible(inner, field.type):
+            problems.append(f"{column}: {field.type} vs {hint}")
+        if field.nullable != nullable:
+            problems.append(f"{column}: nullable={field.nullable} vs {hint}")
+    return problems
+
+
 @pytest.mark.parametrize("name", TABLES)
 def test_columns_match_record_fields_both_ways(name):
     schema, record, extra = TABLES[name]
-    hints = typing.get_type_hints(record)
-    fields = {f.name: hints[f.name] for f in dataclasses.fields(record)}
-    expected = {**fields, **extra}
-    assert set(schema.names) == set(expected), f"{name}: columns differ from record fields"
-    for column, hint in expected.items():
-        inner, nullable = optional(hint)
-        field = schema.field(column)
-        assert compatible(inner, field.type), f"{name}.{column}: {field.type} vs {hint}"
-        assert field.nullable == nullable, f"{name}.{column}: nullable={field.nullable} vs {hint}"
+    assert matches(record, schema, extra) == []
+
+
+def test_nested_records_are_lists_of_structs():
+    assert matches(Section, DOCUMENTS_V2.field("sections").type.value_type, {}) == []
+    assert matches(OtherAbstract, DOCUMENTS_V2.field("other_abstracts").type.value_type, {}) == []
+
+
+def test_ingest_events_are_document_columns_plus_their_place():
+    events = {f.name: f for f in INGEST_EVENTS_V1}
+    assert list(events)[:3] == ["ordinal", "position", "kind"]
+    for f in DOCUMENTS_V2:
+        assert events[f.name].type == f.type
+        # null on tombstone rows, except what a tombstone has too
+        assert events[f.name].nullable == (f.name not in ("id", "source"))
+    assert set(events) == {"ordinal", "position", "kind", *DOCUMENTS_V2.names}
 
 
 def test_every_schema_is_tested_and_tagged_with_a_version():
-    assert {schema_version(s) for s in ALL} == {f"{n}/1" for n in TABLES}
-    assert all(SCHEMA_KEY in s.metadata for s in ALL)
+    tested = {schema_version(s) for s, _, _ in TABLES.values()}
+    assert {schema_version(s) for s in CURRENT} == tested | {"ingest_events/1"}
+    versions = [schema_version(s) for s in ALL]
+    assert len(versions) == len(set(versions)) and all(SCHEMA_KEY in s.metadata for s in ALL)
+    assert {"documents/1", "tombstones/1"} <= set(versions)  # old files stay readable
+
+
+def restore(record: type, value: object) -> object:
+    """A record from a row Arrow gave back: lists -> tuples, structs -> nested records."""
+    hints = typing.get_type_hints(record)
+    fields = {}
+    for f in dataclasses.fields(record):
+        hint, v = optional(hints[f.name])[0], value[f.name]
+        args = typing.get_args(hint)
+        if typing.get_origin(hint) is tuple and v is not None:
+            item = args[0]
+            if dataclasses.is_dataclass(item):
+                v = tuple(restore(item, x) for x in v)
+            else:
+                v = tuple(tuple(x) if isinstance(x, tuple | list) else x for x in v)
+        fields[f.name] = v
+    return record(**fields)
 
 
 SAMPLES = {
     "documents": Document(
-        "1", "A text.", 2, "A", "en", "f.xml", (("journal", "J"), ("year", "2024"))
+        "1",
+        "A text. Resumen.",
+        2,
+        "A text.",
+        "en",
+        "f.xml",
+        (("status", "MEDLINE"),),
+        journal="J",
+        pub_date="2024-05",
+        doi="10.1/x",
+        authors=("Smith J", "Wang L"),
+        mesh_headings=("Humans",),
+        keywords=("k",),
+        publication_types=("Journal Article",),
+        vernacular_title="Un texto.",
+        other_abstracts=(OtherAbstract("es", "Resumen.", "Publisher"),),
+        sections=(Section("TITLE", 0, 7), Section("BACKGROUND", 8, 16, "BACKGROUND")),
     ),
-    "tombstones": Tombstone("9", "u.xml"),
+    "tombstones": Tombstone("9", "u.xml", 31),
+    "quarantine": Quarantined("u.xml", 3, "PubmedArticle without a PMID", "", 12, "<Pub"),
     "passages": Passage("1", 0, 0, 7, "A text.", 2, "en"),
     "entities": Entity(
         "1", 2, 0, 2, 6, "text", "Disease", "m@1", "symbolic-v1", "r1", 0.5, True, ("truncated",)
@@ -106,15 +174,16 @@ SAMPLES = {
 
 @pytest.mark.parametrize("name", SAMPLES)
 def test_records_round_trip_through_arrow(name):
-    schema, record, _ = TABLES[name]
+    schema, record, extra = TABLES[name]
     sample = SAMPLES[name]
-    table = pa.Table.from_pylist([dataclasses.asdict(sample)], schema=schema)
-    (row,) = table.to_pylist()
-    if name == "documents":
-        row["metadata"] = tuple(tuple(kv) for kv in row["metadata"])
-    if name == "entities":
-        row["issues"] = tuple(row["issues"])
-    assert record(**row) == sample
+    row = dataclasses.asdict(sample) | {column: "r" for column in extra}
+    table = pa.Table.from_pylist([row], schema=schema)
+    assert restore(record, table.to_pylist()[0]) == sample
+
+
+def test_quarantine_line_may_be_unknown():
+    row = dataclasses.asdict(Quarantined("u.xml", 1, "empty")) | {"run_id": "r"}
+    assert pa.Table.from_pylist([row], schema=QUARANTINE_V1).to_pylist()[0]["line"] is None
 
 
 def test_issue_kind_values_fit_the_kind_column():

@@ -6,19 +6,18 @@ import gzip
 from collections.abc import Sequence
 
 import pytest
-from prefect.states import Completed, Failed
 
-from bioner.errors import InputError
 from bioner.generation import Generation, GenerationParams
 from bioner.prompts import PROMPT_VERSION
 from infra import storage
+from infra.ingest_store import THROUGH, ingest_paths
 from schemas import (
     DECODE_ISSUES_V1,
-    DOCUMENTS_V1,
+    DOCUMENTS_V2,
     ENTITIES_V1,
     GENERATIONS_V1,
     PASSAGES_V1,
-    TOMBSTONES_V1,
+    TOMBSTONES_V2,
 )
 from tasks import annotate as t
 
@@ -39,7 +38,7 @@ def article(pmid: str, title: str, abstract: str) -> str:
 
 @pytest.fixture
 def shard(tmp_path):
-    """Documents and passages of one shard, made by the real ingest and segment tasks."""
+    """Documents and passages of one shard, made by the real ingest engine."""
     source = tmp_path / "in.xml.gz"
     abstract = "Famotidine is an H2 blocker. It caused delirium and seizures in a patient with "
     xml = (
@@ -51,24 +50,20 @@ def shard(tmp_path):
         "</PubmedArticleSet>\n"
     )
     source.write_bytes(gzip.compress(xml.encode()))
-    paths = t.ShardPaths.under(str(tmp_path / "out"), "in")
-    assert t.ingest.fn(str(source), paths.documents, paths.tombstones, "run-1") == (
-        paths.documents,
-        paths.tombstones,
-    )
-    assert t.segment.fn(paths.documents, paths.passages, "run-1") == paths.passages
-    return paths
+    ingest_paths([str(source)], str(tmp_path / "out"), 1, run_id="run-1")
+    return t.ShardPaths.under(str(tmp_path / "out"), 0)
 
 
 def test_ingest_keeps_last_version_of_a_pmid_and_tombstones(shard):
-    documents = storage.read_table(shard.documents, DOCUMENTS_V1).to_pylist()
+    assert shard.documents.endswith("/out/documents/shard=0.parquet")
+    documents = storage.read_table(shard.documents, DOCUMENTS_V2).to_pylist()
     assert [(d["id"], d["text"]) for d in documents] == [
         ("2", "Nothing here. Plain words only."),
         ("1", TEXT),
     ]
     assert documents[1]["source"] == "in.xml.gz"
-    tombstones = storage.read_table(shard.tombstones, TOMBSTONES_V1).to_pylist()
-    assert tombstones == [{"id": "9", "source": "in.xml.gz"}]
+    tombstones = storage.read_table(shard.tombstones, TOMBSTONES_V2).to_pylist()
+    assert tombstones == [{"id": "9", "source": "in.xml.gz", "position": 4}]
 
 
 def test_segment_writes_exact_passages(shard):
@@ -240,25 +235,27 @@ def test_generate_writes_one_row_per_passage_with_per_passage_limits(shard, monk
     assert storage.read_metadata(uri)["bioner.model_id"] == "echo@1"
 
 
-def test_bad_input_names_the_file_and_is_not_retried(tmp_path):
-    source = tmp_path / "broken.xml"
-    source.write_bytes(b"<PubmedArticleSet><PubmedArticle>\n<Oops></PubmedArticleSet>")
-    paths = t.ShardPaths.under(str(tmp_path), "x")
-    with pytest.raises(t.SourceError) as e:
-        t.ingest.fn(str(source), paths.documents, paths.tombstones, "r")
-    assert str(e.value).startswith(f"{source}: line 2: malformed XML")
-    assert not t._transient(None, None, Failed(data=e.value))
-    assert t._transient(None, None, Failed(data=TimeoutError("slow disk")))
-    assert not t._transient(None, None, Failed(data=FileNotFoundError("gone")))
-    assert not t._transient(None, None, Completed())
-
-
-def test_truncated_gzip_is_input_error(tmp_path):
-    source = tmp_path / "cut.xml.gz"
-    source.write_bytes(gzip.compress(b"<PubmedArticleSet>" + b"<x/>" * 1000)[:60])
-    paths = t.ShardPaths.under(str(tmp_path), "x")
-    with pytest.raises(InputError, match="gzip"):
-        t.ingest.fn(str(source), paths.documents, paths.tombstones, "r")
+def test_generation_settings_follow_the_passages_and_mark_stale_shards(shard, monkeypatch):
+    monkeypatch.setattr(t, "engine_for", lambda *args: EchoEngine())
+    out = shard.passages.removesuffix("/passages/shard=0.parquet")
+    assert t.stale_shards(out, 2, "m", "ncbi", None) == [0]  # shard 1 has no passages
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-1")
+    t.decode.fn(
+        shard.generations,
+        shard.passages,
+        shard.documents,
+        shard.entities,
+        shard.decode_issues,
+        "ncbi",
+        "run-1",
+    )
+    meta = storage.read_metadata(shard.entities)
+    assert meta[THROUGH] == storage.read_metadata(shard.passages)[THROUGH] == "1"
+    assert (meta["bioner.model"], meta["bioner.schema_name"]) == ("m", "ncbi")
+    assert t.stale_shards(out, 2, "m", "ncbi", None) == []
+    assert t.stale_shards(out, 2, "m", "bc5cdr", None) == [0]  # another request
+    assert t.stale_shards(out, 2, "other", "ncbi", None) == [0]
+    assert t.stale_shards(out, 2, "m", "ncbi", 8) == [0]
 
 
 def test_unknown_schema():

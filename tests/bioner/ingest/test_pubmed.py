@@ -1,4 +1,4 @@
-"""read_pubmed on tiny inline PubmedArticleSet files and on the real subset files."""
+"""read_pubmed on tiny inline PubMed XML files and on the real subset files."""
 
 from __future__ import annotations
 
@@ -8,154 +8,556 @@ import io
 import pytest
 
 from bioner.errors import InputError
-from bioner.ingest import Tombstone, read_pubmed, sniff_root
-from bioner.records import Document
+from bioner.ingest import Quarantined, Tombstone, read_pubmed, sniff_root
+from bioner.ingest import pubmed as pubmed_module
+from bioner.ingest.pubmed import LANGUAGES, ROOT_TAG, ROOT_TAGS
+from bioner.records import Document, OtherAbstract, Section
 
 HEAD = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
-    b'<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2019//EN" '
-    b'"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_190101.dtd">\n'
+    b'<!DOCTYPE PubmedArticleSet PUBLIC "-//NLM//DTD PubMedArticle, 1st January 2025//EN" '
+    b'"https://dtd.nlm.nih.gov/ncbi/pubmed/out/pubmed_250101.dtd">\n'
 )
+PUB_DATE = "<PubDate><Year>2024</Year></PubDate>"
 
 
 def article(
-    pmid: str = "111",
+    pmid: str | None = "111",
     *,
     version: str | None = "1",
     title: str = "A title.",
     abstract: str = "<AbstractText>One abstract.</AbstractText>",
-    extra: str = "",
+    pub_date: str = PUB_DATE,
+    article_extra: str = "",
+    citation_extra: str = "",
     pubmed_data: str = "",
+    language: str = "<Language>eng</Language>",
+    wrapper: str = "PubmedArticle",
 ) -> str:
+    """A PubmedArticle (or, with ``wrapper="MedlineCitation"``, a bare citation)."""
     version_attr = f' Version="{version}"' if version is not None else ""
-    pmid_el = f"<PMID{version_attr}>{pmid}</PMID>" if pmid else ""
+    pmid_el = f"<PMID{version_attr}>{pmid}</PMID>" if pmid is not None else ""
     abstract_el = f"<Abstract>{abstract}</Abstract>" if abstract else ""
-    return (
-        f"<PubmedArticle><MedlineCitation>{pmid_el}<Article><Journal><Title>J Test</Title>"
-        f"<JournalIssue><PubDate><Year>2024</Year></PubDate></JournalIssue></Journal>"
-        f"<ArticleTitle>{title}</ArticleTitle>{abstract_el}{extra}<Language>eng</Language>"
-        f"</Article></MedlineCitation>{pubmed_data}</PubmedArticle>"
+    citation = (
+        f'<MedlineCitation Status="MEDLINE" Owner="NLM">{pmid_el}<Article PubModel="Print">'
+        f"<Journal><Title>J Test</Title><JournalIssue>{pub_date}</JournalIssue></Journal>"
+        f"<ArticleTitle>{title}</ArticleTitle>{abstract_el}{article_extra}{language}"
+        f"</Article>{citation_extra}</MedlineCitation>"
     )
+    if wrapper == "MedlineCitation":
+        return citation
+    return f"<PubmedArticle>{citation}{pubmed_data}</PubmedArticle>"
 
 
-def xml(*records: str) -> io.BytesIO:
-    return io.BytesIO(
-        HEAD + ("<PubmedArticleSet>" + "\n".join(records) + "</PubmedArticleSet>").encode()
-    )
+def xml(*records: str, root: str = "PubmedArticleSet", head: bytes = HEAD) -> io.BytesIO:
+    """A file of ``records``, one per line, the first on line 4."""
+    body = f"<{root}>\n" + "\n".join(records) + f"\n</{root}>\n"
+    return io.BytesIO(head + body.encode())
 
 
-def test_article_fields():
-    doi = (
-        '<PubmedData><ArticleIdList><ArticleId IdType="doi">10.1/x</ArticleId>'
-        "</ArticleIdList></PubmedData>"
-    )
-    (doc,) = read_pubmed(xml(article("42", version="3", pubmed_data=doi)), source="f.xml")
+def one(*records: str, **kwargs: str) -> Document:
+    (doc,) = read_pubmed(xml(*records), **kwargs)
+    assert isinstance(doc, Document)
+    return doc
+
+
+def assert_sections_match(doc: Document, expected: dict[str, str]) -> None:
+    assert {s.label: doc.text[s.start : s.end] for s in doc.sections} == expected
+
+
+# --------------------------------------------------------------------------- fields
+
+
+FULL_RECORD = article(
+    "42",
+    version="3",
+    title="Role of <i>BRCA1</i> in\n   repair.",
+    abstract=(
+        '<AbstractText Label="BACKGROUND" NlmCategory="BACKGROUND">CO<sub>2</sub> and '
+        "<i>E. coli</i>\n  growth.</AbstractText>"
+        '<AbstractText Label="Results" NlmCategory="RESULTS">10<sup>-3</sup> M of '
+        "<b>drug</b> and <u>more</u>.</AbstractText>"
+        "<AbstractText/>"
+        '<AbstractText Label="CONCLUSIONS">It works.</AbstractText>'
+        "<CopyrightInformation>(c) 2024 The Authors.</CopyrightInformation>"
+    ),
+    pub_date="<PubDate><Year>2024</Year><Month>May</Month><Day>17</Day></PubDate>",
+    article_extra=(
+        '<ELocationID EIdType="pii" ValidYN="Y">S1</ELocationID>'
+        '<ELocationID EIdType="doi" ValidYN="Y">10.9/eloc</ELocationID>'
+        '<AuthorList CompleteYN="Y">'
+        '<Author ValidYN="Y"><LastName>Smith</LastName><ForeName>Jane A</ForeName>'
+        "<Initials>JA</Initials><AffiliationInfo><Affiliation>Lab.</Affiliation>"
+        "</AffiliationInfo></Author>"
+        "<Author><LastName>Doe</LastName><Initials>J</Initials></Author>"
+        "<Author><LastName>Plato</LastName></Author>"
+        '<Author ValidYN="N"><LastName>Wrong</LastName><ForeName>Name</ForeName></Author>'
+        "<Author><CollectiveName>The <i>BRCA</i> Consortium</CollectiveName></Author>"
+        "</AuthorList>"
+        '<AuthorList Type="editors"><Author><LastName>Editor</LastName></Author></AuthorList>'
+        "<Language>fre</Language>"
+        '<PublicationTypeList><PublicationType UI="D016428">Journal Article</PublicationType>'
+        '<PublicationType UI="D013485">Research Support, Non-U.S. Gov\'t</PublicationType>'
+        "</PublicationTypeList>"
+        "<VernacularTitle>Rôle de <i>BRCA1</i>.</VernacularTitle>"
+        '<ArticleDate DateType="Electronic"><Year>2023</Year><Month>12</Month>'
+        "<Day>01</Day></ArticleDate>"
+    ),
+    citation_extra=(
+        "<MeshHeadingList>"
+        '<MeshHeading><DescriptorName UI="D1" MajorTopicYN="N">Humans</DescriptorName>'
+        "</MeshHeading>"
+        '<MeshHeading><DescriptorName UI="D2" MajorTopicYN="Y">BRCA1 Protein</DescriptorName>'
+        '<QualifierName UI="Q1" MajorTopicYN="N">genetics</QualifierName></MeshHeading>'
+        '<MeshHeading><DescriptorName UI="D3" MajorTopicYN="N">DNA Repair</DescriptorName>'
+        '<QualifierName UI="Q2" MajorTopicYN="Y">drug effects</QualifierName></MeshHeading>'
+        "</MeshHeadingList>"
+        '<KeywordList Owner="NOTNLM"><Keyword MajorTopicYN="N">BRCA1</Keyword>'
+        '<Keyword MajorTopicYN="N"><i>E. coli</i>  growth</Keyword><Keyword/></KeywordList>'
+        '<KeywordList Owner="NLM"><Keyword>repair</Keyword></KeywordList>'
+        '<OtherAbstract Type="Publisher" Language="fre"><AbstractText Label="CONTEXTE">'
+        "Le CO<sub>2</sub>.</AbstractText><AbstractText>Suite.</AbstractText></OtherAbstract>"
+        '<OtherAbstract Type="plain-language-summary" Language="eng">'
+        "<AbstractText>In short.</AbstractText></OtherAbstract>"
+        '<OtherAbstract Type="Publisher" Language="ger"><AbstractText/></OtherAbstract>'
+    ),
+    pubmed_data=(
+        "<PubmedData><History/><PublicationStatus>ppublish</PublicationStatus>"
+        '<ArticleIdList><ArticleId IdType="pubmed">42</ArticleId>'
+        '<ArticleId IdType="doi">10.9/idlist</ArticleId></ArticleIdList>'
+        "<ReferenceList><Reference><Citation>Ref.</Citation><ArticleIdList>"
+        '<ArticleId IdType="doi">10.9/reference</ArticleId></ArticleIdList></Reference>'
+        "</ReferenceList></PubmedData>"
+    ),
+    language="",
+)
+
+
+def test_every_field_of_a_structured_record():
+    doc = one(FULL_RECORD, source="f.xml")
+    title = "Role of BRCA1 in repair."
+    background = "CO2 and E. coli growth."
+    results = "10-3 M of drug and more."
     assert doc == Document(
         id="42",
-        text="A title. One abstract.",
+        text=f"{title} {background} {results} It works.",
         version=3,
-        title="A title.",
-        language="en",
+        title=title,
+        language="fr",
         source="f.xml",
-        metadata=(("journal", "J Test"), ("year", "2024"), ("doi", "10.1/x")),
+        journal="J Test",
+        pub_date="2024-05-17",
+        doi="10.9/idlist",
+        authors=("Smith Jane A", "Doe J", "Plato", "The BRCA Consortium"),
+        mesh_headings=("Humans", "BRCA1 Protein*", "DNA Repair*"),
+        keywords=("BRCA1", "E. coli growth", "repair"),
+        publication_types=("Journal Article", "Research Support, Non-U.S. Gov't"),
+        vernacular_title="Rôle de BRCA1.",
+        other_abstracts=(
+            OtherAbstract("fr", "Le CO2. Suite.", "Publisher"),
+            OtherAbstract("en", "In short.", "plain-language-summary"),
+        ),
+        sections=(
+            Section("TITLE", 0, 24),
+            Section("BACKGROUND", 25, 48, "BACKGROUND"),
+            Section("Results", 49, 73, "RESULTS"),
+            Section("CONCLUSIONS", 74, 83, ""),
+        ),
+    )
+    assert_sections_match(
+        doc,
+        {"TITLE": title, "BACKGROUND": background, "Results": results, "CONCLUSIONS": "It works."},
     )
 
 
-def test_sections_joined_and_inline_markup_flattened():
+def test_unstructured_abstract_is_one_abstract_section():
+    doc = one(article(abstract="<AbstractText>Plain text.</AbstractText>"))
+    assert doc.text == "A title. Plain text."
+    assert doc.sections == (Section("TITLE", 0, 8), Section("ABSTRACT", 9, 20))
+    assert doc.metadata == ()
+
+
+def test_unlabelled_paragraphs_each_get_a_section():
+    doc = one(
+        article(abstract="<AbstractText>One.</AbstractText><AbstractText>Two.</AbstractText>")
+    )
+    assert doc.text == "A title. One. Two."
+    assert [(s.label, doc.text[s.start : s.end]) for s in doc.sections] == [
+        ("TITLE", "A title."),
+        ("ABSTRACT", "One."),
+        ("ABSTRACT", "Two."),
+    ]
+
+
+def test_title_only_and_defaults():
+    doc = one(article(version=None, abstract="", language=""))
+    assert (doc.version, doc.text, doc.title, doc.language) == (1, "A title.", "A title.", "und")
+    assert doc.sections == (Section("TITLE", 0, 8),)
+    assert (doc.doi, doc.authors, doc.mesh_headings, doc.other_abstracts) == ("", (), (), ())
+
+
+def test_abstract_without_title_starts_at_zero():
+    record = article(title="", abstract='<AbstractText Label="AIM">Only this.</AbstractText>')
+    doc = one(record)
+    assert doc.text == "Only this."
+    assert doc.sections == (Section("AIM", 0, 10),)
+
+
+@pytest.mark.parametrize("title", ["", "[Not Available]."])
+def test_vernacular_title_replaces_an_empty_title(title):
+    record = article(
+        title=title,
+        abstract="",
+        article_extra="<VernacularTitle>Kommentar zu <i>X</i>.</VernacularTitle>",
+        language="<Language>ger</Language>",
+    )
+    doc = one(record)
+    assert doc.title == doc.text == doc.vernacular_title == "Kommentar zu X."
+    assert doc.language == "de"
+
+
+def test_inline_markup_mathml_and_whitespace_are_flattened():
+    mathml = (
+        '<mml:math xmlns:mml="http://www.w3.org/1998/Math/MathML"><mml:mi>x</mml:mi>'
+        "<mml:mo>=</mml:mo><mml:msup><mml:mi>y</mml:mi><mml:mn>2</mml:mn></mml:msup></mml:math>"
+    )
     abstract = (
-        '<AbstractText Label="BACKGROUND">CO<sub>2</sub> and  <i>E. coli</i>\n'
-        " growth.</AbstractText>"
-        '<AbstractText Label="RESULTS">10<sup>-3</sup> M of <b>drug</b>.</AbstractText>'
+        f"<AbstractText>\n  Let {mathml} hold\tfor H<sub>2</sub>O\u00a0at\u2009 10\u2028K."
+        "\r\n</AbstractText>"
     )
-    (doc,) = read_pubmed(xml(article(title="Role of <i>BRCA1</i>.", abstract=abstract)))
-    assert doc.title == "Role of BRCA1."
-    assert doc.text == "Role of BRCA1. CO2 and E. coli growth. 10-3 M of drug."
-    assert "\n" not in doc.text
+    doc = one(article(title=" <b>Bold</b>\n<i>title</i> ", abstract=abstract))
+    assert doc.text == "Bold title Let x=y2 hold for H2O at 10 K."
+    assert doc.text.splitlines() == [doc.text]
 
 
-def test_defaults_without_abstract_version_and_metadata():
-    (doc,) = read_pubmed(xml(article(version=None, abstract="")))
-    assert (doc.version, doc.text, doc.title) == (1, "A title.", "A title.")
+def test_whitespace_fast_path_assumption():
+    # _collapse skips str.split() for printable text: every whitespace but " " must be unprintable.
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) != " "]
+    assert spaces and not any(c.isprintable() for c in spaces)
 
 
-def test_vernacular_title_when_article_title_empty():
-    record = article(title="", abstract="", extra="<VernacularTitle>Kommentar.</VernacularTitle>")
-    (doc,) = read_pubmed(xml(record))
-    assert doc.title == doc.text == "Kommentar."
+@pytest.mark.parametrize(
+    ("pub_date", "expected"),
+    [
+        ("<PubDate><Year>2024</Year><Month>Jan</Month><Day>07</Day></PubDate>", "2024-01-07"),
+        ("<PubDate><Year>2024</Year><Month>05</Month><Day>7</Day></PubDate>", "2024-05-07"),
+        ("<PubDate><Year>2024</Year><Month>sept</Month></PubDate>", "2024-09"),
+        ("<PubDate><Year>2024</Year><Month>December</Month></PubDate>", "2024-12"),
+        ("<PubDate><Year>2024</Year></PubDate>", "2024"),
+        ("<PubDate><Year>2024</Year><Season>Spring</Season></PubDate>", "2024"),
+        ("<PubDate><Year>2023</Year><Month>Feb</Month><Day>30</Day></PubDate>", "2023-02"),
+        ("<PubDate><Year>2024</Year><Month>13</Month><Day>1</Day></PubDate>", "2024"),
+        ("<PubDate><Year>24</Year><Month>Jan</Month></PubDate>", ""),
+        ("<PubDate><MedlineDate>1998 Dec-1999 Jan</MedlineDate></PubDate>", "1998-12"),
+        ("<PubDate><MedlineDate>2001 Nov-Dec</MedlineDate></PubDate>", "2001-11"),
+        ("<PubDate><MedlineDate>1999 Jun 3-10</MedlineDate></PubDate>", "1999-06-03"),
+        ("<PubDate><MedlineDate>2000 Spring</MedlineDate></PubDate>", "2000"),
+        ("<PubDate><MedlineDate>1975-1976</MedlineDate></PubDate>", "1975"),
+        ("<PubDate><MedlineDate>Summer 1999</MedlineDate></PubDate>", "1999"),
+        ("<PubDate><MedlineDate>n.d.</MedlineDate></PubDate>", ""),
+        ("<PubDate/>", ""),
+        ("", ""),
+    ],
+)
+def test_publication_dates(pub_date, expected):
+    assert one(article(pub_date=pub_date)).pub_date == expected
 
 
-def test_medline_date_year():
-    record = article().replace(
-        "<PubDate><Year>2024</Year></PubDate>",
-        "<PubDate><MedlineDate>1998 Dec-1999 Jan</MedlineDate></PubDate>",
+def test_article_date_is_the_fallback():
+    record = article(
+        pub_date="<PubDate><MedlineDate>unknown</MedlineDate></PubDate>",
+        article_extra=(
+            '<ArticleDate DateType="Electronic"><Year>2024</Year><Month>05</Month>'
+            "<Day>17</Day></ArticleDate>"
+        ),
     )
-    (doc,) = read_pubmed(xml(record))
-    assert ("year", "1998") in doc.metadata
+    assert one(record).pub_date == "2024-05-17"
 
 
-def test_delete_citation_gives_tombstones_in_order():
-    delete = '<DeleteCitation><PMID Version="1">7</PMID><PMID Version="1">8</PMID></DeleteCitation>'
-    records = list(read_pubmed(xml(article("1"), delete), source="u.xml"))
-    assert [type(r) for r in records] == [Document, Tombstone, Tombstone]
-    assert records[1:] == [Tombstone("7", "u.xml"), Tombstone("8", "u.xml")]
+@pytest.mark.parametrize(
+    ("languages", "expected"),
+    [
+        ("<Language>eng</Language>", "en"),
+        ("<Language>chi</Language><Language>eng</Language>", "zh"),
+        ("<Language> JPN </Language>", "ja"),
+        ("<Language>tlh</Language>", "tlh"),
+        ("<Language/>", "und"),
+        ("", "und"),
+    ],
+)
+def test_language_first_and_mapped_to_iso_639_1(languages, expected):
+    assert one(article(language=languages)).language == expected
 
 
-def test_record_without_pmid_says_which_record():
-    with pytest.raises(InputError) as e:
-        list(read_pubmed(xml(article("1"), article(""))))
-    assert e.value.record == "#2"
-    assert e.value.line == 4
-    assert "without a PMID" in str(e.value)
+def test_language_table_maps_three_letters_to_two():
+    assert all(len(k) == 3 and len(v) == 2 for k, v in LANGUAGES.items())
 
 
-def test_bad_version_is_input_error():
-    with pytest.raises(InputError, match="Version"):
-        list(read_pubmed(xml(article(version="x"))))
+def test_doi_from_elocation_when_article_id_list_has_none():
+    record = article(
+        article_extra='<ELocationID EIdType="doi" ValidYN="Y"> 10.1/eloc </ELocationID>',
+        pubmed_data='<PubmedData><ArticleIdList><ArticleId IdType="pubmed">111</ArticleId>'
+        "</ArticleIdList></PubmedData>",
+    )
+    assert one(record).doi == "10.1/eloc"
+
+
+def test_invalid_elocation_doi_is_ignored():
+    record = article(article_extra='<ELocationID EIdType="doi" ValidYN="N">10.1/x</ELocationID>')
+    assert one(record).doi == ""
+
+
+@pytest.mark.parametrize(("version", "expected"), [("2", 2), (" 4 ", 4), ("", 1), (None, 1)])
+def test_version_attribute(version, expected):
+    assert one(article(version=version)).version == expected
+
+
+def test_documents_keep_file_order_and_source():
+    records = list(read_pubmed(xml(article("3"), article("1"), article("2")), source="s.xml"))
+    assert [(r.id, r.source) for r in records] == [("3", "s.xml"), ("1", "s.xml"), ("2", "s.xml")]
+
+
+# --------------------------------------------------------------------------- both roots
+
+
+def test_medline_citation_set():
+    records = [
+        article("5", wrapper="MedlineCitation"),
+        article(
+            "6",
+            version=None,
+            wrapper="MedlineCitation",
+            article_extra='<ELocationID EIdType="doi">10.1/m</ELocationID>',
+        ),
+        '<DeleteCitation><PMID Version="1">7</PMID><PMID>8</PMID></DeleteCitation>',
+    ]
+    items = list(read_pubmed(xml(*records, root="MedlineCitationSet", head=b""), source="m"))
+    assert [type(i) for i in items] == [Document, Document, Tombstone, Tombstone]
+    assert items[0] == next(read_pubmed(xml(article("5")), source="m"))  # same fields as PubMed
+    assert (items[0].id, items[0].text, items[0].pub_date) == (
+        "5",
+        "A title. One abstract.",
+        "2024",
+    )
+    assert (items[1].id, items[1].version, items[1].doi) == ("6", 1, "10.1/m")
+    assert items[2:] == [Tombstone("7", "m", 3), Tombstone("8", "m", 3)]
+
+
+@pytest.mark.parametrize("head_bytes", [1 << 16, 16])
+def test_each_citation_is_read_once_whether_or_not_the_head_showed_the_root(
+    head_bytes, monkeypatch
+):
+    # With a head too short to show the root, every record tag is watched, inner citations too.
+    monkeypatch.setattr(pubmed_module, "_HEAD_BYTES", head_bytes)
+    items = list(read_pubmed(xml(article("1"), article("2"))))
+    assert [(type(i), i.id) for i in items] == [(Document, "1"), (Document, "2")]
+    bare = [article(p, wrapper="MedlineCitation") for p in ("3", "4")]
+    items = list(read_pubmed(xml(*bare, root="MedlineCitationSet")))
+    assert [(type(i), i.id) for i in items] == [(Document, "3"), (Document, "4")]
+
+
+def test_roots():
+    assert ROOT_TAGS == ("PubmedArticleSet", "MedlineCitationSet")
+    assert ROOT_TAG == "PubmedArticleSet"
+
+
+def test_sniff_root():
+    assert sniff_root(HEAD + b"<PubmedArticleSet><PubmedArticle>") == "PubmedArticleSet"
+    assert sniff_root(b"<?xml version='1.0'?>\n<MedlineCitationSet>\n<Medline") == (
+        "MedlineCitationSet"
+    )
+    assert sniff_root(b"<collection/>") == "collection"
+    assert sniff_root(b"not xml at all") is None
+
+
+# --------------------------------------------------------------------------- deletions
+
+
+def test_delete_citation_gives_one_tombstone_per_pmid_at_its_position():
+    delete = (
+        '<DeleteCitation><PMID Version="1">7</PMID><PMID Version="1">8</PMID>'
+        "<PMID>9</PMID></DeleteCitation>"
+    )
+    records = list(read_pubmed(xml(article("1"), article("2"), delete), source="u.xml"))
+    assert [type(r) for r in records] == [Document, Document, Tombstone, Tombstone, Tombstone]
+    assert records[2:] == [Tombstone(p, "u.xml", 3) for p in ("7", "8", "9")]
+
+
+def test_delete_citation_with_an_empty_pmid_keeps_the_others():
+    records = list(read_pubmed(xml("<DeleteCitation><PMID/><PMID>8</PMID></DeleteCitation>")))
+    assert isinstance(records[0], Quarantined)
+    assert records[0].reason == "DeleteCitation with an empty PMID"
+    assert records[1] == Tombstone("8", "", 1)
+
+
+# --------------------------------------------------------------------------- quarantine
+
+
+@pytest.mark.parametrize(
+    ("record", "reason", "record_id"),
+    [
+        (article(None), "no PMID", ""),
+        (article(""), "empty PMID", ""),
+        (article("  "), "empty PMID", ""),
+        (article("9", version="x"), "PMID 9: Version 'x' is not a positive integer", "9"),
+        (article("9", version="0"), "PMID 9: Version '0' is not a positive integer", "9"),
+        (article("9", version="-2"), "PMID 9: Version '-2' is not a positive integer", "9"),
+        (article("9", version="1_0"), "PMID 9: Version '1_0' is not a positive integer", "9"),
+        (article("9", title="", abstract=""), "PMID 9: no title and no abstract", "9"),
+        (
+            article("9", title=" ", abstract="<AbstractText> </AbstractText>"),
+            "PMID 9: no title and no abstract",
+            "9",
+        ),
+        ("<PubmedArticle><PubmedData/></PubmedArticle>", "no MedlineCitation element", ""),
+        (
+            "<PubmedBookArticle><BookDocument><PMID>9</PMID></BookDocument></PubmedBookArticle>",
+            "book record (PubmedBookArticle)",
+            "",
+        ),
+        ("<DeleteCitation/>", "DeleteCitation without a PMID", ""),
+    ],
+)
+def test_unusable_records_are_quarantined_and_reading_goes_on(record, reason, record_id):
+    items = list(read_pubmed(xml(article("1"), record, article("3")), source="q.xml"))
+    assert [type(i) for i in items] == [Document, Quarantined, Document]
+    bad = items[1]
+    assert (bad.source, bad.position, bad.line) == ("q.xml", 2, 5)
+    assert (bad.reason, bad.record_id) == (reason, record_id)
+    assert "\n" not in bad.reason
+    assert bad.raw.startswith(record[:30])
+    assert bad.raw.endswith(record[-30:])
+
+
+def test_quarantined_raw_is_bounded():
+    record = article("9", version="x", abstract=f"<AbstractText>{'word ' * 2000}</AbstractText>")
+    (bad,) = read_pubmed(xml(record))
+    assert isinstance(bad, Quarantined)
+    assert len(bad.raw) == 2000
+    assert bad.raw.startswith("<PubmedArticle><MedlineCitation")
+
+
+def test_positions_count_every_record_kind():
+    delete = "<DeleteCitation><PMID>50</PMID></DeleteCitation>"
+    items = list(read_pubmed(xml(article("1"), article(None), article("3"), delete)))
+    assert [i.position for i in items if not isinstance(i, Document)] == [2, 4]
+
+
+# --------------------------------------------------------------------------- broken files
 
 
 def test_malformed_xml_yields_records_before_the_break_then_says_where():
     data = (
         HEAD
-        + b"<PubmedArticleSet>"
+        + b"<PubmedArticleSet>\n"
         + article("1").encode()
         + b"\n"
-        + b"<PubmedArticle><Oops></PubmedArticle>"
+        + article("2").encode()
+        + b"\n<PubmedArticle><Oops></PubmedArticle>\n"
+        + article("4").encode()
     )
     reader = read_pubmed(io.BytesIO(data))
-    first = next(reader)
-    assert first.id == "1"
+    assert [next(reader).id, next(reader).id] == ["1", "2"]
     with pytest.raises(InputError) as e:
         next(reader)
-    assert e.value.line == 4
-    assert "malformed XML" in str(e.value)
+    assert e.value.line == 6
+    assert str(e.value).startswith("line 6: XML broken at column ")
+    assert "Opening and ending tag mismatch: Oops" in str(e.value)
+    assert e.value.located("f.xml").startswith("f.xml: line 6: XML broken")
+
+
+def test_truncated_file_says_where():
+    data = xml(article("1"), article("2")).getvalue()[:-200]
+    items = []
+    with pytest.raises(InputError, match=r"XML broken.*(Premature end|expected)") as e:
+        items.extend(read_pubmed(io.BytesIO(data)))
+    assert [i.id for i in items] == ["1"]
+    assert e.value.line == 5
+
+
+def test_undefined_entity_without_doctype_is_broken_xml_at_its_line():
+    data = xml(article("1"), article("2", title="T &nbsp; x"), head=b"")
+    items = []
+    with pytest.raises(InputError, match="Entity 'nbsp' not defined") as e:
+        items.extend(read_pubmed(data))
+    assert e.value.line == 3
+    assert [i.id for i in items] == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"), [("latin-1", "Café crème"), ("gbk", "中文摘要"), ("utf-16-le", "ok")]
+)
+def test_bytes_not_in_the_declared_encoding(encoding, text):
+    data = (
+        HEAD
+        + b"<PubmedArticleSet>\n"
+        + article("1").encode()
+        + b"\n"
+        + article("2", title=text).encode(encoding)
+        + b"\n</PubmedArticleSet>"
+    )
+    items = []
+    with pytest.raises(InputError, match="XML broken") as e:
+        items.extend(read_pubmed(io.BytesIO(data)))
+    assert [i.id for i in items] == ["1"]
+    assert e.value.line == 5
+    if encoding != "utf-16-le":
+        assert "declared encoding" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "declaration", "title"),
+    [
+        ("gbk", ' encoding="GBK"', "中文 Café"),
+        ("latin-1", ' encoding="ISO-8859-1"', "Café"),
+        ("utf-16", "", "中文 Café"),  # with a byte order mark
+    ],
+)
+def test_other_encodings_read_when_declared_or_marked(encoding, declaration, title):
+    data = f'<?xml version="1.0"{declaration}?>\n<PubmedArticleSet>\n{article(title=title)}\n'
+    data += "</PubmedArticleSet>\n"
+    (doc,) = read_pubmed(io.BytesIO(data.encode(encoding)))
+    assert doc.title == title
+
+
+def test_unsupported_declared_encoding():
+    data = b'<?xml version="1.0" encoding="FOO"?>\n<PubmedArticleSet/>'
+    with pytest.raises(
+        InputError, match=r"^line 1: XML broken at column \d+: Unsupported encoding"
+    ):
+        list(read_pubmed(io.BytesIO(data)))
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n\t\n"])
+def test_empty_file(data):
+    with pytest.raises(InputError, match=r"^empty file$"):
+        list(read_pubmed(io.BytesIO(data)))
 
 
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "malformed XML"),
-        (b"PMID\tword\n", "malformed XML"),
         (
             b"<?xml version='1.0'?><BioCCollection></BioCCollection>",
-            "root element is <BioCCollection>",
+            "not a PubMed file: root element is <BioCCollection>, expected <PubmedArticleSet> "
+            "or <MedlineCitationSet>",
         ),
+        (HEAD + b"<PubmedArticle><MedlineCitation/></PubmedArticle>", "root element is <Pub"),
+        (b"PMID\tword\n", r"^line 1: XML broken at column 1: Start tag expected"),
+        (gzip.compress(HEAD + b"<PubmedArticleSet/>"), "gzip-compressed data: decompress"),
     ],
 )
-def test_not_pubmed(data, message):
+def test_not_a_pubmed_file(data, message):
     with pytest.raises(InputError, match=message):
         list(read_pubmed(io.BytesIO(data)))
 
 
-def test_entities_are_not_expanded():
-    # A billion-laughs style internal entity stays an unexpanded reference.
-    data = (
-        b'<?xml version="1.0"?><!DOCTYPE PubmedArticleSet [<!ENTITY a "aaaaaaaaaa">'
-        b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><PubmedArticleSet>'
-        + article(title="T &b;").encode()
-        + b"</PubmedArticleSet>"
-    )
-    (doc,) = read_pubmed(io.BytesIO(data))
-    assert "aaaa" not in doc.text
+def test_empty_set_is_fine():
+    assert list(read_pubmed(xml())) == []
+    assert list(read_pubmed(xml(root="MedlineCitationSet"))) == []
+
+
+# --------------------------------------------------------------------------- streaming
 
 
 class CountingStream(io.BytesIO):
@@ -163,7 +565,7 @@ class CountingStream(io.BytesIO):
         super().__init__(data)
         self.consumed = 0
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         chunk = super().read(size)
         self.consumed += len(chunk)
         return chunk
@@ -177,10 +579,7 @@ def test_streams_instead_of_reading_everything_first():
     assert sum(1 for _ in reader) == 2999
 
 
-def test_sniff_root():
-    assert sniff_root(HEAD + b"<PubmedArticleSet><PubmedArticle>") == "PubmedArticleSet"
-    assert sniff_root(b"<collection/>") == "collection"
-    assert sniff_root(b"not xml at all") is None
+# --------------------------------------------------------------------------- real files
 
 
 @pytest.mark.data
@@ -191,13 +590,56 @@ def test_real_baseline_subset(shared_data):
     assert len(records) == 30
     assert all(isinstance(r, Document) and r.source == path.name for r in records)
     assert len({r.id for r in records}) == 30
+    for r in records:
+        assert "\n" not in r.text and "  " not in r.text and r.text == r.text.strip()
+        assert r.sections[0].start == 0 and r.sections[-1].end == len(r.text)
+        for s in r.sections:
+            part = r.text[s.start : s.end]
+            assert part and part == part.strip()
+    # README: 27 with abstracts, 9 structured (AbstractText with a Label).
+    with_abstract = [r for r in records if any(s.label != "TITLE" for s in r.sections)]
+    assert len(with_abstract) == 27
+    structured = [
+        r for r in records if any(s.label not in ("TITLE", "ABSTRACT") for s in r.sections)
+    ]
+    assert len(structured) == 9
+
     first = records[0]
     assert first.id == "41576520"
     assert first.text.startswith(first.title + " Pediatric chronic kidney disease (CKD)")
-    assert dict(first.metadata)["doi"] == "10.1016/j.pediatrneurol.2025.12.024"
-    with_abstract = [r for r in records if len(r.text) > len(r.title)]
-    assert len(with_abstract) == 27
-    assert all("\n" not in r.text and "  " not in r.text for r in records)
+    assert [s.label for s in first.sections] == [
+        "TITLE",
+        "BACKGROUND",
+        "METHODS",
+        "RESULTS",
+        "CONCLUSIONS",
+    ]
+    conclusions = first.sections[-1]
+    assert first.text[conclusions.start : conclusions.end].startswith("In one of the first")
+    assert (first.doi, first.journal, first.pub_date, first.language) == (
+        "10.1016/j.pediatrneurol.2025.12.024",
+        "Pediatric neurology",
+        "2026-01-07",
+        "en",
+    )
+    assert first.authors[0] == "Hooper Stephen R"
+    assert first.authors[-1] == "Chronic Kidney Disease in Children (CKiD) Study Investigators"
+    assert first.keywords == ("CKiD", "Cognition in CKD", "Mild to moderate CKD", "Pediatric CKD")
+    assert first.publication_types == ("Journal Article",)
+
+    german = next(r for r in records if r.id == "41605226")  # empty ArticleTitle
+    assert german.language == "de"
+    assert german.title == german.vernacular_title == german.text
+    assert german.text.startswith("Kommentar zu „ABDOMEN BECKEN")
+
+    others = [(r.id, o.language, o.type) for r in records for o in r.other_abstracts]
+    assert others == [
+        ("41583336", "pt", "Publisher"),
+        ("41588158", "en", "plain-language-summary"),
+    ]
+    elife = next(r for r in records if r.id == "41603352")
+    assert "Mast Cells*" in elife.mesh_headings and "Humans" in elife.mesh_headings
+    assert "Mycobacterium tuberculosis (Mtb), infects" in elife.text  # <i> flattened
 
 
 @pytest.mark.data
@@ -207,12 +649,9 @@ def test_real_update_subset_with_deletions(shared_data):
         records = list(read_pubmed(stream, source=path.name))
     documents = [r for r in records if isinstance(r, Document)]
     tombstones = [r for r in records if isinstance(r, Tombstone)]
+    assert len(records) == len(documents) + len(tombstones)
     assert len(documents) == 30
-    assert [t.id for t in tombstones] == [
-        "41456105",
-        "41557076",
-        "41616784",
-        "41618748",
-        "41618749",
-        "41618779",
+    assert tombstones == [
+        Tombstone(pmid, path.name, 31)
+        for pmid in ("41456105", "41557076", "41616784", "41618748", "41618749", "41618779")
     ]
