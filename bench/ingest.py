@@ -13,7 +13,8 @@ Sides, each in a fresh subprocess per file (peak RSS is that process's ``ru_maxr
   (richer records: sections with offsets, MeSH, keywords, authors, dates, DOI ...).
 - ``bioner ingest``: the whole ingest, ``infra.ingest_store.ingest_paths``: parse, write the
   shard segments, compact the shards (versions, deletions), write documents and passages
-  tables (16 shards), with the reconciliation.
+  tables (16 shards), with the reconciliation; once in one process, once with the shards
+  compacted in as many processes as there are cores (the parse of one file is sequential).
 
 Prints documents/s and peak RSS per side and file, the throughput ratios against
 pubmed-parser, and each side's peak memory at 100k over 10k (1.0 = does not grow).
@@ -39,6 +40,7 @@ from lxml import etree
 DATA = Path(os.environ.get("BIONER_DATA_DIR", Path(__file__).resolve().parents[2] / "shared/data"))
 SAMPLE = DATA / "pubmed" / "pubmed26n1334.subset.xml.gz"
 PMID_BASE = 90_000_000
+CORES = os.cpu_count() or 1
 
 _PEER = """
 import pubmed_parser, resource, sys, time
@@ -61,7 +63,7 @@ _INGEST = """
 import resource, sys, time
 from infra.ingest_store import ingest_paths
 t = time.perf_counter()
-summary = ingest_paths([sys.argv[1]], sys.argv[2], n_shards=16)
+summary = ingest_paths([sys.argv[1]], sys.argv[2], n_shards=16, workers=int(sys.argv[3]))
 n = summary["totals"]["documents"]
 print(n, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
@@ -123,7 +125,8 @@ def main() -> None:
         sides = {
             "pubmed-parser": (_PEER, str(path)),
             "bioner parse": (_PARSE, str(path)),
-            "bioner ingest": (_INGEST, str(path), str(work / f"out-{n}")),
+            "bioner ingest": (_INGEST, str(path), str(work / f"out-{n}"), "1"),
+            f"bioner ingest {CORES}p": (_INGEST, str(path), str(work / f"out-{n}-p"), str(CORES)),
         }
         for side, (code, *argv) in sides.items():
             docs, seconds, rss = measure(code, *argv)
@@ -137,7 +140,7 @@ def main() -> None:
     print()
     small, large = min(args.sizes), max(args.sizes)
     peer = results["pubmed-parser"]
-    for side in ("bioner parse", "bioner ingest"):
+    for side in [s for s in results if s != "pubmed-parser"]:
         for n in args.sizes:
             ratio = (n / results[side][n][1]) / (n / peer[n][1])
             print(f"{side} / pubmed-parser throughput at {n:,}: {ratio:.2f}x")

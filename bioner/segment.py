@@ -41,6 +41,11 @@ _CLOSERS = "\"'”’)]}）」』》】"
 _OPENERS = "\"'“‘([{（「『《【"
 _SOFT_BREAKS = ",;:，、；：)]}）" + _ZH_END + _EN_END
 _INITIALS = re.compile(r"(?:[^\W\d_]\.)+")
+_HARD_BREAK = re.compile(f"[{re.escape(_HARD_BREAKS)}]")
+_CANDIDATE = re.compile(
+    f"([{_ZH_END}][{re.escape(_ZH_END + _CLOSERS)}]*)"
+    f"|([{re.escape(_EN_END)}][{re.escape(_EN_END + _CLOSERS)}]*)"
+)
 
 
 def segment(doc: Document, *, max_chars: int = DEFAULT_MAX_CHARS) -> list[Passage]:
@@ -66,23 +71,19 @@ def sentence_bounds(text: str, start: int = 0, end: int | None = None) -> list[t
     end = len(text) if end is None else end
     bounds: list[tuple[int, int]] = []
     for line_start, line_end in _lines(text, start, end):
-        seg = i = line_start
-        while i < line_end:
-            c = text[i]
-            if c in _ZH_END:
-                j = _skip(text, i + 1, line_end, _ZH_END + _CLOSERS)
+        seg = line_start
+        # Only sentence-final marks (and the closers after them) are candidates.
+        for m in _CANDIDATE.finditer(text, line_start, line_end):
+            j = m.end()
+            # 。！？； always end a sentence; . ! ? only before a new one and not after an
+            # abbreviation or initial.
+            ends = m.group(1) is not None or (
+                _starts_sentence(text, j, line_end)
+                and not (m.group(2)[0] == "." and _is_abbreviation(text, seg, m.start()))
+            )
+            if ends:
                 _emit(bounds, text, seg, j)
-                seg = i = j
-            elif c in _EN_END:
-                j = _skip(text, i + 1, line_end, _EN_END + _CLOSERS)
-                if _starts_sentence(text, j, line_end) and not (
-                    c == "." and _is_abbreviation(text, seg, i)
-                ):
-                    _emit(bounds, text, seg, j)
-                    seg = j
-                i = j
-            else:
-                i += 1
+                seg = j
         _emit(bounds, text, seg, line_end)
     return bounds
 
@@ -91,10 +92,9 @@ def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Trimmed non-empty ranges of ``text[start:end]`` between line breaks."""
     lines: list[tuple[int, int]] = []
     seg = start
-    for i in range(start, end):
-        if text[i] in _HARD_BREAKS:
-            _emit(lines, text, seg, i)
-            seg = i + 1
+    for m in _HARD_BREAK.finditer(text, start, end):
+        _emit(lines, text, seg, m.start())
+        seg = m.end()
     _emit(lines, text, seg, end)
     return lines
 

@@ -36,6 +36,7 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import PurePosixPath
@@ -867,8 +868,12 @@ def ingest_paths(
     run_id: str | None = None,
     ingest: IngestFn | None = None,
     compact: CompactFn | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Ingest files and folders into ``out``; returns the run summary (also the manifest).
+
+    ``workers`` > 1 compacts shards in that many processes (shards are independent); it
+    applies to the default compaction only, a flow's tasks get their concurrency from Prefect.
 
     The plain engine, no Prefect: the ingest flow passes its tasks as ``ingest`` and
     ``compact`` (same signatures as :func:`ingest_input` and :func:`compact_shard`).
@@ -912,12 +917,22 @@ def ingest_paths(
     parsed = time.perf_counter()
     shards = pending_shards(out, max_chars)
     results = []
-    for i, shard in enumerate(shards):
-        if progress is not None:
-            progress("compact", i, len(shards), None)
-        result = compact(out, shard, run_id, max_chars)
-        if result is not None:
-            results.append(result)
+    if compact is compact_shard and workers > 1 and len(shards) > 1:
+        with ProcessPoolExecutor(min(workers, len(shards))) as pool:
+            futures = [pool.submit(compact, out, s, run_id, max_chars) for s in shards]
+            for i, future in enumerate(as_completed(futures)):
+                if progress is not None:
+                    progress("compact", i, len(shards), None)
+                if (result := future.result()) is not None:
+                    results.append(result)
+        results.sort(key=lambda r: r["shard"])
+    else:
+        for i, shard in enumerate(shards):
+            if progress is not None:
+                progress("compact", i, len(shards), None)
+            result = compact(out, shard, run_id, max_chars)
+            if result is not None:
+                results.append(result)
     if progress is not None and shards:
         progress("compact", len(shards), len(shards), None)
     summary = summarize(out, config, run_id, inputs, results, [*notes, *plan.notes])

@@ -175,6 +175,17 @@ def test_rerun_writes_nothing_and_one_run_equals_two(pubmed_files, tmp_path):
         assert rows(once, table) == rows(twice, table), table
 
 
+@pytest.mark.data
+def test_compaction_in_worker_processes_gives_the_same_tables(pubmed_files, tmp_path):
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    ingest.ingest_paths([str(p) for p in pubmed_files], str(serial), 4)
+    summary = ingest.ingest_paths([str(p) for p in pubmed_files], str(parallel), 4, workers=2)
+    assert_reconciles(summary)
+    assert summary["shards_written"] == [0, 1, 2, 3]
+    for table in ("documents", "tombstones", "passages"):
+        assert rows(parallel, table) == rows(serial, table), table
+
+
 # --------------------------------------------------------------------------- the rules, end to end
 
 
