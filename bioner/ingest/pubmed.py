@@ -16,13 +16,18 @@ Field rules:
 - ``pub_date``: ``PubDate`` Year[-Month[-Day]] (month names or numbers; an impossible day or
   month is dropped, not guessed); else the start of a ``MedlineDate`` ("1998 Dec-1999 Jan" ->
   "1998-12", "2000 Spring" -> "2000"); else the first ``ArticleDate``; else "".
-- ``language``: the first ``Language``, ISO 639-2 mapped to ISO 639-1 by :data:`LANGUAGES`
-  where one exists (else kept as written; "und" when absent).
+- ``language``: the language of the text that is tagged, because PubMed's ``Language`` names
+  the full text's language while ``ArticleTitle`` is English and abstracts mostly are: a
+  Chinese article usually has an English title and abstract. So it is detected from the text
+  (zh or en), except when the title had to come from ``VernacularTitle``: then it is the
+  article's. The first ``Language``, ISO 639-2 mapped to ISO 639-1 by :data:`LANGUAGES` where
+  one exists ("und" when absent), is kept in ``metadata`` as ``article_language``.
 - ``authors``: "LastName ForeName" (Initials when no ForeName) or the ``CollectiveName``;
   authors marked ``ValidYN="N"`` and editor lists are skipped.
 - ``mesh_headings``: descriptor names, with a ``*`` suffix when the descriptor or one of its
   qualifiers is a major topic (PubMed's own display and ``[majr]`` rule); qualifiers dropped.
-- ``doi``: ``ArticleIdList`` ``IdType="doi"``, else ``ELocationID EIdType="doi"``.
+- ``doi``: the first valid ``ELocationID EIdType="doi"``, else ``ArticleIdList``'s
+  ``IdType="doi"`` (the two agree in practice; the first is read on the way, for free).
 - An empty ``ArticleTitle`` (or PubMed's "[Not Available].") falls back to ``VernacularTitle``.
 
 Security: no DTD is loaded, nothing is fetched, no entity is expanded. A file whose DOCTYPE
@@ -41,6 +46,7 @@ from typing import BinaryIO
 from lxml import etree
 
 from bioner.errors import InputError
+from bioner.ingest.lang import detect_language
 from bioner.ingest.types import Quarantined, Tombstone
 from bioner.records import Document, OtherAbstract, Section
 
@@ -127,7 +133,7 @@ def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombs
             elif tag == _DELETE:
                 yield from _tombstones(elem, position, source)
             else:
-                yield _quarantine(elem, position, source, "book record (PubmedBookArticle)")
+                yield _book(elem, position, source)
             _release(elem)
     except etree.XMLSyntaxError as e:
         raise _broken(e, context.error_log) from None
@@ -239,8 +245,14 @@ def _collapse(text: str | None) -> str:
     """``text`` with every whitespace run one space and no space at either end."""
     if not text:
         return ""
-    # Fast path: every whitespace character but " " is unprintable, so most texts skip the split.
-    if text.isprintable() and "  " not in text and text[0] != " " and text[-1] != " ":
+    # Fast path, skipping the split for most texts. XML text can hold no ASCII whitespace but
+    # " ", tab, newline and carriage return (libxml2 rejects the other controls even as
+    # character references); any other whitespace character is unprintable.
+    if (
+        ("\n" not in text and "\t" not in text and "\r" not in text)
+        if text.isascii()
+        else text.isprintable()
+    ) and ("  " not in text and text[0] != " " and text[-1] != " "):
         return text
     return " ".join(text.split())
 
@@ -257,6 +269,13 @@ def _quarantine(
 ) -> Quarantined:
     raw = etree.tostring(elem, encoding="unicode", with_tail=False)[:_RAW_CHARS]
     return Quarantined(source, position, reason, record_id, elem.sourceline, raw)
+
+
+def _book(elem: etree._Element, position: int, source: str) -> Quarantined:
+    """Books and chapters (NCBI Bookshelf records) are kept aside, not read as abstracts."""
+    pmid = _collapse(elem.findtext("BookDocument/PMID"))
+    reason = f"PMID {pmid or '?'}: book record (PubmedBookArticle), not read"
+    return _quarantine(elem, position, source, reason, pmid)
 
 
 def _article(
@@ -299,7 +318,8 @@ def _article(
         reason = f"PMID {pmid}: Version {version_text!r} is not a positive integer"
         return _quarantine(record, position, source, reason, pmid)
 
-    title = vernacular = journal = pub_date = doi = article_date = ""
+    title = vernacular = journal = pub_date = doi = ""
+    article_date = None
     language = "und"
     abstract: list[etree._Element] = []
     authors: list[str] = []
@@ -327,11 +347,12 @@ def _article(
                     doi = _collapse(child.text)
             elif tag == "VernacularTitle":
                 vernacular = _text(child)
-            elif tag == "ArticleDate" and not article_date:
-                article_date = _date_of(child)
-    if citation is not record:
-        doi = _article_id_doi(record) or doi
-    if not title or title == _NOT_AVAILABLE:
+            elif tag == "ArticleDate" and article_date is None:
+                article_date = child
+    if not doi and citation is not record:
+        doi = _article_id_doi(record)
+    from_vernacular = not title or title == _NOT_AVAILABLE
+    if from_vernacular:
         title = vernacular
 
     # Text and sections: the title, then each abstract part, one space apart.
@@ -358,10 +379,11 @@ def _article(
         text=text,
         version=version,
         title=title,
-        language=language,
+        language=language if from_vernacular and language != "und" else detect_language(text),
+        metadata=(("article_language", language),),
         source=source,
         journal=journal,
-        pub_date=pub_date or article_date,
+        pub_date=pub_date or (_date_of(article_date) if article_date is not None else ""),
         doi=doi,
         authors=tuple(authors),
         mesh_headings=mesh,
@@ -414,25 +436,27 @@ def _authors(author_list: etree._Element) -> list[str]:
     """ "LastName ForeName" (Initials without a ForeName) or CollectiveName of each valid author."""
     authors = []
     for author in author_list:
-        if author.tag != "Author" or author.get("ValidYN") == "N":
+        if author.get("ValidYN") == "N" or author.tag != "Author":
             continue
-        last = fore = initials = collective = ""
-        # Names come first (DTD: LastName, ForeName?, Initials?, Suffix? | CollectiveName),
-        # so stop at the first other child instead of walking the affiliations too.
-        for part in author:
-            tag = part.tag
-            if tag == "LastName":
-                last = _collapse(part.text)
-            elif tag == "ForeName":
-                fore = _collapse(part.text)
-            elif tag == "Initials":
-                initials = part.text
-            elif tag == "CollectiveName":
-                collective = _text(part)
-            elif tag != "Suffix":
-                break
-        given = fore or _collapse(initials)
-        name = f"{last} {given}" if last and given else last or collective
+        # The DTD orders an author's names first: (LastName, ForeName?, Initials?, Suffix?) or
+        # CollectiveName. Reading at most two children skips the affiliations; element proxies
+        # are what this loop costs.
+        children = iter(author)
+        first = next(children, None)
+        if first is None:
+            continue
+        tag = first.tag
+        if tag == "LastName":
+            last = first.text
+            second = next(children, None)
+            given = None
+            if second is not None and second.tag in ("ForeName", "Initials"):
+                given = second.text
+            name = _collapse(f"{last} {given}" if last and given else last)
+        elif tag == "CollectiveName":
+            name = _text(first)
+        else:
+            continue
         if name:
             authors.append(name)
     return authors

@@ -143,11 +143,12 @@ def test_every_field_of_a_structured_record():
         text=f"{title} {background} {results} It works.",
         version=3,
         title=title,
-        language="fr",
+        language="en",  # the tagged text is English; the article itself is French
+        metadata=(("article_language", "fr"),),
         source="f.xml",
         journal="J Test",
         pub_date="2024-05-17",
-        doi="10.9/idlist",
+        doi="10.9/eloc",
         authors=("Smith Jane A", "Doe J", "Plato", "The BRCA Consortium"),
         mesh_headings=("Humans", "BRCA1 Protein*", "DNA Repair*"),
         keywords=("BRCA1", "E. coli growth", "repair"),
@@ -174,7 +175,7 @@ def test_unstructured_abstract_is_one_abstract_section():
     doc = one(article(abstract="<AbstractText>Plain text.</AbstractText>"))
     assert doc.text == "A title. Plain text."
     assert doc.sections == (Section("TITLE", 0, 8), Section("ABSTRACT", 9, 20))
-    assert doc.metadata == ()
+    assert doc.metadata == (("article_language", "en"),)
 
 
 def test_unlabelled_paragraphs_each_get_a_section():
@@ -191,7 +192,8 @@ def test_unlabelled_paragraphs_each_get_a_section():
 
 def test_title_only_and_defaults():
     doc = one(article(version=None, abstract="", language=""))
-    assert (doc.version, doc.text, doc.title, doc.language) == (1, "A title.", "A title.", "und")
+    assert (doc.version, doc.text, doc.title, doc.language) == (1, "A title.", "A title.", "en")
+    assert doc.metadata == (("article_language", "und"),)
     assert doc.sections == (Section("TITLE", 0, 8),)
     assert (doc.doi, doc.authors, doc.mesh_headings, doc.other_abstracts) == ("", (), (), ())
 
@@ -230,10 +232,16 @@ def test_inline_markup_mathml_and_whitespace_are_flattened():
     assert doc.text.splitlines() == [doc.text]
 
 
-def test_whitespace_fast_path_assumption():
-    # _collapse skips str.split() for printable text: every whitespace but " " must be unprintable.
+def test_whitespace_fast_path_assumptions():
+    # _collapse skips str.split() when a text cannot hold whitespace other than single spaces:
+    # non-ASCII whitespace is unprintable, and the only ASCII whitespace XML text can carry is
+    # space, tab, newline and carriage return.
     spaces = [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) != " "]
     assert spaces and not any(c.isprintable() for c in spaces)
+    for control in (c for c in spaces if c.isascii() and c not in "\t\n\r"):
+        with pytest.raises(InputError, match="invalid xmlChar"):
+            list(read_pubmed(xml(article(title=f"a&#{ord(control)};b"))))
+    assert one(article(title="a&#13;&#9;&#10;b")).title == "a b"
 
 
 @pytest.mark.parametrize(
@@ -285,21 +293,53 @@ def test_article_date_is_the_fallback():
         ("", "und"),
     ],
 )
-def test_language_first_and_mapped_to_iso_639_1(languages, expected):
-    assert one(article(language=languages)).language == expected
+def test_article_language_first_and_mapped_to_iso_639_1(languages, expected):
+    doc = one(article(language=languages))
+    assert doc.metadata == (("article_language", expected),)
+    assert doc.language == "en"  # the English title is what gets tagged
+
+
+def test_language_of_the_text_not_of_the_article():
+    chinese = article(
+        title="",
+        language="<Language>chi</Language>",
+        abstract="<AbstractText>目的 探讨乳腺癌患者的预后因素。</AbstractText>",
+        article_extra="<VernacularTitle>乳腺癌预后因素分析</VernacularTitle>",
+    )
+    assert one(chinese).language == "zh"
+    english_abstract = article(
+        language="<Language>chi</Language>",
+        abstract="<AbstractText>We studied breast cancer.</AbstractText>",
+    )
+    assert one(english_abstract).language == "en"
 
 
 def test_language_table_maps_three_letters_to_two():
     assert all(len(k) == 3 and len(v) == 2 for k, v in LANGUAGES.items())
 
 
-def test_doi_from_elocation_when_article_id_list_has_none():
+def test_doi_from_elocation_id():
     record = article(
         article_extra='<ELocationID EIdType="doi" ValidYN="Y"> 10.1/eloc </ELocationID>',
         pubmed_data='<PubmedData><ArticleIdList><ArticleId IdType="pubmed">111</ArticleId>'
         "</ArticleIdList></PubmedData>",
     )
     assert one(record).doi == "10.1/eloc"
+
+
+@pytest.mark.parametrize(
+    "elocation", ["", '<ELocationID EIdType="doi" ValidYN="N">10.1/invalid</ELocationID>']
+)
+def test_doi_from_article_id_list_without_a_valid_elocation_id(elocation):
+    record = article(
+        article_extra=elocation,
+        pubmed_data="<PubmedData><History/><ArticleIdList>"
+        '<ArticleId IdType="pubmed">111</ArticleId><ArticleId IdType="doi">10.1/ids</ArticleId>'
+        "</ArticleIdList><ReferenceList><Reference><ArticleIdList>"
+        '<ArticleId IdType="doi">10.1/ref</ArticleId></ArticleIdList></Reference>'
+        "</ReferenceList></PubmedData>",
+    )
+    assert one(record).doi == "10.1/ids"
 
 
 def test_invalid_elocation_doi_is_ignored():
@@ -412,8 +452,8 @@ def test_delete_citation_with_an_empty_pmid_keeps_the_others():
         ("<PubmedArticle><PubmedData/></PubmedArticle>", "no MedlineCitation element", ""),
         (
             "<PubmedBookArticle><BookDocument><PMID>9</PMID></BookDocument></PubmedBookArticle>",
-            "book record (PubmedBookArticle)",
-            "",
+            "PMID 9: book record (PubmedBookArticle), not read",
+            "9",
         ),
         ("<DeleteCitation/>", "DeleteCitation without a PMID", ""),
     ],
