@@ -4,7 +4,8 @@ Input: the real baseline sample ``pubmed/pubmed26n1334.subset.xml.gz`` (30 citat
 by repeating its records with fresh PMIDs into gzip files of 10,000 and 100,000 citations in
 PubMed's own file structure.
 
-Sides, each in a fresh subprocess per file (peak RSS is that process's ``ru_maxrss``):
+Sides, each in a fresh subprocess per file (peak RSS is the largest ``ru_maxrss`` of that process and of its
+worker processes):
 
 - ``pubmed-parser``: ``pubmed_parser.parse_medline_xml(path)`` at its documented defaults
   (``year_info_only=True``, no author or reference lists), the iterator consumed to the end;
@@ -65,7 +66,8 @@ from infra.ingest_store import ingest_paths
 t = time.perf_counter()
 summary = ingest_paths([sys.argv[1]], sys.argv[2], n_shards=16, workers=int(sys.argv[3]))
 n = summary["totals"]["documents"]
-print(n, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+rss = max(resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(n, time.perf_counter() - t, rss)
 """
 
 

@@ -22,6 +22,8 @@ def detect_language(text: str, default: str = "en") -> str:
     ``default`` is returned for a text with neither (empty, digits, symbols only).
     """
     sample = text[:_SAMPLE]
+    if _HAN.search(sample) is None:  # the common case, decided without counting
+        return "en" if _LATIN.search(sample) else default
     han = len(_HAN.findall(sample))
     latin = len(_LATIN.findall(sample))
     if han == 0 and latin == 0:
