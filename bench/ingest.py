@@ -4,8 +4,8 @@ Input: the real baseline sample ``pubmed/pubmed26n1334.subset.xml.gz`` (30 citat
 by repeating its records with fresh PMIDs into gzip files of 10,000 and 100,000 citations in
 PubMed's own file structure.
 
-Sides, each in a fresh subprocess per file (peak RSS is the largest ``ru_maxrss`` of that process and of its
-worker processes):
+Sides, each in a fresh subprocess per file (peak RSS is the largest ``ru_maxrss`` of that
+process and of its worker processes):
 
 - ``pubmed-parser``: ``pubmed_parser.parse_medline_xml(path)`` at its documented defaults
   (``year_info_only=True``, no author or reference lists), the iterator consumed to the end;
