@@ -53,3 +53,19 @@ def located(path: Path | str) -> Iterator[None]:
         yield
     except InputError as e:
         raise fail(e.located(str(path))) from None
+
+
+def inputs_argument() -> typer.models.ArgumentInfo:
+    """The ``INPUT...`` argument of the commands that read corpora (ingest, run)."""
+    return typer.Argument(
+        ...,
+        metavar="INPUT...",
+        show_default=False,
+        help="Corpus files or folders: PubMed XML (.gz), BioC XML, PubTator, JSON lines, "
+        "Parquet, CNKI exports.",
+    )
+
+
+def max_chars_option(default: int) -> typer.models.OptionInfo:
+    """The ``--max-chars`` option: the longest passage the segmenter makes."""
+    return typer.Option(default, "--max-chars", min=16, help="Longest passage, in characters.")

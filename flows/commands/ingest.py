@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bioner.segment import DEFAULT_MAX_CHARS
-from flows.commands._common import console, error, fail
+from flows.commands._common import console, error, fail, inputs_argument, max_chars_option
 from flows.commands._prefect import (
     prefect_defaults,
     progress_bars,
@@ -36,13 +36,7 @@ from infra.ingest_store import (
 
 
 def main(
-    inputs: list[Path] = typer.Argument(
-        ...,
-        metavar="INPUT...",
-        show_default=False,
-        help="Corpus files or folders: PubMed XML (.gz), BioC XML, PubTator, JSON lines, "
-        "Parquet, CNKI exports.",
-    ),
+    inputs: list[Path] = inputs_argument(),
     out: Path = typer.Option(..., "--out", "-o", help="Folder of the corpus tables."),
     shards: int | None = typer.Option(
         None,
@@ -51,9 +45,7 @@ def main(
         max=65_536,
         help="Number of shards, fixed by the first run into --out (default 16).",
     ),
-    max_chars: int = typer.Option(
-        DEFAULT_MAX_CHARS, "--max-chars", min=16, help="Longest passage, in characters."
-    ),
+    max_chars: int = max_chars_option(DEFAULT_MAX_CHARS),
     as_json: bool = typer.Option(
         False, "--json", help="Print the run manifest (reconciliation included) as JSON."
     ),

@@ -23,7 +23,7 @@ from bioner.ingest import read_pubmed
 from bioner.labels import SCHEMAS
 from bioner.records import Document
 from bioner.segment import DEFAULT_MAX_CHARS
-from flows.commands._common import console, error, fail
+from flows.commands._common import console, error, fail, inputs_argument, max_chars_option
 from flows.commands._prefect import (
     cache_dir,
     prefect_defaults,
@@ -51,13 +51,7 @@ UNTRAINED_WARNING = (
 
 
 def main(
-    inputs: list[Path] = typer.Argument(
-        ...,
-        metavar="INPUT...",
-        show_default=False,
-        help="Corpus files or folders: PubMed XML (.gz), BioC XML, PubTator, JSON lines, "
-        "Parquet, CNKI exports.",
-    ),
+    inputs: list[Path] = inputs_argument(),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the output tables."),
     model: Path | None = typer.Option(
         None,
@@ -70,9 +64,7 @@ def main(
         "general", "--schema", help=f"Entity types to tag: {', '.join(sorted(SCHEMAS))}."
     ),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
-    max_chars: int = typer.Option(
-        DEFAULT_MAX_CHARS, "--max-chars", min=16, help="Longest passage, in characters."
-    ),
+    max_chars: int = max_chars_option(DEFAULT_MAX_CHARS),
     max_new_tokens: int | None = typer.Option(
         None,
         "--max-new-tokens",
