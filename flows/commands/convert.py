@@ -17,6 +17,7 @@ from bioner.labels import dataset as dataset_spec
 from bioner.readers import FORMATS, Format
 from bioner.records import AnnotatedDocument
 from flows.commands._common import console, decode_text, fail, located, read_input
+from infra import storage
 
 _NAMES = ", ".join([*FORMATS, *TAG_FORMATS])
 
@@ -87,13 +88,7 @@ def _write(fmt: Format, result: Any, out: Path) -> None:
             for name, content in result.items():
                 (out / name).write_bytes(content.encode("utf-8"))
         else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp")
-            try:
-                tmp.write_bytes(result.encode("utf-8"))
-                tmp.replace(out)
-            finally:
-                tmp.unlink(missing_ok=True)
+            storage.write_text(result, str(out))
     except OSError as e:
         raise fail(f"{out}: cannot write ({e.strerror})") from None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,7 +12,9 @@ from rich.table import Table
 from bioner.codec import TAG_FORMATS
 from bioner.codec.lines import parse_tagged_lines
 from bioner.labels import SCHEMAS
+from bioner.readers._common import dump_json_lines
 from flows.commands._common import console, decode_text, fail, located, read_input
+from infra import storage
 
 
 def main(
@@ -48,10 +49,10 @@ def main(
             }
         )
     elapsed = time.perf_counter() - started
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    tmp.replace(out)
+    try:
+        storage.write_text(dump_json_lines(rows), str(out))
+    except OSError as e:
+        raise fail(f"{out}: cannot write ({e.strerror})") from None
 
     rate = len(records) / elapsed if elapsed > 0 else float("inf")
     console.print(

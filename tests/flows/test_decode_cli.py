@@ -67,3 +67,13 @@ def test_bad_input_is_one_line_naming_file_and_line(tmp_path) -> None:
     assert res.exit_code == 2 and "no such file" in res.output
     res = runner.invoke(app, [str(src), "-f", "xml", "-o", str(out)])
     assert res.exit_code == 2 and "unknown --format" in res.output
+
+
+def test_unwritable_output_is_one_line(tmp_path) -> None:
+    src = tmp_path / "gen.jsonl"
+    write_lines(src, [{"id": "a", "text": TEXT, "output": "None"}])
+    out = src / "spans.jsonl"  # a path under a file cannot be created
+    res = runner.invoke(app, [str(src), "-o", str(out)])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {out}: cannot write")
