@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from bioner.constraint import SymbolicTarget
+
 FinishReason = Literal["stop", "length"]
 FINISH_REASONS: tuple[FinishReason, ...] = ("stop", "length")
 
@@ -71,9 +73,17 @@ class Engine(Protocol):
         ...
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams | Sequence[GenerationParams]
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | Sequence[GenerationParams],
+        targets: Sequence[SymbolicTarget | None] | None = None,
     ) -> list[Generation]:
-        """One generation per prompt, in input order; ``params`` is shared or one per prompt."""
+        """One generation per prompt, in input order; ``params`` is shared or one per prompt.
+
+        ``targets`` (one per prompt, or None) restricts each answer to the valid symbolic
+        answers for its passage (copy-constrained decoding) where the engine was created with
+        the constraint on; a None entry leaves that prompt free.
+        """
         ...
 
 

@@ -43,6 +43,11 @@ _ESCAPE = str.maketrans({"\\": "\\\\", "[": "\\[", "]": "\\]", "\n": " ", "\r": 
 _OPEN, _CLOSE = "[", "]"
 
 
+def escape_passage(text: str) -> str:
+    """``text`` as an answer line copies it: ``\\ [ ]`` escaped, line breaks as spaces."""
+    return text.translate(_ESCAPE)
+
+
 # --------------------------------------------------------------------------- encode
 
 
