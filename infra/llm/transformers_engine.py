@@ -22,6 +22,7 @@ try:
         AutoModelForCausalLM,
         AutoTokenizer,
         GenerationConfig,
+        LogitsProcessorList,
         StoppingCriteria,
         StoppingCriteriaList,
     )
@@ -31,7 +32,9 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
         "install the llm extra: pip install -e .[llm]"
     ) from e
 
+from bioner.constraint import SymbolicTarget
 from bioner.generation import Generation, GenerationParams
+from infra.llm.constrained import CopyConstraintProcessor, TokenTrie
 from infra.llm.local import check_model_dir, model_id_of
 
 log = logging.getLogger(__name__)
@@ -64,9 +67,13 @@ class TransformersEngine:
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         dtype: str = "auto",
+        constrained: bool = True,
+        prompt_lookup_tokens: int = 0,
     ) -> None:
         if batch_tokens < 1 or max_batch_size < 1:
             raise ValueError("batch_tokens and max_batch_size must be >= 1")
+        if prompt_lookup_tokens < 0:
+            raise ValueError("prompt_lookup_tokens must be >= 0")
         self.model_dir = check_model_dir(model_dir)
         self.model_id = model_id_of(self.model_dir)
         self.device = torch.device(device)
@@ -83,6 +90,20 @@ class TransformersEngine:
         self.model.eval()
         self.stop_ids = self._stop_ids()
         self.max_context: int | None = getattr(self.model.config, "max_position_embeddings", None)
+        #: Prompt-lookup decoding: draft this many tokens by matching the output's last n-gram
+        #: in the prompt (the answer copies the passage). transformers runs assisted
+        #: generation one prompt at a time, so batches hold a single row when it is on.
+        self.prompt_lookup_tokens = prompt_lookup_tokens
+        if prompt_lookup_tokens:
+            self.max_batch_size = 1
+        #: Copy-constrained decoding (prompts given a target may only produce valid answers).
+        self.trie = TokenTrie.of(self.tokenizer) if constrained else None
+        #: What changes the output besides the model and the request (the generation cache's key).
+        self.settings = {
+            "backend": "transformers",
+            "constrained": str(constrained).lower(),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+        }
 
     def _stop_ids(self) -> list[int]:
         ids = self.model.generation_config.eos_token_id
@@ -110,14 +131,26 @@ class TransformersEngine:
         return self.tokenizer(prompt)["input_ids"]
 
     def generate(
-        self, prompts: Sequence[str], params: GenerationParams | Sequence[GenerationParams]
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | Sequence[GenerationParams],
+        targets: Sequence[SymbolicTarget | None] | None = None,
     ) -> list[Generation]:
-        """One generation per prompt, in input order (see the module docstring for batching)."""
+        """One generation per prompt, in input order (see the module docstring for batching).
+
+        With the constraint on, a prompt with a target may only produce a valid symbolic
+        answer for its passage (:mod:`infra.llm.constrained`).
+        """
         per_prompt = (
             [params] * len(prompts) if isinstance(params, GenerationParams) else list(params)
         )
         if len(per_prompt) != len(prompts):
             raise ValueError(f"{len(prompts)} prompts but {len(per_prompt)} parameter sets")
+        per_target = list(targets) if targets is not None else [None] * len(prompts)
+        if len(per_target) != len(prompts):
+            raise ValueError(f"{len(prompts)} prompts but {len(per_target)} targets")
+        if self.trie is None:
+            per_target = [None] * len(prompts)
         encoded = [self.encode_prompt(p) for p in prompts]
         limits = [self._limit(ids, p) for ids, p in zip(encoded, per_prompt, strict=True)]
         results: list[Generation | None] = [None] * len(prompts)
@@ -127,10 +160,7 @@ class TransformersEngine:
             groups.setdefault(dataclasses.replace(p, max_new_tokens=1), []).append(i)
         for sampling, indices in groups.items():
             for batch in self._batches(indices, encoded, limits):
-                outputs = self._generate_batch(
-                    [encoded[i] for i in batch], [limits[i] for i in batch], sampling
-                )
-                for i, generation in zip(batch, outputs, strict=True):
+                for i, generation in self._run_batch(batch, encoded, limits, per_target, sampling):
                     results[i] = generation
         return [r for r in results if r is not None]
 
@@ -168,8 +198,46 @@ class TransformersEngine:
             batches.append(batch)
         return batches
 
+    def _run_batch(
+        self,
+        batch: list[int],
+        encoded: list[list[int]],
+        limits: list[int],
+        targets: list[SymbolicTarget | None],
+        sampling: GenerationParams,
+    ) -> list[tuple[int, Generation]]:
+        """Generate one batch; on a GPU out-of-memory error, halve it and retry each half."""
+        try:
+            outputs = self._generate_batch(
+                [encoded[i] for i in batch],
+                [limits[i] for i in batch],
+                [targets[i] for i in batch],
+                sampling,
+            )
+        except torch.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(batch) // 2
+            log.warning(
+                "out of memory on a batch of %d: retrying as %d + %d",
+                len(batch),
+                half,
+                len(batch) - half,
+            )
+            return [
+                *self._run_batch(batch[:half], encoded, limits, targets, sampling),
+                *self._run_batch(batch[half:], encoded, limits, targets, sampling),
+            ]
+        return list(zip(batch, outputs, strict=True))
+
     def _generate_batch(
-        self, prompt_ids: list[list[int]], limits: list[int], sampling: GenerationParams
+        self,
+        prompt_ids: list[list[int]],
+        limits: list[int],
+        targets: list[SymbolicTarget | None],
+        sampling: GenerationParams,
     ) -> list[Generation]:
         padded = self.tokenizer.pad(
             {"input_ids": prompt_ids}, padding=True, return_tensors="pt", return_attention_mask=True
@@ -185,16 +253,24 @@ class TransformersEngine:
             pad_token_id=self.tokenizer.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
         )
+        if self.prompt_lookup_tokens:
+            config.prompt_lookup_num_tokens = self.prompt_lookup_tokens
         if not sampling.greedy:
             config.temperature = sampling.temperature
             config.top_p = sampling.top_p
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
+        processors = LogitsProcessorList()
+        if self.trie is not None and any(t is not None for t in targets):
+            processors.append(
+                CopyConstraintProcessor(self.trie, targets, prompt_length, self.stop_ids)
+            )
         with torch.inference_mode():
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=config,
+                logits_processor=processors,
                 stopping_criteria=StoppingCriteriaList(
                     [_RowLimits(limits, prompt_length, self.device)]
                 ),
