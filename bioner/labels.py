@@ -157,6 +157,19 @@ GENERAL_SCHEMA = EntitySchema(
     ),
 )
 
+GENERAL_ZH_SCHEMA = EntitySchema(
+    "general-zh",
+    "zh",
+    (
+        _t("Chemical", "化学物质", "化学物质和药物，包括其缩写", "药物"),
+        _t("Disease", "疾病", "疾病、障碍、综合征及其异常体征"),
+        _t("Gene", "基因", "基因及其产物（蛋白质、RNA）", "蛋白质", "基因/蛋白"),
+        _t("Species", "物种", "生物体和物种"),
+        _t("CellLine", "细胞系", "细胞系和细胞类型"),
+        _t("Variant", "变异", "序列变异和突变", "突变"),
+    ),
+)
+
 _NCBI_MAP = {
     "SpecificDisease": "Disease",
     "Modifier": "Disease",
@@ -176,9 +189,30 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("cmedqaner", CMEDQANER_SCHEMA, {}),
         DatasetSpec("cehrner", CEHRNER_SCHEMA, {}),
         DatasetSpec("general", GENERAL_SCHEMA, {}),
+        DatasetSpec("general-zh", GENERAL_ZH_SCHEMA, {}),
     )
 }
 SCHEMAS: dict[str, EntitySchema] = {d.name: d.schema for d in DATASETS.values()}
+
+#: Schemas with the same labels in another language: a corpus of English and Chinese documents
+#: tagged with ``general`` gets Chinese headers and instructions for its Chinese passages.
+_COUNTERPARTS: dict[str, dict[str, str]] = {
+    "general": {"en": "general", "zh": "general-zh"},
+    "general-zh": {"en": "general", "zh": "general-zh"},
+}
+
+
+def schema_for(name: str, language: str | None) -> EntitySchema:
+    """Schema ``name``, or its counterpart in ``language`` when it has one (same labels).
+
+    A schema without a counterpart (a dataset's own, such as ``ncbi``) is returned as is.
+    """
+    try:
+        schema = SCHEMAS[name.lower()]
+    except KeyError:
+        raise KeyError(f"unknown schema {name!r}; known: {', '.join(sorted(SCHEMAS))}") from None
+    other = _COUNTERPARTS.get(schema.name, {}).get(language or "")
+    return SCHEMAS[other] if other else schema
 
 
 def dataset(name: str) -> DatasetSpec:

@@ -49,3 +49,21 @@ def test_rejects_multiline_passages_and_unknown_languages():
 
 def test_version_is_recorded_constant():
     assert PROMPT_VERSION == "symbolic-v1"
+
+
+@pytest.mark.parametrize("name", ["ncbi", "bc5cdr", "jnlpba", "cmeee", "general", "general-zh"])
+def test_every_required_schema_has_a_prompt_with_all_its_types(name):
+    schema = SCHEMAS[name]
+    prompt = build_prompt("x", schema)
+    assert all(f"- {t.header}: {t.definition}\n" in prompt for t in schema.types)
+
+
+def test_general_schema_follows_the_passage_language():
+    from bioner.labels import schema_for
+
+    assert schema_for("general", "zh").name == "general-zh"
+    assert schema_for("general", "en").name == "general"
+    assert schema_for("general", None).name == "general"
+    assert schema_for("ncbi", "zh").name == "ncbi"  # no counterpart: as asked
+    assert schema_for("general", "zh").labels == SCHEMAS["general"].labels
+    assert build_prompt("患者。", schema_for("general", "zh")).startswith("你是")
