@@ -66,7 +66,11 @@ class Generation:
 class Engine(Protocol):
     """A loaded model that answers batches of prompts; one per worker process."""
 
+    #: The model folder's name and a digest of its weights (and of a LoRA adapter, if any).
     model_id: str
+    #: What else changes the output for a given prompt (backend, constraint, dtype ...): with
+    #: ``model_id``, the prompt version and the parameters, the key of the generation cache.
+    settings: dict[str, str]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token count of each text as the model's tokenizer splits it (no special tokens)."""
