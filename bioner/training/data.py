@@ -1,0 +1,362 @@
+"""Instruction examples for fine-tuning: passages of gold documents, prompts and responses.
+
+One example is one passage of one document, asked with the dataset's schema:
+
+* ``prompt``: :func:`bioner.prompts.build_prompt` of the passage (the plain text; the chat
+  template, when the model has one, is applied at training time exactly as the engine does);
+* ``response``: the gold answer, :func:`bioner.codec.symbolic.encode` (format ``"symbolic"``)
+  or :func:`bioner.codec.json_entities.encode` with the JSON prompt of :data:`JSON_PROMPT_VERSION`
+  (format ``"json"``, BioSelectTune's format).
+
+Passages are those of the inference pipeline: with ``unit="sentence"`` (the default) every
+document goes through :func:`bioner.segment.segment`, as ``bioner run`` does, so a model is
+trained on the units it will be asked about; with ``unit="document"`` a single-line document
+up to ``max_chars`` stays whole and only longer ones are segmented.
+
+Spans crossing a passage boundary (a sentence split inside a mention): the passages the span
+touches are **kept whole**, merged into one passage, when the merged text has no line break;
+otherwise they are dropped. Both are counted (``merged_passages``, ``dropped_passages``), as
+are spans that lie in no passage at all (``spans_outside``; whitespace between passages).
+
+Deduplication drops an example whose (prompt, response) was already seen, keeping the first
+in input order; ``conflicts`` counts prompts seen with two different responses (both kept).
+Everything is deterministic: same documents and options, same examples in the same order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from bioner.codec import json_entities, symbolic
+from bioner.labels import DatasetSpec, EntitySchema
+from bioner.prompts import PROMPT_VERSION, build_prompt
+from bioner.records import AnnotatedDocument, Passage, Span
+from bioner.segment import DEFAULT_MAX_CHARS, segment
+
+_HARD_BREAK = re.compile(r"[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+Format = Literal["symbolic", "json"]
+FORMATS: tuple[Format, ...] = ("symbolic", "json")
+Unit = Literal["sentence", "document"]
+
+#: Version of the JSON-format prompt below (the symbolic one is bioner.prompts.PROMPT_VERSION).
+JSON_PROMPT_VERSION = "json-v1"
+
+_JSON_RULE = {
+    "en": (
+        "Answer with one JSON object and nothing else: "
+        '{"entities": [{"text": ..., "type": ...}, ...]}, listing every entity in passage '
+        "order with its exact text and one of the type names above. If the passage contains "
+        'no entity, answer {"entities": []}'
+    ),
+    "zh": (
+        '只输出一个JSON对象：{"entities": [{"text": ..., "type": ...}, ...]}，按文本顺序列出每一个'
+        '实体的原文和上面的类型名称之一。如果文本中没有任何实体，输出{"entities": []}'
+    ),
+}
+
+#: Fraction of CMeEE-V2 dev documents that go to the training part (the rest: evaluation).
+CMEEE_TRAIN_FRACTION = 0.8
+_CMEEE_SALT = "cmeee-v2-dev-split-v1"
+
+
+def build_json_prompt(passage_text: str, schema: EntitySchema) -> str:
+    """The JSON-format prompt: the symbolic prompt's instruction, passage and types, JSON rule."""
+    symbolic_prompt = build_prompt(passage_text, schema)
+    # The symbolic prompt's last paragraph is its output rule; the rest is shared.
+    head, _, _ = symbolic_prompt.rpartition("\n\n")
+    return f"{head}\n\n{_JSON_RULE[schema.language]}"
+
+
+def stable_fraction(key: str, salt: str) -> float:
+    """A number in [0, 1) fixed by ``salt`` and ``key`` (blake2b), the same on every machine."""
+    digest = hashlib.blake2b(f"{salt}\x00{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def cmeee_part(doc_id: str, train_fraction: float = CMEEE_TRAIN_FRACTION) -> str:
+    """``"train"`` or ``"eval"``: the part of the CMeEE-V2 dev split a document belongs to.
+
+    A stable hash of the document id, not the order of the file, decides, so the split does
+    not move when documents are added, removed or reordered.
+    """
+    return "train" if stable_fraction(doc_id, _CMEEE_SALT) < train_fraction else "eval"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One instruction example: a passage, its prompt and the gold response."""
+
+    id: str
+    dataset: str
+    language: str
+    schema: str
+    format: str
+    source: str  # the split it comes from, e.g. "ncbi/pubtator/train"
+    doc_id: str
+    passage: int  # index of the passage in the document (after merges)
+    start: int  # offset of the passage in the document text
+    prompt: str
+    response: str
+    text: str
+    spans: tuple[tuple[int, int, str], ...]  # gold spans, offsets into ``text``
+
+    @property
+    def n_entities(self) -> int:
+        return len(self.spans)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (spans as lists)."""
+        d = asdict(self)
+        d["spans"] = [list(s) for s in self.spans]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Example:
+        """The example of a dict written by :meth:`to_json`."""
+        return cls(**{**d, "spans": tuple((int(a), int(b), str(c)) for a, b, c in d["spans"])})
+
+
+@dataclass
+class Counts:
+    """What building examples of one dataset did, for the statistics."""
+
+    documents: int = 0
+    passages: int = 0
+    examples: int = 0
+    duplicates_dropped: int = 0
+    conflicts: int = 0
+    merged_passages: int = 0
+    dropped_passages: int = 0
+    dropped_spans: int = 0
+    spans_outside: int = 0
+    eval_overlap_dropped: int = 0
+    entities: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How documents become examples."""
+
+    max_chars: int = DEFAULT_MAX_CHARS
+    unit: Unit = "sentence"
+    formats: tuple[Format, ...] = ("symbolic",)
+
+    def __post_init__(self) -> None:
+        if not self.formats or any(f not in FORMATS for f in self.formats):
+            raise ValueError(f"formats must be a non-empty subset of {FORMATS}: {self.formats}")
+        if self.unit not in ("sentence", "document"):
+            raise ValueError(f"unit must be 'sentence' or 'document', got {self.unit!r}")
+
+    @property
+    def prompt_versions(self) -> dict[str, str]:
+        versions = {"symbolic": PROMPT_VERSION, "json": JSON_PROMPT_VERSION}
+        return {f: versions[f] for f in self.formats}
+
+
+def _touches(span: Span, p: Passage) -> bool:
+    return span.start < p.end and p.start < span.end
+
+
+def _base_passages(doc: AnnotatedDocument, options: BuildOptions) -> list[Passage]:
+    d = doc.document
+    text = d.text
+    if (
+        options.unit == "document"
+        and len(text) <= options.max_chars
+        and "\n" not in text
+        and "\r" not in text
+        and text.strip()
+    ):
+        start = len(text) - len(text.lstrip())
+        end = len(text.rstrip())
+        return [Passage(d.id, 0, start, end, text[start:end], d.version, d.language)]
+    return segment(d, max_chars=options.max_chars)
+
+
+def passages_with_spans(
+    doc: AnnotatedDocument, options: BuildOptions, counts: Counts | None = None
+) -> list[tuple[Passage, list[Span]]]:
+    """The passages of ``doc`` with the gold spans inside each (offsets into the passage).
+
+    See the module docstring for spans crossing a boundary (merged, else dropped).
+    """
+    counts = counts if counts is not None else Counts()
+    text = doc.document.text
+    base = _base_passages(doc, options)
+    link = [False] * len(base)  # link[i]: passage i is merged with passage i + 1
+    broken = [False] * len(base)  # a span sticks out of passage i into no other passage
+    for s in doc.spans:
+        touched = [i for i, p in enumerate(base) if _touches(s, p)]
+        if not touched:
+            counts.spans_outside += 1
+            continue
+        lo, hi = touched[0], touched[-1]
+        for k in range(lo, hi):
+            link[k] = True
+        if s.start < base[lo].start or s.end > base[hi].end:
+            broken[lo] = True  # marks the group: the span reaches into whitespace only
+    out: list[tuple[Passage, list[Span]]] = []
+    i = 0
+    while i < len(base):
+        j = i
+        while link[j]:
+            j += 1
+        start, end = base[i].start, base[j].end
+        n = j - i + 1
+        spans_here = [s for s in doc.spans if s.start < end and start < s.end]
+        if any(broken[i : j + 1]) or (n > 1 and _HARD_BREAK.search(text, start, end)):
+            counts.dropped_passages += n
+            counts.dropped_spans += len(spans_here)
+        else:
+            if n > 1:
+                counts.merged_passages += n
+            d = doc.document
+            p = Passage(d.id, len(out), start, end, text[start:end], d.version, d.language)
+            out.append((p, sorted({s.shifted(-start) for s in spans_here})))
+        i = j + 1
+    return out
+
+
+def _example(p: Passage, spans: list[Span], spec: DatasetSpec, source: str, fmt: Format) -> Example:
+    schema = spec.schema
+    if fmt == "symbolic":
+        prompt = build_prompt(p.text, schema)
+        response = symbolic.encode(p.text, spans, schema)
+    else:
+        prompt = build_json_prompt(p.text, schema)
+        response = json_entities.encode(p.text, spans, schema)
+    suffix = "" if fmt == "symbolic" else f":{fmt}"
+    return Example(
+        id=f"{source}:{p.doc_id}#{p.index}{suffix}",
+        dataset=spec.name,
+        language=schema.language,
+        schema=schema.name,
+        format=fmt,
+        source=source,
+        doc_id=p.doc_id,
+        passage=p.index,
+        start=p.start,
+        prompt=prompt,
+        response=response,
+        text=p.text,
+        spans=tuple((s.start, s.end, s.label) for s in spans),
+    )
+
+
+def examples_of(
+    docs: Iterable[AnnotatedDocument],
+    spec: DatasetSpec,
+    source: str,
+    options: BuildOptions,
+    counts: Counts | None = None,
+) -> Iterator[Example]:
+    """Examples of ``docs`` (not deduplicated) in document, passage, format order."""
+    counts = counts if counts is not None else Counts()
+    for doc in docs:
+        counts.documents += 1
+        for p, spans in passages_with_spans(doc, options, counts):
+            counts.passages += 1
+            for fmt in options.formats:
+                yield _example(p, spans, spec, source, fmt)
+
+
+def deduplicate(
+    examples: Iterable[Example], counts: dict[str, Counts] | None = None
+) -> list[Example]:
+    """Examples with the first of each (prompt, response) kept; counts per dataset updated."""
+    counts = counts if counts is not None else {}
+    seen: set[tuple[str, str]] = set()
+    responses: dict[str, str] = {}
+    conflicted: set[str] = set()
+    out: list[Example] = []
+    for ex in examples:
+        c = counts.setdefault(ex.dataset, Counts())
+        key = (ex.prompt, ex.response)
+        if key in seen:
+            c.duplicates_dropped += 1
+            continue
+        seen.add(key)
+        first = responses.setdefault(ex.prompt, ex.response)
+        if first != ex.response and ex.prompt not in conflicted:
+            conflicted.add(ex.prompt)
+            c.conflicts += 1
+        out.append(ex)
+    return out
+
+
+def drop_overlap(
+    examples: Sequence[Example], held_out: Iterable[Example], counts: dict[str, Counts]
+) -> list[Example]:
+    """``examples`` without those whose (dataset, passage text) occurs in ``held_out``.
+
+    Guards an evaluation part against leaks through repeated texts in the source.
+    """
+    banned = {(e.dataset, e.text) for e in held_out}
+    out = []
+    for ex in examples:
+        if (ex.dataset, ex.text) in banned:
+            counts.setdefault(ex.dataset, Counts()).eval_overlap_dropped += 1
+        else:
+            out.append(ex)
+    return out
+
+
+def _summary(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"min": 0, "mean": 0.0, "p50": 0, "p95": 0, "max": 0}
+    ordered = sorted(values)
+    return {
+        "min": ordered[0],
+        "mean": round(statistics.fmean(ordered), 1),
+        "p50": ordered[len(ordered) // 2],
+        "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+        "max": ordered[-1],
+    }
+
+
+def statistics_of(
+    examples: Sequence[Example], counts: dict[str, Counts] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per dataset (in first-seen order): examples, entities per type, lengths, the counts."""
+    counts = counts or {}
+    by_dataset: dict[str, list[Example]] = {}
+    for ex in examples:
+        by_dataset.setdefault(ex.dataset, []).append(ex)
+    for name in counts:
+        by_dataset.setdefault(name, [])
+    out: dict[str, dict[str, Any]] = {}
+    for name, exs in by_dataset.items():
+        c = counts.get(name, Counts())
+        entities: Counter[str] = Counter()
+        per_format: Counter[str] = Counter()
+        for ex in exs:
+            per_format[ex.format] += 1
+            if ex.format == exs[0].format:  # count each passage's entities once
+                entities.update(label for _, _, label in ex.spans)
+        out[name] = {
+            "examples": len(exs),
+            "examples_per_format": dict(sorted(per_format.items())),
+            "with_entities": sum(1 for ex in exs if ex.spans),
+            "without_entities": sum(1 for ex in exs if not ex.spans),
+            "entities": sum(entities.values()),
+            "entities_per_type": dict(sorted(entities.items())),
+            "documents": c.documents,
+            "passages": c.passages,
+            "duplicates_dropped": c.duplicates_dropped,
+            "conflicts": c.conflicts,
+            "merged_passages": c.merged_passages,
+            "dropped_passages": c.dropped_passages,
+            "dropped_spans": c.dropped_spans,
+            "spans_outside": c.spans_outside,
+            "eval_overlap_dropped": c.eval_overlap_dropped,
+            "prompt_chars": _summary([len(ex.prompt) for ex in exs]),
+            "response_chars": _summary([len(ex.response) for ex in exs]),
+        }
+    return out

@@ -1,0 +1,245 @@
+"""``bioner train-data``, ``bioner train`` and ``bioner superfilter``: fine-tune a tagger.
+
+``train-data`` builds instruction examples from the shared benchmark data into a folder and
+prints the statistics; ``superfilter`` keeps the most informative examples by a weak model's
+IFD scores into a new folder; ``train`` fine-tunes a local model folder on a data folder. torch
+is imported only by the commands that need it, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from bioner.training.data import FORMATS, BuildOptions
+from bioner.training.filter import FilterOptions
+from flows.commands._common import console, fail
+from infra.datasets import data_dir
+from infra.llm.local import ModelFolderError
+from infra.training.data import (
+    DATASET_NAMES,
+    STATS_FILE,
+    build_training_data,
+    write_training_data,
+)
+
+
+def _split_list(value: str | None, known: tuple[str, ...], what: str) -> tuple[str, ...] | None:
+    if not value:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    unknown = [v for v in items if v not in known]
+    if unknown:
+        raise fail(f"unknown {what} {', '.join(unknown)}; known: {', '.join(known)}")
+    return items
+
+
+def stats_table(stats: dict[str, dict[str, object]], title: str) -> Table:
+    """A rich table of per-dataset statistics (:func:`bioner.training.data.statistics_of`).
+
+    Lengths are mean characters; the full summaries are in ``stats.json``.
+    """
+    table = Table(title=title, title_justify="left")
+    columns = (
+        "set",
+        "docs",
+        "examples",
+        "w/ ent.",
+        "entities",
+        "dups",
+        "merged/drop",
+        "prompt",
+        "resp.",
+    )
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for name, s in stats.items():
+        prompt = s["prompt_chars"]
+        response = s["response_chars"]
+        assert isinstance(prompt, dict) and isinstance(response, dict)
+        table.add_row(
+            Text(name),
+            str(s["documents"]),
+            str(s["examples"]),
+            str(s["with_entities"]),
+            str(s["entities"]),
+            str(s["duplicates_dropped"]),
+            f"{s['merged_passages']}/{s['dropped_passages']}",
+            f"{prompt['mean']:.0f}",
+            f"{response['mean']:.0f}",
+        )
+    return table
+
+
+def train_data(
+    out: Path = typer.Option(..., "--out", help="Folder to write train.jsonl, eval.jsonl, stats."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Benchmark data folder (default: BIONER_DATA_DIR or ../shared/data)."
+    ),
+    sets: str | None = typer.Option(
+        None,
+        "--sets",
+        help=f"Comma-separated training sets (default all: {','.join(DATASET_NAMES)}).",
+    ),
+    formats: str = typer.Option(
+        "symbolic", "--formats", help="Comma-separated response formats: symbolic, json."
+    ),
+    max_chars: int = typer.Option(500, "--max-chars", min=16, help="Longest passage."),
+    unit: str = typer.Option(
+        "sentence",
+        "--unit",
+        help="sentence: segment every document as the pipeline does; "
+        "document: keep short single-line documents whole.",
+    ),
+) -> None:
+    """Build instruction examples (prompt, response) from the benchmark training splits."""
+    chosen_formats = _split_list(formats, FORMATS, "format") or ("symbolic",)
+    if unit not in ("sentence", "document"):
+        raise fail(f"--unit must be sentence or document, got {unit!r}")
+    root = data or data_dir()
+    if not root.is_dir():
+        raise fail(f"{root}: no benchmark data folder (set BIONER_DATA_DIR or --data)")
+    options = BuildOptions(max_chars=max_chars, unit=unit, formats=chosen_formats)  # type: ignore[arg-type]
+    built = build_training_data(root, options, _split_list(sets, DATASET_NAMES, "set"))
+    write_training_data(built, out)
+    console.print(stats_table(built.stats["datasets"], "training examples"))
+    if built.stats["eval"]:
+        console.print(stats_table(built.stats["eval"], "evaluation part (CMeEE-V2 dev, 20%)"))
+    console.print(
+        f"{built.stats['total_examples']} training examples, {built.stats['total_eval_examples']} "
+        f"evaluation examples -> {out} (statistics in {out / STATS_FILE}); "
+        "CMeEE-V2's own train split is not available: 80% of its dev split is used instead",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def train(
+    model: Path = typer.Option(..., "--model", help="Local causal LM folder to start from."),
+    data: Path = typer.Option(
+        ..., "--data", help="Data folder (train.jsonl) or a JSON lines file."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for checkpoints and the trained model."),
+    lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters instead of all weights."),
+    lora_r: int = typer.Option(16, "--lora-r", min=1),
+    lora_alpha: int = typer.Option(32, "--lora-alpha", min=1),
+    lora_dropout: float = typer.Option(0.05, "--lora-dropout", min=0.0, max=1.0),
+    target_modules: str | None = typer.Option(
+        None, "--target-modules", help="Comma-separated LoRA targets (default: detected)."
+    ),
+    no_merge: bool = typer.Option(False, "--no-merge", help="LoRA: save only the adapter."),
+    sets: str | None = typer.Option(None, "--sets", help="Train only on these datasets."),
+    formats: str | None = typer.Option(None, "--formats", help="Train only on these formats."),
+    epochs: int = typer.Option(1, "--epochs", min=1),
+    max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Optimizer steps."),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", min=0.1, help="Minutes of wall clock; stops cleanly when up."
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    grad_accum: int = typer.Option(1, "--grad-accum", min=1),
+    lr: float = typer.Option(1e-4, "--lr", min=0.0),
+    weight_decay: float = typer.Option(0.0, "--weight-decay", min=0.0),
+    warmup_ratio: float = typer.Option(0.03, "--warmup-ratio", min=0.0, max=1.0),
+    max_length: int = typer.Option(1024, "--max-length", min=8, help="Longer examples skipped."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or bf16-mixed."),
+    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
+    save_every: int = typer.Option(200, "--save-every", min=0, help="Checkpoint every N steps."),
+    keep_checkpoints: int = typer.Option(2, "--keep-checkpoints", min=1),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Fine-tune a local causal LM on instruction examples (loss on the response only)."""
+    from infra.training.sft import SFTConfig, rich_progress
+    from infra.training.sft import train as run_training
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        config = SFTConfig(
+            model=str(model),
+            data=str(data),
+            out=str(out),
+            lora=lora,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=tuple(t.strip() for t in target_modules.split(","))
+            if target_modules
+            else None,
+            merge_lora=not no_merge,
+            datasets=tuple(s.strip() for s in sets.split(",")) if sets else None,
+            formats=_split_list(formats, FORMATS, "format"),
+            max_length=max_length,
+            epochs=epochs,
+            max_steps=max_steps,
+            time_budget_s=time_budget * 60 if time_budget else None,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            lr=lr,
+            weight_decay=weight_decay,
+            warmup_ratio=warmup_ratio,
+            seed=seed,
+            device=device,
+            precision=precision,  # type: ignore[arg-type]
+            gradient_checkpointing=gradient_checkpointing,
+            threads=threads,
+            save_every=save_every,
+            keep_checkpoints=keep_checkpoints,
+            command=tuple(sys.argv),
+        )
+        if progress:
+            with rich_progress() as on_step:
+                result = run_training(config, resume=resume, on_step=on_step)
+        else:
+            result = run_training(config, resume=resume)
+    except (ModelFolderError, FileNotFoundError, FileExistsError, ValueError) as e:
+        raise fail(str(e)) from None
+    console.print(
+        f"{result.stopped}: {result.steps}/{result.total_steps} steps, "
+        f"loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
+        f"{result.training_time_s / 60:.1f} min, {result.examples_seen} examples seen "
+        f"({result.skipped_too_long} skipped as too long) -> {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def superfilter(
+    model: Path = typer.Option(..., "--model", help="Small (weak) model folder that scores."),
+    data: Path = typer.Option(..., "--data", help="Data folder (train.jsonl) or JSON lines file."),
+    out: Path = typer.Option(..., "--out", help="Folder for the selected train.jsonl and scores."),
+    fraction: float = typer.Option(0.5, "--fraction", min=0.0, max=1.0, help="Positives kept."),
+    negative_fraction: float | None = typer.Option(
+        None, "--negative-fraction", min=0.0, max=1.0, help="Negatives kept (default: --fraction)."
+    ),
+    max_ifd: float | None = typer.Option(1.0, "--max-ifd", help="Drop positives with IFD >= this."),
+    per_dataset: bool = typer.Option(True, "--per-dataset/--global"),
+    scores: Path | None = typer.Option(None, "--scores", help="Reuse a scores.jsonl."),
+    device: str = typer.Option("cpu", "--device"),
+    batch_tokens: int = typer.Option(8192, "--batch-tokens", min=64),
+) -> None:
+    """Hybrid Superfiltering: keep the examples with the highest IFD under a weak model."""
+    from infra.training.superfilter import superfilter as run_superfilter
+
+    try:
+        info = run_superfilter(
+            model,
+            data,
+            out,
+            FilterOptions(fraction, negative_fraction, max_ifd, per_dataset),
+            device=device,
+            batch_tokens=batch_tokens,
+            scores_path=scores,
+        )
+    except (ModelFolderError, FileNotFoundError, ValueError) as e:
+        raise fail(str(e)) from None
+    console.print_json(json.dumps(info["datasets"]))
+    console.print(f"kept {info['kept']} of {info['examples']} examples -> {out}", highlight=False)

@@ -1,0 +1,681 @@
+"""Supervised fine-tuning of a local causal LM on instruction examples (full or LoRA).
+
+Why a plain training loop and not ``transformers.Trainer``: the three things this command must
+get exactly right are each simpler to state and to test in forty lines of loop than through
+Trainer's callbacks and hidden state:
+
+* **response-only loss**: labels carry ``-100`` on every prompt token (:mod:`.encoding`), and
+  the loss of an optimizer step is the sum of token losses over all micro-batches of the step
+  divided by the step's number of response tokens, so gradient accumulation gives the same
+  update as one big batch;
+* **resume = uninterrupted**: a checkpoint holds the trainable weights, the optimizer, the
+  scheduler, the RNG states and the data position (epoch, next batch); the batch plan of an
+  epoch is a pure function of (lengths, batch size, seed, epoch)
+  (:func:`bioner.training.batching.epoch_plan`), so a resumed run replays exactly the batches
+  that were left, and on CPU in fp32 gives bit-identical weights (tested);
+* **wall-clock budget**: checked after every optimizer step with the last step's duration as
+  the margin; when the time is up, a checkpoint and the final model are saved and the marker
+  says ``"stopped": "time_budget"`` (a later ``--resume`` continues).
+
+The same code serves a small model on a 2-core CPU (fp32, few threads) and a 7B model on a GPU
+(``device="cuda"``, ``precision="bf16"`` weights or ``"bf16-mixed"`` autocast over fp32 weights,
+``gradient_checkpointing``, LoRA). Models are folders only: ``local_files_only``, never a hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+try:
+    import torch
+    from torch.nn import functional as F
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+except ImportError as e:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        f"training needs torch and transformers ({e.name} is missing): "
+        "install the llm extra: pip install -e .[llm]"
+    ) from e
+
+from bioner.training.batching import accumulation_groups, epoch_plan
+from bioner.training.data import Example
+from infra.llm.local import MARKER, check_model_dir, marker, model_id_of
+from infra.training.data import read_examples
+from infra.training.encoding import IGNORE_INDEX, Encoded, encode_example
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "bf16-mixed"]
+CHECKPOINTS = "checkpoints"
+_STATE = "state.json"
+
+#: LoRA target module names by architecture family (the family with most names present wins).
+LORA_TARGETS: tuple[tuple[str, ...], ...] = (
+    ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),  # Llama, Qwen
+    ("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),  # GPT-NeoX, Falcon
+    ("c_attn", "c_proj", "c_fc"),  # GPT-2
+    ("Wqkv", "out_proj", "fc1", "fc2"),  # Phi
+    ("query", "key", "value", "dense"),  # BERT-ish (MiniLM as a decoder)
+)
+
+
+@dataclass
+class SFTConfig:
+    """Everything a training run depends on (saved in checkpoints and the model marker)."""
+
+    model: str
+    data: str
+    out: str
+    # what is trained
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: tuple[str, ...] | None = None
+    merge_lora: bool = True
+    # which examples
+    datasets: tuple[str, ...] | None = None
+    formats: tuple[str, ...] | None = None
+    max_length: int = 1024
+    # how long
+    epochs: int = 1
+    max_steps: int | None = None
+    time_budget_s: float | None = None
+    # optimisation
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    max_grad_norm: float = 1.0
+    bucket_window: int = 50
+    seed: int = 0
+    # hardware
+    device: str = "cpu"
+    precision: Precision = "fp32"
+    gradient_checkpointing: bool = False
+    threads: int | None = None
+    # bookkeeping
+    save_every: int = 200
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    command: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16", "bf16-mixed"):
+            raise ValueError(f"precision must be fp32, bf16 or bf16-mixed: {self.precision!r}")
+        if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
+            raise ValueError("batch_size, grad_accum and epochs must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
+
+    # What a resumed run must share with the run it resumes.
+    _RESUME_KEYS = (
+        "model",
+        "lora",
+        "lora_r",
+        "lora_alpha",
+        "lora_dropout",
+        "target_modules",
+        "datasets",
+        "formats",
+        "max_length",
+        "epochs",
+        "max_steps",
+        "batch_size",
+        "grad_accum",
+        "lr",
+        "weight_decay",
+        "warmup_ratio",
+        "bucket_window",
+        "seed",
+        "precision",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
+
+
+@dataclass
+class StepInfo:
+    """Progress after one optimizer step (for progress bars and logs)."""
+
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    lr: float
+    examples_per_s: float
+    elapsed_s: float
+
+
+@dataclass
+class TrainResult:
+    """What a run did."""
+
+    out: Path
+    steps: int
+    total_steps: int
+    stopped: str  # "completed", "max_steps" or "time_budget"
+    losses: list[float]
+    training_time_s: float
+    examples_seen: int
+    skipped_too_long: int
+    checkpoint: Path | None
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_examples(config: SFTConfig) -> list[Example]:
+    """The examples of ``config.data`` with the dataset and format filters applied."""
+    examples = read_examples(Path(config.data))
+    if config.datasets:
+        examples = [e for e in examples if e.dataset in set(config.datasets)]
+    if config.formats:
+        examples = [e for e in examples if e.format in set(config.formats)]
+    if not examples:
+        raise ValueError(f"{config.data}: no training examples (after the filters)")
+    return examples
+
+
+def encode_all(
+    tokenizer: Any, examples: Sequence[Example], max_length: int
+) -> tuple[list[Encoded], int]:
+    """Encoded examples no longer than ``max_length`` tokens, and how many were skipped.
+
+    Too long examples are skipped, not truncated: a cut response teaches an unfinished copy.
+    """
+    out, skipped = [], 0
+    for ex in examples:
+        enc = encode_example(tokenizer, ex.prompt, ex.response)
+        if len(enc) > max_length:
+            skipped += 1
+        else:
+            out.append(enc)
+    return out, skipped
+
+
+def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on prompt and pad)."""
+    width = max(len(e) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+    for row, e in enumerate(batch):
+        n = len(e)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        mask[row, :n] = 1
+        labels[row, :n] = torch.tensor(e.labels)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def n_targets(batch: Sequence[Encoded]) -> int:
+    """Number of tokens with a loss (response tokens; the first token is never a target)."""
+    return sum(len(e) - max(e.n_prompt, 1) for e in batch)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _dtype(precision: Precision) -> torch.dtype:
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def load_tokenizer(model_dir: Path) -> Any:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def detect_lora_targets(model: torch.nn.Module) -> list[str]:
+    """The LoRA target module names for ``model``'s architecture (see :data:`LORA_TARGETS`)."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    # The family with the most names present (first on ties): "dense" alone is not BERT.
+    found = max(([n for n in family if n in names] for family in LORA_TARGETS), key=len)
+    if found:
+        return found
+    raise ValueError(
+        "no known LoRA target modules in this model; give them (target_modules), "
+        f"e.g. from: {sorted(n for n in names if n)[:30]}"
+    )
+
+
+def build_model(config: SFTConfig) -> torch.nn.Module:
+    """The model to train: the base model, wrapped in LoRA adapters when ``config.lora``."""
+    model = AutoModelForCausalLM.from_pretrained(
+        check_model_dir(config.model), local_files_only=True, dtype=_dtype(config.precision)
+    )
+    if config.gradient_checkpointing:
+        model.config.use_cache = False
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.lora:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError as e:  # pragma: no cover - depends on the installed extras
+            raise ImportError(
+                "LoRA needs peft: install the llm extra: pip install -e .[llm]"
+            ) from e
+        targets = list(config.target_modules or detect_lora_targets(model))
+        torch.manual_seed(config.seed)  # the adapters' initialisation
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=targets,
+                task_type="CAUSAL_LM",
+            ),
+        )
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()
+    return model.to(config.device)
+
+
+def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def make_optimizer(model: torch.nn.Module, config: SFTConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and norms (parameters of fewer than 2 dimensions)."""
+    params = trainable_parameters(model)
+    decay = [p for p in params.values() if p.ndim >= 2]
+    no_decay = [p for p in params.values() if p.ndim < 2]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup to the peak rate, then linear decay to zero at ``total_steps``."""
+    warmup = max(0, round(total_steps * warmup_ratio))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The complete checkpoint with the highest step under ``out/checkpoints``, if any."""
+    root = out / CHECKPOINTS
+    if not root.is_dir():
+        return None
+    done = [p for p in root.glob("step-*") if (p / _STATE).is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def save_checkpoint(
+    out: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    state: dict[str, Any],
+    keep: int,
+) -> Path:
+    """Write ``out/checkpoints/step-N`` atomically (staged, renamed); keep the last ``keep``."""
+    root = out / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step-{state['step']:08d}"
+    staging = root / f".staging-{final.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    weights = {n: p.detach().cpu() for n, p in trainable_parameters(model).items()}
+    torch.save(weights, staging / "trainable.pt")
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    torch.save(scheduler.state_dict(), staging / "scheduler.pt")
+    torch.save(_rng_state(), staging / "rng.pt")
+    (staging / _STATE).write_text(json.dumps(state, indent=2) + "\n", "utf-8")
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    done = sorted((p for p in root.glob("step-*") if (p / _STATE).is_file()), key=lambda p: p.name)
+    for old in done[: max(0, len(done) - max(1, keep))]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> dict[str, Any]:
+    """Restore weights, optimizer, scheduler and RNG from ``path``; returns its state."""
+    params = trainable_parameters(model)
+    weights = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
+    if set(weights) != set(params):
+        raise ValueError(f"{path}: its trainable parameters do not match this model's")
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            params[name].copy_(tensor)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    _set_rng_state(torch.load(path / "rng.pt", weights_only=False))
+    return json.loads((path / _STATE).read_text("utf-8"))
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _data_digest(examples: Sequence[Example]) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    for e in examples:
+        h.update(e.id.encode() + b"\0" + e.prompt.encode() + b"\0" + e.response.encode() + b"\0")
+    return h.hexdigest()
+
+
+def _autocast(config: SFTConfig) -> contextlib.AbstractContextManager[Any]:
+    if config.precision == "bf16-mixed":
+        return torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    shifted = logits[:, :-1, :].float()
+    targets = batch["labels"][:, 1:]
+    return F.cross_entropy(
+        shifted.reshape(-1, shifted.size(-1)),
+        targets.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
+def train(
+    config: SFTConfig,
+    *,
+    resume: bool = False,
+    on_step: Callable[[StepInfo], None] | None = None,
+    stop_after_steps: int | None = None,
+) -> TrainResult:
+    """Fine-tune ``config.model`` on ``config.data`` into ``config.out`` (see the module doc).
+
+    ``resume`` continues from the latest checkpoint in ``config.out`` (an error if there is
+    none or its settings differ). ``stop_after_steps`` ends this invocation after that many
+    optimizer steps with a checkpoint, as an interruption would (for tests).
+    """
+    started = time.monotonic()
+    out = Path(config.out)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    base = check_model_dir(config.model)
+    tokenizer = load_tokenizer(base)
+    examples = load_examples(config)
+    encoded, skipped = encode_all(tokenizer, examples, config.max_length)
+    if not encoded:
+        raise ValueError(f"every example is longer than max_length={config.max_length} tokens")
+    lengths = [len(e) for e in encoded]
+    n_batches = math.ceil(len(encoded) / config.batch_size)
+    steps_per_epoch = math.ceil(n_batches / config.grad_accum)
+    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    epochs = math.ceil(total_steps / steps_per_epoch)
+
+    model = build_model(config)
+    model.train()
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, total_steps, config.warmup_ratio)
+    digest = _data_digest(examples)
+    state: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "next_batch": 0,
+        "examples_seen": 0,
+        "training_time_s": 0.0,
+        "losses": [],
+        "data_digest": digest,
+        "config": config.to_json(),
+    }
+    if resume:
+        ckpt = latest_checkpoint(out)
+        if ckpt is None:
+            raise FileNotFoundError(f"{out}: no checkpoint to resume from")
+        saved = json.loads((ckpt / _STATE).read_text("utf-8"))
+        _check_resumable(config, saved, digest, ckpt)
+        state = load_checkpoint(ckpt, model, optimizer, scheduler)
+        log.info("resuming from %s (step %d)", ckpt, state["step"])
+    elif latest_checkpoint(out) is not None:
+        raise FileExistsError(f"{out} has checkpoints: resume, or choose an empty folder")
+
+    device = torch.device(config.device)
+    pad_id = tokenizer.pad_token_id
+    budget = config.time_budget_s
+    run_started = time.monotonic()
+    prior_time = float(state["training_time_s"])
+    stopped = "completed"
+    steps_this_run = 0
+    last_step_s = 0.0
+    last_ckpt: Path | None = None
+
+    def checkpoint() -> Path:
+        state["training_time_s"] = prior_time + (time.monotonic() - run_started)
+        return save_checkpoint(out, model, optimizer, scheduler, state, config.keep_checkpoints)
+
+    while state["step"] < total_steps and state["epoch"] < epochs:
+        plan = epoch_plan(
+            lengths, config.batch_size, config.seed, state["epoch"], window=config.bucket_window
+        )
+        groups = accumulation_groups(len(plan), config.grad_accum)
+        for group in groups:
+            if group.start < state["next_batch"]:
+                continue
+            step_started = time.monotonic()
+            batches = [[encoded[i] for i in plan[b]] for b in group]
+            total = sum(n_targets(b) for b in batches)
+            loss_total = 0.0
+            optimizer.zero_grad(set_to_none=True)
+            for b in batches:
+                tensors = {k: v.to(device) for k, v in collate(b, pad_id).items()}
+                with _autocast(config):
+                    loss = _loss_sum(model, tensors)
+                (loss / max(total, 1)).backward()
+                loss_total += float(loss.detach())
+            if config.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(
+                    list(trainable_parameters(model).values()), config.max_grad_norm
+                )
+            optimizer.step()
+            scheduler.step()
+            state["step"] += 1
+            state["next_batch"] = group.stop
+            n_examples = sum(len(b) for b in batches)
+            state["examples_seen"] += n_examples
+            step_loss = loss_total / max(total, 1)
+            state["losses"].append(round(step_loss, 6))
+            steps_this_run += 1
+            last_step_s = time.monotonic() - step_started
+            if on_step is not None:
+                on_step(
+                    StepInfo(
+                        state["step"],
+                        total_steps,
+                        state["epoch"],
+                        step_loss,
+                        scheduler.get_last_lr()[0],
+                        n_examples / max(last_step_s, 1e-9),
+                        prior_time + time.monotonic() - run_started,
+                    )
+                )
+            if config.log_every and state["step"] % config.log_every == 0:
+                log.info("step %d/%d loss %.4f", state["step"], total_steps, step_loss)
+            if state["step"] >= total_steps:
+                break
+            if stop_after_steps is not None and steps_this_run >= stop_after_steps:
+                last_ckpt = checkpoint()
+                return _result(config, state, total_steps, "interrupted", skipped, last_ckpt)
+            if budget is not None and time.monotonic() - started + last_step_s > budget:
+                stopped = "time_budget"
+                break
+            if config.save_every and state["step"] % config.save_every == 0:
+                last_ckpt = checkpoint()
+        if stopped == "time_budget" or state["step"] >= total_steps:
+            break
+        state["epoch"] += 1
+        state["next_batch"] = 0
+    if stopped == "completed" and config.max_steps and state["step"] >= config.max_steps:
+        stopped = "max_steps"
+    last_ckpt = checkpoint()
+    save_final(config, model, tokenizer, state, total_steps, stopped, skipped, examples)
+    return _result(config, state, total_steps, stopped, skipped, last_ckpt)
+
+
+def _check_resumable(config: SFTConfig, saved: dict[str, Any], digest: str, ckpt: Path) -> None:
+    now = config.to_json()
+    then = saved["config"]
+    differ = [k for k in SFTConfig._RESUME_KEYS if now.get(k) != then.get(k)]
+    if differ:
+        raise ValueError(f"{ckpt}: cannot resume, settings differ: {', '.join(differ)}")
+    if saved["data_digest"] != digest:
+        raise ValueError(f"{ckpt}: cannot resume, the training examples differ")
+
+
+def _result(
+    config: SFTConfig,
+    state: dict[str, Any],
+    total_steps: int,
+    stopped: str,
+    skipped: int,
+    ckpt: Path | None,
+) -> TrainResult:
+    return TrainResult(
+        Path(config.out),
+        state["step"],
+        total_steps,
+        stopped,
+        list(state["losses"]),
+        float(state["training_time_s"]),
+        int(state["examples_seen"]),
+        skipped,
+        ckpt,
+    )
+
+
+def save_final(
+    config: SFTConfig,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    state: dict[str, Any],
+    total_steps: int,
+    stopped: str,
+    skipped: int,
+    examples: Sequence[Example],
+) -> Path:
+    """``save_pretrained`` of the model (LoRA: ``adapter/`` and, merged, the folder itself),
+    the tokenizer, and the ``bioner-model.json`` marker with ``"trained": true``."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.lora:
+        model.save_pretrained(out / "adapter")
+        if config.merge_lora:
+            merged = model.merge_and_unload()
+            merged.save_pretrained(out)
+    else:
+        model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    per_dataset: dict[str, int] = {}
+    for e in examples:
+        per_dataset[e.dataset] = per_dataset.get(e.dataset, 0) + 1
+    info = {
+        "trained": True,
+        "kind": "bioner-sft-lora" if config.lora else "bioner-sft",
+        "base_model": model_id_of(config.model),
+        "base_marker": marker(config.model),
+        "data": {
+            "path": str(config.data),
+            "examples": len(examples),
+            "examples_per_dataset": per_dataset,
+            "skipped_too_long": skipped,
+            "digest": state["data_digest"],
+        },
+        "config": config.to_json(),
+        "command": list(config.command) or sys.argv,
+        "steps": state["step"],
+        "planned_steps": total_steps,
+        "epochs_started": state["epoch"] + 1,
+        "examples_seen": state["examples_seen"],
+        "stopped": stopped,
+        "final_loss": state["losses"][-1] if state["losses"] else None,
+        "training_time_s": round(float(state["training_time_s"]), 1),
+        "merged": bool(config.lora and config.merge_lora),
+    }
+    (out / MARKER).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return out
+
+
+@contextlib.contextmanager
+def rich_progress(total_steps: int | None = None) -> Iterator[Callable[[StepInfo], None]]:
+    """A rich progress bar (to stderr) and the ``on_step`` callback that advances it."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  {task.fields[speed]} ex/s  lr {task.fields[lr]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    task = progress.add_task("train", total=total_steps, loss="-", speed="-", lr="-")
+
+    def on_step(info: StepInfo) -> None:
+        progress.update(
+            task,
+            completed=info.step,
+            total=info.total_steps,
+            loss=f"{info.loss:.4f}",
+            speed=f"{info.examples_per_s:.1f}",
+            lr=f"{info.lr:.2e}",
+        )
+
+    with progress:
+        yield on_step

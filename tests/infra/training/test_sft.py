@@ -1,0 +1,176 @@
+"""Supervised fine-tuning with a tiny model: learning, resume, time budget, LoRA, the marker."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bioner.generation import GenerationParams
+from infra.llm.local import MARKER, check_model_dir, marker
+from infra.llm.transformers_engine import TransformersEngine
+from infra.training.sft import SFTConfig, detect_lora_targets, latest_checkpoint, train
+
+
+def _config(tiny_model, data_dir, out, **kw):
+    base = {
+        "model": str(tiny_model),
+        "data": str(data_dir),
+        "out": str(out),
+        "batch_size": 2,
+        "lr": 3e-3,
+        "warmup_ratio": 0.0,
+        "save_every": 0,
+        "threads": 1,
+        "log_every": 0,
+    }
+    return SFTConfig(**{**base, **kw})
+
+
+def _weights(folder):
+    return load_file(folder / "model.safetensors")
+
+
+def test_training_learns_the_examples_and_the_engine_reproduces_them(
+    tiny_model, data_dir, examples, tmp_path
+):
+    out = tmp_path / "m"
+    result = train(_config(tiny_model, data_dir, out, max_steps=40))
+    assert result.stopped == "max_steps" and result.steps == 40
+    assert result.losses[-1] < result.losses[0] / 20
+    check_model_dir(out)
+    engine = TransformersEngine(out)
+    generations = engine.generate([e.prompt for e in examples], GenerationParams(max_new_tokens=80))
+    assert [g.text for g in generations] == [e.response for e in examples]
+    assert all(g.finish_reason == "stop" for g in generations)
+
+
+def test_marker_records_data_config_and_time(tiny_model, data_dir, tmp_path):
+    out = tmp_path / "m"
+    train(_config(tiny_model, data_dir, out, max_steps=2))
+    info = marker(out)
+    assert info["trained"] is True and info["kind"] == "bioner-sft"
+    assert info["data"]["examples"] == 4 and info["data"]["examples_per_dataset"] == {"bc5cdr": 4}
+    assert info["config"]["max_steps"] == 2 and info["steps"] == 2
+    assert info["training_time_s"] >= 0 and isinstance(info["command"], list)
+    assert info["base_model"].startswith("tiny@")
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_resume_gives_the_same_model_as_an_uninterrupted_run(tiny_model, data_dir, tmp_path, lora):
+    kw = {"max_steps": 6, "batch_size": 1, "grad_accum": 2, "lora": lora, "lora_dropout": 0.1}
+    whole = train(_config(tiny_model, data_dir, tmp_path / "a", **kw))
+    first = train(_config(tiny_model, data_dir, tmp_path / "b", **kw), stop_after_steps=2)
+    assert first.stopped == "interrupted" and latest_checkpoint(tmp_path / "b") is not None
+    second = train(_config(tiny_model, data_dir, tmp_path / "b", **kw), resume=True)
+    assert second.losses == whole.losses
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_epoch_budget_and_bucketed_batches(tiny_model, data_dir, tmp_path):
+    result = train(_config(tiny_model, data_dir, tmp_path / "m", epochs=2, batch_size=3))
+    # 4 examples, batches of 3 -> 2 batches an epoch, 2 epochs
+    assert result.stopped == "completed" and result.steps == 4 and result.examples_seen == 8
+
+
+def test_time_budget_stops_cleanly_and_resume_continues(tiny_model, data_dir, tmp_path):
+    out = tmp_path / "m"
+    cfg = _config(tiny_model, data_dir, out, max_steps=50, time_budget_s=1e-3)
+    stopped = train(cfg)
+    assert stopped.stopped == "time_budget" and stopped.steps == 1
+    assert marker(out)["stopped"] == "time_budget"
+    check_model_dir(out)
+    done = train(_config(tiny_model, data_dir, out, max_steps=50, time_budget_s=600), resume=True)
+    assert done.steps == 50 and done.stopped == "max_steps" and len(done.losses) == 50
+
+
+def test_lora_saves_the_adapter_and_a_merged_model(tiny_model, data_dir, tmp_path):
+    out = tmp_path / "m"
+    train(_config(tiny_model, data_dir, out, max_steps=3, lora=True, lora_r=4))
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    targets = json.loads((out / "adapter" / "adapter_config.json").read_text())["target_modules"]
+    assert set(targets) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    merged = _weights(out)
+    assert not any("lora" in k for k in merged)
+    base = _weights(tiny_model)
+    assert merged.keys() == base.keys()
+    assert not torch.equal(
+        merged["model.layers.0.self_attn.q_proj.weight"],
+        base["model.layers.0.self_attn.q_proj.weight"],
+    )
+    assert marker(out)["kind"] == "bioner-sft-lora" and marker(out)["merged"] is True
+    TransformersEngine(out)  # loads as a plain model
+
+
+def test_lora_targets_for_bert_like_names():
+    class Attn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query = torch.nn.Linear(2, 2)
+            self.key = torch.nn.Linear(2, 2)
+            self.value = torch.nn.Linear(2, 2)
+            self.dense = torch.nn.Linear(2, 2)
+
+    assert detect_lora_targets(Attn()) == ["query", "key", "value", "dense"]
+    with pytest.raises(ValueError, match="target"):
+        detect_lora_targets(torch.nn.Sequential(torch.nn.Linear(2, 2)))
+
+
+def test_refusals(tiny_model, data_dir, tmp_path):
+    out = tmp_path / "m"
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(_config(tiny_model, data_dir, out, max_steps=2), resume=True)
+    train(_config(tiny_model, data_dir, out, max_steps=2))
+    with pytest.raises(FileExistsError, match="checkpoints"):
+        train(_config(tiny_model, data_dir, out, max_steps=2))
+    with pytest.raises(ValueError, match="lr"):
+        train(_config(tiny_model, data_dir, out, max_steps=2, lr=1e-5), resume=True)
+    with pytest.raises(ValueError, match="max_length"):
+        train(_config(tiny_model, data_dir, tmp_path / "n", max_steps=2, max_length=10))
+    with pytest.raises(ValueError, match="no training examples"):
+        train(_config(tiny_model, data_dir, tmp_path / "o", max_steps=2, datasets=("ncbi",)))
+
+
+def test_too_long_examples_are_skipped_and_counted(tiny_model, data_dir, examples, tmp_path):
+    from infra.training.encoding import encode_example
+    from infra.training.sft import load_tokenizer
+
+    tok = load_tokenizer(tiny_model)
+    lengths = sorted(len(encode_example(tok, e.prompt, e.response)) for e in examples)
+    result = train(
+        _config(tiny_model, data_dir, tmp_path / "m", max_steps=1, max_length=lengths[1])
+    )
+    assert result.skipped_too_long == 2
+    assert marker(tmp_path / "m")["data"]["skipped_too_long"] == 2
+    assert (tmp_path / "m" / MARKER).is_file()
+
+
+@pytest.mark.parametrize(
+    ("precision", "lora"), [("bf16-mixed", True), ("bf16", True), ("bf16", False)]
+)
+def test_gpu_style_settings_run_on_cpu(tiny_model, data_dir, tmp_path, precision, lora):
+    """bf16 weights or autocast, gradient checkpointing, LoRA: the 7B-on-GPU settings."""
+    cfg = _config(
+        tiny_model,
+        data_dir,
+        tmp_path / "m",
+        max_steps=2,
+        precision=precision,
+        gradient_checkpointing=True,
+        lora=lora,
+    )
+    result = train(cfg)
+    assert result.steps == 2 and all(math.isfinite(x) for x in result.losses)
+    check_model_dir(tmp_path / "m")

@@ -1,0 +1,113 @@
+"""The train-data, train and superfilter commands (flows.commands.train) on a local app.
+
+flows/cli.py registers them for ``bioner``; here a Typer app of their own keeps the test
+independent of that file.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flows.commands import train as train_cmd
+from infra.llm.local import marker
+
+app = typer.Typer()
+app.command("train-data")(train_cmd.train_data)
+app.command("train")(train_cmd.train)
+app.command("superfilter")(train_cmd.superfilter)
+runner = CliRunner()
+
+
+@pytest.mark.data
+def test_train_data_writes_a_folder_and_prints_statistics(shared_data, tmp_path):
+    out = tmp_path / "data"
+    result = runner.invoke(
+        app,
+        [
+            "train-data",
+            "--out",
+            str(out),
+            "--data",
+            str(shared_data),
+            "--sets",
+            "cehrner",
+            "--formats",
+            "symbolic,json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "cehrner" in result.output and "not available" in result.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["datasets"]["cehrner"]["examples_per_format"].keys() == {"json", "symbolic"}
+
+
+def test_train_data_refuses_unknown_names(tmp_path):
+    result = runner.invoke(app, ["train-data", "--out", str(tmp_path), "--formats", "xml"])
+    assert result.exit_code == 2 and "unknown format xml" in result.output
+    result = runner.invoke(app, ["train-data", "--out", str(tmp_path), "--sets", "bc2gm"])
+    assert result.exit_code == 2 and "unknown set bc2gm" in result.output
+
+
+def test_train_and_superfilter(tiny_model, data_dir, tmp_path):
+    out = tmp_path / "model"
+    args = [
+        "train",
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "max_steps: 2/2 steps" in result.output
+    info = marker(out)
+    assert info["trained"] is True and info["command"]
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "checkpoints" in again.output
+    sf = tmp_path / "sf"
+    result = runner.invoke(
+        app,
+        [
+            "superfilter",
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(data_dir),
+            "--out",
+            str(sf),
+            "--fraction",
+            "0.5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (sf / "train.jsonl").is_file() and "kept" in result.output
+
+
+def test_train_reports_a_missing_model(tmp_path, data_dir):
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            str(tmp_path / "none"),
+            "--data",
+            str(data_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 2 and "no such model folder" in result.output
