@@ -180,6 +180,28 @@ GENERATIONS_V1 = _schema(
     ],
 )
 
+#: ``bioner.generation.Generation`` of one passage, with its key, provenance and cache key:
+#: ``cache_key`` (:func:`bioner.gencache.cache_key`) names what the text depends on, ``params``
+#: is the canonical JSON of the decoding parameters and engine settings it was made with,
+#: ``cached`` says the text was reused rather than generated for this row by this write (from
+#: the shard's previous generations, or from an identical passage earlier in the shard);
+#: ``run_id`` is the run that generated the text.
+GENERATIONS_V2 = _schema(
+    "generations",
+    2,
+    [
+        *_key(),
+        pa.field("cache_key", pa.string(), nullable=False),
+        *_PROVENANCE,
+        pa.field("params", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("prompt_tokens", pa.int32(), nullable=False),
+        pa.field("output_tokens", pa.int32(), nullable=False),
+        pa.field("finish_reason", pa.string(), nullable=False),
+        pa.field("cached", pa.bool_(), nullable=False),
+    ],
+)
+
 #: ``bioner.codec.issues.DecodeIssue`` of one passage's generation, with its key.
 DECODE_ISSUES_V1 = _schema(
     "decode_issues",
@@ -217,12 +239,12 @@ CURRENT = (
     INGEST_EVENTS_V1,
     QUARANTINE_V1,
     PASSAGES_V1,
-    GENERATIONS_V1,
+    GENERATIONS_V2,
     DECODE_ISSUES_V1,
     ENTITIES_V1,
 )
 #: Every schema ever written, old versions included (their files may still be read).
-ALL = (DOCUMENTS_V1, TOMBSTONES_V1, *CURRENT)
+ALL = (DOCUMENTS_V1, TOMBSTONES_V1, GENERATIONS_V1, *CURRENT)
 
 
 def schema_version(schema: pa.Schema) -> str:

@@ -12,10 +12,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-#: ``listener(stage, done, total, count)``; ``done == 0`` announces a stage, ``done == total``
-#: ends it. ``count`` is the items handled so far when ``done``/``total`` measure something
-#: else (bytes of a file being parsed, with ``count`` records); None otherwise.
-Listener = Callable[[str, int, int, int | None], None]
+#: ``listener(stage, done, total, count, tokens)``; ``done == 0`` announces a stage,
+#: ``done == total`` ends it. ``count`` is the items handled so far when ``done``/``total``
+#: measure something else (bytes of a file being parsed, with ``count`` records); ``tokens`` the
+#: tokens produced so far where the stage produces them (output tokens while generating); None
+#: otherwise.
+Listener = Callable[[str, int, int, int | None, int | None], None]
 
 _lock = threading.Lock()
 _listener: Listener | None = None
@@ -34,8 +36,10 @@ def listening(listener: Listener) -> Iterator[None]:
             _listener = previous
 
 
-def report(stage: str, done: int, total: int, count: int | None = None) -> None:
+def report(
+    stage: str, done: int, total: int, count: int | None = None, *, tokens: int | None = None
+) -> None:
     """Tell the listener, if any, that ``done`` of ``total`` of ``stage`` are finished."""
     listener = _listener
     if listener is not None:
-        listener(stage, done, total, count)
+        listener(stage, done, total, count, tokens)

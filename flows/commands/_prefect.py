@@ -1,8 +1,8 @@
 """Running a flow inside a command: Prefect's local defaults, quiet logs, progress bars.
 
-Shared by ``bioner run`` and ``bioner ingest``: both work with nothing configured (an
-in-process Prefect with its ephemeral server, its home in bioner's cache folder) unless the
-user has configured Prefect, and both draw the progress that tasks report
+Shared by ``bioner run``, ``bioner tag`` and ``bioner ingest``: they work with nothing
+configured (an in-process Prefect with its ephemeral server, its home in bioner's cache folder)
+unless the user has configured Prefect, and they draw the progress that tasks report
 (:mod:`tasks.progress`) as rich bars on stderr.
 """
 
@@ -94,7 +94,8 @@ _UNITS = {"generate": "passages", "compact": "shards"}
 
 
 class _Rate(ProgressColumn):
-    """Items done and items per second since the stage started (records while parsing)."""
+    """Items done and items per second since the stage started (records while parsing), and
+    tokens per second where the stage reports tokens (generation: output tokens)."""
 
     def render(self, task: ProgressTask) -> Text:
         unit = task.fields.get("unit", "items")
@@ -106,7 +107,11 @@ class _Rate(ProgressColumn):
             done = f"{count:,} {unit}"
         elapsed = task.elapsed or 0.0
         rate = count / elapsed if elapsed > 0 else 0.0
-        return Text(f"{done}, {rate:,.1f} {unit}/s", style="progress.data.speed")
+        text = f"{done}, {rate:,.1f} {unit}/s"
+        tokens = task.fields.get("tokens")
+        if tokens is not None:
+            text += f", {tokens / elapsed if elapsed > 0 else 0.0:,.0f} tokens/s"
+        return Text(text, style="progress.data.speed")
 
 
 @contextmanager
@@ -125,13 +130,17 @@ def progress_bars() -> Iterator[object]:
     )
     bars: dict[str, int] = {}
 
-    def listener(stage: str, done: int, total: int, count: int | None = None) -> None:
+    def listener(
+        stage: str, done: int, total: int, count: int | None = None, tokens: int | None = None
+    ) -> None:
         if stage not in bars or (done == 0 and progress.tasks[bars[stage]].finished):
             if not progress.live.is_started:
                 progress.start()
             bars[stage] = progress.add_task(stage, total=total)
         unit = "records" if count is not None else _UNITS.get(stage, "items")
-        progress.update(bars[stage], completed=done, total=total, count=count, unit=unit)
+        progress.update(
+            bars[stage], completed=done, total=total, count=count, unit=unit, tokens=tokens
+        )
 
     try:
         yield listener

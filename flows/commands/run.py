@@ -40,14 +40,34 @@ from infra.ingest_store import (
     expand_inputs,
     probe,
 )
+from infra.llm import BACKENDS
 from infra.llm.local import TINY_VERSION, ModelFolderError, check_model_dir, is_untrained
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_MODEL = ROOT / "models" / "reference"
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "pubmed-sample.xml.gz"
+#: Engines the commands name (``infra.llm.BACKENDS``: those this installation has).
+ENGINES = ("transformers", "vllm")
 UNTRAINED_WARNING = (
     "WARNING: no trained model; using an UNTRAINED tiny model — entities will be meaningless"
 )
+
+
+def engine_option() -> typer.models.OptionInfo:
+    """The ``--engine`` option: the LLM backend that generates."""
+    return typer.Option(
+        "transformers", "--engine", help=f"LLM backend: {', '.join(ENGINES)}.", show_default=True
+    )
+
+
+def no_constrain_option() -> typer.models.OptionInfo:
+    """The ``--no-constrain`` option: free decoding instead of copy-constrained decoding."""
+    return typer.Option(
+        False,
+        "--no-constrain",
+        help="Let the model generate freely (default: copy-constrained decoding, every answer "
+        "a valid tagged copy of its passage).",
+    )
 
 
 def main(
@@ -81,12 +101,14 @@ def main(
         max=65_536,
         help="Number of shards, fixed by the first run into --out (default 16).",
     ),
+    engine: str = engine_option(),
+    no_constrain: bool = no_constrain_option(),
 ) -> None:
     """Annotate corpus files: ingest, segment, generate, decode; tables under --out."""
     quiet_libraries()
     _check_inputs([str(p) for p in inputs])
-    if schema.lower() not in SCHEMAS:
-        raise fail(f"unknown schema {schema!r}; known: {', '.join(sorted(SCHEMAS))}")
+    check_schema(schema)
+    check_engine(engine)
     try:
         check_config(str(out), shards)
     except ShardsChanged as e:
@@ -116,15 +138,36 @@ def main(
                     max_new_tokens=max_new_tokens,
                     batch_tokens=batch_tokens,
                     n_shards=shards,
+                    backend=engine,
+                    constrained=not no_constrain,
                 )
         except (InputError, ModelFolderError) as e:
             raise fail(str(e)) from None
+        except ImportError as e:  # the engine's libraries are not installed
+            raise fail(f"--engine {engine}: {e}") from None
     for note in summary["ingest"]["notes"]:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     for line in error_lines(summary["ingest"]):
         error(line)
     print_summary(summary, untrained=is_untrained(model_dir))
     raise typer.Exit(exit_status(summary["ingest"]))
+
+
+# --------------------------------------------------------------------------- options and checks
+
+
+def check_schema(schema: str) -> None:
+    """A one-line error for an unknown schema."""
+    if schema.lower() not in SCHEMAS:
+        raise fail(f"unknown schema {schema!r}; known: {', '.join(sorted(SCHEMAS))}")
+
+
+def check_engine(engine: str) -> None:
+    """A one-line error for an unknown engine, or one this installation lacks."""
+    if engine not in ENGINES:
+        raise fail(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    if engine not in BACKENDS:
+        raise fail(f"engine {engine!r} is not available in this installation")
 
 
 # --------------------------------------------------------------------------- inputs and model
@@ -179,14 +222,8 @@ def _tiny_model() -> Path:
 
 def print_summary(summary: dict[str, Any], *, untrained: bool = False) -> None:
     """The run summary as a table on stdout: counts, issues by kind, time per stage, outputs."""
-    table = Table(title="bioner run", show_header=False, title_justify="left", box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    model = summary["model_id"] or "not loaded (nothing to annotate)"
-    model += " [bold yellow](UNTRAINED)[/]" if untrained and summary["model_id"] else ""
-    table.add_row("run", summary["run_id"])
-    table.add_row("model", model)
-    table.add_row("schema / prompt", f"{summary['schema']} / {summary['prompt_version']}")
+    table = summary_table("bioner run")
+    add_request_rows(table, summary, untrained=untrained)
     ingest = summary["ingest"]
     totals, current = ingest["totals"], ingest["current"]
     table.add_row(
@@ -204,6 +241,31 @@ def print_summary(summary: dict[str, Any], *, untrained: bool = False) -> None:
         f"{current['documents']:,} documents, {current['tombstones']:,} deletions in force, "
         f"{ingest['n_shards']} shards",
     )
+    add_annotation_rows(table, summary)
+    Console().print(table, highlight=False)
+
+
+def summary_table(title: str) -> Table:
+    """The two-column table the annotating commands print their summary in."""
+    table = Table(title=title, show_header=False, title_justify="left", box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    return table
+
+
+def add_request_rows(table: Table, summary: dict[str, Any], *, untrained: bool = False) -> None:
+    """Rows saying what was asked: run, model (and engine settings), schema and prompt."""
+    model = summary["model_id"] or "not loaded (nothing to annotate)"
+    model += " [bold yellow](UNTRAINED)[/]" if untrained and summary["model_id"] else ""
+    table.add_row("run", summary["run_id"])
+    table.add_row("model", model)
+    if summary.get("engine"):
+        table.add_row("engine", ", ".join(f"{k}={v}" for k, v in summary["engine"].items()))
+    table.add_row("schema / prompt", f"{summary['schema']} / {summary['prompt_version']}")
+
+
+def add_annotation_rows(table: Table, summary: dict[str, Any]) -> None:
+    """Rows of what was annotated: counts (generated and cached passages), issues, time."""
     shards = summary["shards"]
     table.add_row("shards annotated", ", ".join(map(str, shards)) if shards else "none (no change)")
     table.add_row("documents", f"{summary['documents']:,}")
@@ -211,11 +273,13 @@ def print_summary(summary: dict[str, Any], *, untrained: bool = False) -> None:
     table.add_row("passages", f"{summary['passages']:,}")
     table.add_row(
         "generations",
-        f"{summary['generations']:,} ({summary['truncated']:,} cut at their token limit)",
+        f"{summary['generations']:,}: {summary['generated']:,} generated, "
+        f"{summary['cached']:,} cached ({summary['truncated']:,} cut at their token limit)",
     )
     table.add_row(
         "tokens",
-        f"{summary['prompt_tokens']:,} prompt, {summary['output_tokens']:,} generated",
+        f"{summary['prompt_tokens']:,} prompt, {summary['output_tokens']:,} generated"
+        + (f" ({_rate(summary)})" if summary["generated"] else ""),
     )
     table.add_row("entities", f"{summary['entities']:,}")
     issues = summary["issues"]
@@ -231,4 +295,14 @@ def print_summary(summary: dict[str, Any], *, untrained: bool = False) -> None:
     )
     for name, uri in summary["outputs"].items():
         table.add_row(f"→ {name}", uri)
-    Console().print(table, highlight=False)
+
+
+def _rate(summary: dict[str, Any]) -> str:
+    """Generation speed: passages and output tokens per second of the generate stage."""
+    seconds = summary["seconds"].get("generate", 0.0)
+    if seconds <= 0:
+        return "no time measured"
+    return (
+        f"{summary['generated'] / seconds:,.1f} passages/s, "
+        f"{summary['output_tokens'] / seconds:,.0f} tokens/s"
+    )

@@ -75,6 +75,7 @@ def build_tiny_model(
     layers: int = 2,
     heads: int = 4,
     max_positions: int = 4096,
+    initializer_range: float = 0.3,
 ) -> Path:
     """Save a tokenizer trained on ``corpus_texts`` and a random tiny Llama to ``out_dir``.
 
@@ -96,9 +97,10 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=True,
-        # With the usual 0.02 a random model repeats one token forever; 0.3 gives varied noise,
-        # which exercises the decoder's issue paths the way a poor model would.
-        initializer_range=0.3,
+        # With the usual 0.02 a random model repeats one token forever; 0.3 (the default) gives
+        # varied noise, which exercises the decoder's issue paths the way a poor model would.
+        # A model that is going to be trained starts from 0.02.
+        initializer_range=initializer_range,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from bioner.ingest import shard_of
 from flows.cli import app
 from flows.commands.run import SAMPLE, UNTRAINED_WARNING
-from schemas import DOCUMENTS_V2, ENTITIES_V1, GENERATIONS_V1, PASSAGES_V1
+from schemas import DOCUMENTS_V2, ENTITIES_V1, GENERATIONS_V2, PASSAGES_V1
 
 runner = CliRunner()
 
@@ -44,7 +45,7 @@ def test_tables_have_their_schemas(sample_run):
     for table, schema in [
         ("documents", DOCUMENTS_V2),
         ("passages", PASSAGES_V1),
-        ("generations", GENERATIONS_V1),
+        ("generations", GENERATIONS_V2),
         ("entities", ENTITIES_V1),
     ]:
         files = sorted(p.name for p in (out / table).iterdir())
@@ -76,7 +77,20 @@ def test_counts_reconcile(sample_run):
         len(generations),
     )
     assert summary["entities"] == len(entities)
-    assert summary["output_tokens"] == sum(g["output_tokens"] for g in generations)
+    # A first run: every distinct passage text generated once, repeats reused.
+    distinct = {p["text"] for p in passages}
+    assert (summary["generated"], summary["cached"]) == (
+        len(distinct),
+        len(passages) - len(distinct),
+    )
+    assert [g["cached"] for g in generations].count(False) == summary["generated"]
+    spent = [g for g in generations if not g["cached"]]
+    assert summary["output_tokens"] == sum(g["output_tokens"] for g in spent)
+    assert summary["engine"] == {
+        "backend": "transformers",
+        "constrained": "true",
+        "dtype": "float32",
+    }
     assert set(summary["seconds"]) == {"ingest", "segment", "generate", "decode"}
 
 
@@ -147,6 +161,9 @@ def test_an_update_replaces_and_deletes_and_only_changed_shards_are_annotated(
         "deleted": 1,
     }
     assert (summary["ingest"]["current"]["documents"], summary["schema"]) == (8, "bc5cdr")
+    # Only PMID 5's new passage is generated; the other passages of those shards are reused.
+    assert summary["generated"] == 1
+    assert summary["cached"] == summary["generations"] - 1 > 0
     assert read(out, "tombstones") == [
         {"id": "41576520", "source": "pubmed-update.xml", "position": 2}
     ]
@@ -155,3 +172,32 @@ def test_an_update_replaces_and_deletes_and_only_changed_shards_are_annotated(
     unchanged = {f"shard={k}.parquet" for k in range(4)} - {f"shard={k}.parquet" for k in changed}
     for name in unchanged & set(entities):
         assert (out / "entities" / name).stat().st_mtime_ns == entities[name]
+
+
+def test_a_rerun_that_changes_no_output_generates_nothing(prefect_backend, tiny_model, tmp_path):
+    out = tmp_path / "out"
+    base = ["run", str(SAMPLE), "--out", str(out), "--max-new-tokens", "4", "--shards", "2"]
+    first = runner.invoke(app, [*base, "--model", str(tiny_model)])
+    assert first.exit_code == 0, first.output
+    before = {(g["doc_id"], g["passage_index"]): g for g in read(out, "generations")}
+    # The same model in another place: another request (every shard is redone), same answers.
+    moved = tmp_path / "elsewhere" / tiny_model.name
+    shutil.copytree(tiny_model, moved)
+    second = runner.invoke(app, [*base, "--model", str(moved)])
+    assert second.exit_code == 0, second.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["shards"] == [0, 1]
+    assert (summary["generated"], summary["cached"]) == (0, len(before))
+    assert (summary["prompt_tokens"], summary["output_tokens"]) == (0, 0)
+    assert "0 generated" in second.output
+    after = {(g["doc_id"], g["passage_index"]): g for g in read(out, "generations")}
+    assert {k: (g["text"], g["run_id"], g["cache_key"]) for k, g in after.items()} == {
+        k: (g["text"], g["run_id"], g["cache_key"]) for k, g in before.items()
+    }
+    assert all(g["cached"] for g in after.values())
+    # Free decoding changes the engine's settings: every passage is generated again.
+    third = runner.invoke(app, [*base, "--model", str(moved), "--no-constrain"])
+    assert third.exit_code == 0, third.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["engine"]["constrained"] == "false"
+    assert summary["generated"] == len({p["text"] for p in read(out, "passages")})

@@ -21,6 +21,7 @@ from schemas import (
     DOCUMENTS_V2,
     ENTITIES_V1,
     GENERATIONS_V1,
+    GENERATIONS_V2,
     INGEST_EVENTS_V1,
     PASSAGES_V1,
     QUARANTINE_V1,
@@ -38,7 +39,11 @@ TABLES = {
     "tombstones": (TOMBSTONES_V2, Tombstone, {}),
     "quarantine": (QUARANTINE_V1, Quarantined, {"run_id": str}),
     "passages": (PASSAGES_V1, Passage, {}),
-    "generations": (GENERATIONS_V1, Generation, {**PASSAGE_KEY, **PROVENANCE}),
+    "generations": (
+        GENERATIONS_V2,
+        Generation,
+        {**PASSAGE_KEY, **PROVENANCE, "cache_key": str, "params": str, "cached": bool},
+    ),
     "decode_issues": (DECODE_ISSUES_V1, DecodeIssue, {**PASSAGE_KEY, "lossy": bool}),
     "entities": (ENTITIES_V1, Entity, {}),
 }
@@ -123,7 +128,15 @@ def test_every_schema_is_tested_and_tagged_with_a_version():
     assert {schema_version(s) for s in CURRENT} == tested | {"ingest_events/1"}
     versions = [schema_version(s) for s in ALL]
     assert len(versions) == len(set(versions)) and all(SCHEMA_KEY in s.metadata for s in ALL)
-    assert {"documents/1", "tombstones/1"} <= set(versions)  # old files stay readable
+    # old files stay readable
+    assert {"documents/1", "tombstones/1", "generations/1"} <= set(versions)
+
+
+def test_generations_v2_adds_the_cache_columns_to_v1():
+    v1 = {f.name: f for f in GENERATIONS_V1}
+    v2 = {f.name: f for f in GENERATIONS_V2}
+    assert set(v2) - set(v1) == {"cache_key", "params", "cached"}
+    assert all(v2[name] == field for name, field in v1.items())
 
 
 def restore(record: type, value: object) -> object:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Sequence
 
 import pytest
 
+from bioner.constraint import SymbolicTarget
+from bioner.gencache import cache_key
 from bioner.generation import Generation, GenerationParams
+from bioner.labels import schema_for
 from bioner.prompts import PROMPT_VERSION
 from infra import storage
 from infra.ingest_store import THROUGH, ingest_paths
@@ -16,6 +20,7 @@ from schemas import (
     DOCUMENTS_V2,
     ENTITIES_V1,
     GENERATIONS_V1,
+    GENERATIONS_V2,
     PASSAGES_V1,
     TOMBSTONES_V2,
 )
@@ -130,6 +135,7 @@ def entity(passage: int, start: int, end: int, text: str, label: str, issues=())
 
 
 def test_decode_hand_written_generations_to_exact_entity_rows(shard):
+    # Written as version 1: generations tables of that version stay readable.
     storage.write_rows(HAND_WRITTEN, shard.generations, GENERATIONS_V1)
     result = t.decode.fn(
         shard.generations,
@@ -165,6 +171,8 @@ def test_decode_hand_written_generations_to_exact_entity_rows(shard):
         "tombstones": 1,
         "passages": 5,
         "generations": 5,
+        "generated": 5,  # a version 1 table: no cached rows
+        "cached": 0,
         "prompt_tokens": 50,
         "output_tokens": 25,
         "truncated": 1,
@@ -186,32 +194,48 @@ def test_offsets_that_do_not_map_are_a_bug_not_a_model_error(shard):
 
 
 class EchoEngine:
-    """Answers every prompt with ``None`` and records what it was asked."""
+    """Answers every prompt with ``None`` (or ``answer(n)``, n counting the prompts answered)
+    and records what it was asked."""
 
     model_id = "echo@1"
 
-    def __init__(self) -> None:
+    def __init__(self, answer=None, settings=None) -> None:
+        self.answer = answer or (lambda n: "None")
+        self.settings = {"constrained": "true"} if settings is None else settings
         self.prompts: list[str] = []
         self.params: list[GenerationParams] = []
+        self.targets: list[SymbolicTarget | None] = []
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(x.split()) for x in texts]
 
     def generate(
-        self, prompts: Sequence[str], params: Sequence[GenerationParams]
+        self,
+        prompts: Sequence[str],
+        params: Sequence[GenerationParams],
+        targets: Sequence[SymbolicTarget | None] | None = None,
     ) -> list[Generation]:
         self.prompts += prompts
         self.params += params
-        return [Generation("None", len(p), 1, "stop") for p in prompts]
+        self.targets += targets or [None] * len(prompts)
+        return [
+            Generation(self.answer(len(self.prompts) - len(prompts) + i), len(p), 1, "stop")
+            for i, p in enumerate(prompts)
+        ]
+
+
+def use(monkeypatch, engine: EchoEngine) -> EchoEngine:
+    """Make ``engine`` the engine every generate call gets."""
+    monkeypatch.setattr(t, "engine_for", lambda *args, **kwargs: engine)
+    return engine
 
 
 def test_generate_writes_one_row_per_passage_with_per_passage_limits(shard, monkeypatch):
-    engine = EchoEngine()
-    monkeypatch.setattr(t, "engine_for", lambda *args: engine)
+    engine = use(monkeypatch, EchoEngine())
     reports = []
-    monkeypatch.setattr(t, "report", lambda *args: reports.append(args))
+    monkeypatch.setattr(t, "report", lambda *args, **kw: reports.append((*args, kw["tokens"])))
     uri = t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-1", chunk_size=2)
-    rows = storage.read_table(uri, GENERATIONS_V1).to_pylist()
+    rows = storage.read_table(uri, GENERATIONS_V2).to_pylist()
     assert [(r["doc_id"], r["passage_index"], r["text"]) for r in rows] == [
         ("2", 0, "None"),
         ("2", 1, "None"),
@@ -219,24 +243,67 @@ def test_generate_writes_one_row_per_passage_with_per_passage_limits(shard, monk
         ("1", 1, "None"),
         ("1", 2, "None"),
     ]
-    assert {(r["model_id"], r["prompt_version"], r["run_id"]) for r in rows} == {
-        ("echo@1", PROMPT_VERSION, "run-1")
+    assert {(r["model_id"], r["prompt_version"], r["run_id"], r["cached"]) for r in rows} == {
+        ("echo@1", PROMPT_VERSION, "run-1", False)
     }
     # NCBI: one type, header "Disease" = 1 echo token; passages of n = 2, 3, 2, 5, 11 words:
     # 1 type x (header 1 + ": " 2 + n + (n + 1) // 2 + newline 1) + 4
     assert [p.max_new_tokens for p in engine.params] == [11, 13, 11, 16, 25]
     assert "Passage: It caused delirium" in engine.prompts[4]
+    # One copy-constraint target per prompt: its passage and the schema's headers.
+    assert engine.targets[4] == SymbolicTarget(
+        "It caused delirium and seizures in a patient with renal failure.", ("Disease",)
+    )
+    # Progress: passages generated of those to generate, and output tokens so far.
     assert reports == [
-        ("generate", 0, 5),
-        ("generate", 2, 5),
-        ("generate", 4, 5),
-        ("generate", 5, 5),
+        ("generate", 0, 5, 0),
+        ("generate", 2, 5, 2),
+        ("generate", 4, 5, 4),
+        ("generate", 5, 5, 5),
     ]
-    assert storage.read_metadata(uri)["bioner.model_id"] == "echo@1"
+    meta = storage.read_metadata(uri)
+    assert meta["bioner.model_id"] == "echo@1"
+    assert json.loads(meta["bioner.engine_settings"]) == {"constrained": "true"}
+    assert json.loads(rows[4]["params"]) == {
+        "schema": "ncbi",
+        "max_new_tokens": 25,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "seed": None,
+        "settings": {"constrained": "true"},
+    }
+    assert rows[4]["cache_key"] == cache_key(
+        "It caused delirium and seizures in a patient with renal failure.",
+        "echo@1",
+        PROMPT_VERSION,
+        json.loads(rows[4]["params"]),
+        prompt=engine.prompts[4],
+    )
+
+
+def test_each_passage_is_asked_in_its_language(tmp_path, monkeypatch):
+    engine = use(monkeypatch, EchoEngine())
+    passages = str(tmp_path / "passages.parquet")
+    rows = [("1", "Aspirin and asthma.", "en"), ("2", "患者有高血压病史。", "zh")]
+    storage.write_rows(
+        [
+            {"doc_id": d, "index": 0, "start": 0, "end": len(x), "text": x}
+            | {"doc_version": 1, "language": lang}
+            for d, x, lang in rows
+        ],
+        passages,
+        PASSAGES_V1,
+    )
+    uri = t.generate.fn(passages, str(tmp_path / "generations.parquet"), "m", "general", "r")
+    assert engine.prompts[1].startswith("你是") and not engine.prompts[0].startswith("你是")
+    zh = schema_for("general", "zh")
+    assert engine.targets[1] == SymbolicTarget.of("患者有高血压病史。", zh)
+    written = storage.read_table(uri, GENERATIONS_V2).to_pylist()
+    assert [json.loads(r["params"])["schema"] for r in written] == ["general", "general-zh"]
 
 
 def test_generation_settings_follow_the_passages_and_mark_stale_shards(shard, monkeypatch):
-    monkeypatch.setattr(t, "engine_for", lambda *args: EchoEngine())
+    use(monkeypatch, EchoEngine())
     out = shard.passages.removesuffix("/passages/shard=0.parquet")
     assert t.stale_shards(out, 2, "m", "ncbi", None) == [0]  # shard 1 has no passages
     t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-1")
@@ -252,10 +319,145 @@ def test_generation_settings_follow_the_passages_and_mark_stale_shards(shard, mo
     meta = storage.read_metadata(shard.entities)
     assert meta[THROUGH] == storage.read_metadata(shard.passages)[THROUGH] == "1"
     assert (meta["bioner.model"], meta["bioner.schema_name"]) == ("m", "ncbi")
+    assert json.loads(meta["bioner.engine"]) == {"backend": "transformers", "constrained": True}
+    assert json.loads(meta["bioner.engine_settings"]) == {"constrained": "true"}
     assert t.stale_shards(out, 2, "m", "ncbi", None) == []
     assert t.stale_shards(out, 2, "m", "bc5cdr", None) == [0]  # another request
     assert t.stale_shards(out, 2, "other", "ncbi", None) == [0]
     assert t.stale_shards(out, 2, "m", "ncbi", 8) == [0]
+    assert t.stale_shards(out, 2, "m", "ncbi", None, constrained=False) == [0]
+    assert t.stale_shards(out, 2, "m", "ncbi", None, backend="vllm") == [0]
+
+
+def test_a_model_retrained_in_place_makes_shards_stale(shard, monkeypatch, tmp_path):
+    use(monkeypatch, EchoEngine())
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights 1")
+    out = shard.passages.removesuffix("/passages/shard=0.parquet")
+    t.generate.fn(shard.passages, shard.generations, str(model), "ncbi", "run-1")
+    paths = (shard.generations, shard.passages, shard.documents, shard.entities)
+    t.decode.fn(*paths, shard.decode_issues, "ncbi", "run-1")
+    assert t.stale_shards(out, 1, str(model), "ncbi", None) == []
+    (model / "model.safetensors").write_bytes(b"weights 2")
+    assert t.stale_shards(out, 1, str(model), "ncbi", None) == [0]
+
+
+# --------------------------------------------------------------------------- generation cache
+
+
+def numbered(n: int) -> str:
+    return f"answer {n}"
+
+
+def texts_of(uri: str) -> dict[tuple[str, int, int], tuple[str, bool, str]]:
+    """(text, cached, run id) of each generation row, by passage key."""
+    return {
+        (r["doc_id"], r["doc_version"], r["passage_index"]): (r["text"], r["cached"], r["run_id"])
+        for r in storage.read_table(uri, GENERATIONS_V2).to_pylist()
+    }
+
+
+def test_a_rerun_regenerates_nothing(shard, monkeypatch):
+    engine = use(monkeypatch, EchoEngine(numbered))
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-1")
+    first = texts_of(shard.generations)
+    assert len(engine.prompts) == 5 and {c for _, c, _ in first.values()} == {False}
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-2")
+    assert len(engine.prompts) == 5  # nothing asked again
+    second = texts_of(shard.generations)
+    # The same answers, each marked cached and still naming the run that generated it.
+    assert second == {k: (text, True, "run-1") for k, (text, _, _) in first.items()}
+    assert storage.read_metadata(shard.generations)["bioner.run_id"] == "run-2"
+    t.decode.fn(
+        shard.generations,
+        shard.passages,
+        shard.documents,
+        shard.entities,
+        shard.decode_issues,
+        "ncbi",
+        "run-2",
+    )
+    summary = t.shard_summary(shard)
+    assert (summary["generations"], summary["generated"], summary["cached"]) == (5, 0, 5)
+    assert (summary["prompt_tokens"], summary["output_tokens"]) == (0, 0)  # none spent
+
+
+def test_a_revised_citation_regenerates_only_its_changed_passages(shard, monkeypatch, tmp_path):
+    engine = use(monkeypatch, EchoEngine(numbered))
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-1")
+    before = texts_of(shard.generations)
+    # Version 2 of PMID 1: the last sentence changed, the title and first sentence not.
+    revision = tmp_path / "update.xml"
+    abstract = "Famotidine is an H2 blocker. It caused delirium in an elderly patient."
+    revision.write_text(
+        '<?xml version="1.0"?>\n<PubmedArticleSet>'
+        + article("1", TITLE, abstract).replace('Version="1"', 'Version="2"')
+        + "</PubmedArticleSet>\n"
+    )
+    ingest_paths([str(revision)], str(tmp_path / "out"), 1, run_id="run-2")
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-2")
+    assert len(engine.prompts) == 6  # one more
+    assert "Passage: It caused delirium in an elderly patient." in engine.prompts[5]
+    after = texts_of(shard.generations)
+    assert after == {
+        ("2", 1, 0): (before["2", 1, 0][0], True, "run-1"),
+        ("2", 1, 1): (before["2", 1, 1][0], True, "run-1"),
+        ("1", 2, 0): (before["1", 1, 0][0], True, "run-1"),
+        ("1", 2, 1): (before["1", 1, 1][0], True, "run-1"),
+        ("1", 2, 2): ("answer 5", False, "run-2"),
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["model", "prompt_version", "schema", "max_new_tokens", "engine_settings"],
+)
+def test_another_model_prompt_or_parameters_regenerate_everything(shard, monkeypatch, change):
+    engine = use(monkeypatch, EchoEngine(numbered))
+    args = {"model": "m", "schema": "ncbi", "max_new_tokens": None}
+    t.generate.fn(shard.passages, shard.generations, run_id="run-1", **args)
+    assert len(engine.prompts) == 5
+    if change == "model":
+        monkeypatch.setattr(engine, "model_id", "echo@2", raising=False)
+    elif change == "prompt_version":
+        monkeypatch.setattr(t, "PROMPT_VERSION", "symbolic-v0")
+    elif change == "schema":
+        args["schema"] = "bc5cdr"
+    elif change == "max_new_tokens":
+        args["max_new_tokens"] = 8  # below every passage's own limit (11 to 25): all change
+    else:
+        engine.settings = {"constrained": "false"}
+    t.generate.fn(shard.passages, shard.generations, run_id="run-2", **args)
+    assert len(engine.prompts) == 10
+    assert {c for _, c, _ in texts_of(shard.generations).values()} == {False}
+
+
+def test_identical_passages_are_generated_once(tmp_path, monkeypatch):
+    source = tmp_path / "in.xml"
+    source.write_text(
+        '<?xml version="1.0"?>\n<PubmedArticleSet>'
+        + article("1", TITLE, "Famotidine is an H2 blocker.")
+        + article("2", "Another title.", "Famotidine is an H2 blocker.")
+        + "</PubmedArticleSet>\n"
+    )
+    ingest_paths([str(source)], str(tmp_path / "out"), 1, run_id="run-1")
+    paths = t.ShardPaths.under(str(tmp_path / "out"), 0)
+    engine = use(monkeypatch, EchoEngine(numbered))
+    t.generate.fn(paths.passages, paths.generations, "m", "ncbi", "run-1")
+    assert len(engine.prompts) == 3
+    rows = texts_of(paths.generations)
+    assert rows["1", 1, 1] == (rows["2", 1, 1][0], False, "run-1")
+    assert [c for _, c, _ in rows.values()].count(True) == 1  # the repeat is a reuse
+
+
+def test_old_generations_without_keys_are_not_reused(shard, monkeypatch):
+    storage.write_rows(HAND_WRITTEN, shard.generations, GENERATIONS_V1)
+    engine = use(monkeypatch, EchoEngine())
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-2")
+    assert len(engine.prompts) == 5
+    assert t.read_generations(shard.generations).schema.equals(GENERATIONS_V2)
 
 
 def test_unknown_schema():
