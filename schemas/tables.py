@@ -191,6 +191,10 @@ GENERATIONS_V2 = _schema(
     2,
     [
         *_key(),
+        # The part of the passage this answer tags: the whole passage, or one of the
+        # overlapping windows of a passage longer than the model's context.
+        pa.field("window_start", pa.int32(), nullable=False),
+        pa.field("window_end", pa.int32(), nullable=False),
         pa.field("cache_key", pa.string(), nullable=False),
         *_PROVENANCE,
         pa.field("params", pa.string(), nullable=False),

@@ -36,8 +36,9 @@ from bioner.gencache import cache_key, canonical_json, decoding_params
 from bioner.generation import Engine, GenerationParams, max_new_tokens_for
 from bioner.labels import SCHEMAS, EntitySchema, schema_for
 from bioner.prompts import PROMPT_VERSION, build_prompt
-from bioner.records import Document, Entity, Passage
+from bioner.records import Document, Entity, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
+from bioner.windows import merge_window_spans, split_windows
 from infra import storage
 from infra.ingest_store import THROUGH, table_uri
 from infra.llm import load_engine
@@ -320,6 +321,66 @@ def per_schema_params(
     return params
 
 
+#: Tokens kept free of the context for the chat template and special tokens.
+_CONTEXT_MARGIN = 32
+
+
+def context_windows(
+    engine: Engine,
+    texts: Sequence[str],
+    schemas: Sequence[EntitySchema],
+    base: GenerationParams,
+    cap: int | None = None,
+) -> list[list[tuple[int, int]]]:
+    """The ``[start, end)`` windows to ask for each passage: ``[(0, len)]`` when its prompt and
+    longest valid answer fit the model's context, else overlapping windows that do
+    (:func:`bioner.windows.split_windows`; spans are merged back at decode). Never truncates.
+    """
+    whole = [[(0, len(t))] for t in texts]
+    context = getattr(engine, "max_context", None)
+    if not context or not texts:
+        return whole
+    prompts = [build_prompt(t, s) for t, s in zip(texts, schemas, strict=True)]
+    params = per_schema_params(engine, texts, schemas, base, cap)
+    prompt_tokens = engine.count_tokens(prompts)
+    out = []
+    for text, schema, p, n in zip(texts, schemas, params, prompt_tokens, strict=True):
+        if n + p.max_new_tokens + _CONTEXT_MARGIN <= context:
+            out.append([(0, len(text))])
+            continue
+        out.append(_fitting_windows(engine, text, schema, base, cap, context))
+    return out
+
+
+def _fitting_windows(
+    engine: Engine,
+    text: str,
+    schema: EntitySchema,
+    base: GenerationParams,
+    cap: int | None,
+    context: int,
+) -> list[tuple[int, int]]:
+    size = len(text)
+    while True:
+        size = int(size * 0.75)
+        if size < 16:
+            raise ValueError(
+                f"the model's context of {context} tokens cannot hold the prompt and answer of "
+                f"even a 16-character window of this passage: {text[:60]!r}..."
+            )
+        windows = split_windows(text, size, size // 4)
+        parts = [text[a:b] for a, b in windows]
+        schemas = [schema] * len(parts)
+        params = per_schema_params(engine, parts, schemas, base, cap)
+        tokens = engine.count_tokens([build_prompt(t, schema) for t in parts])
+        if all(
+            n + p.max_new_tokens + _CONTEXT_MARGIN <= context
+            for n, p in zip(tokens, params, strict=True)
+        ):
+            log.info("a passage of %d characters is asked as %d windows", len(text), len(parts))
+            return windows
+
+
 def generations_schema(uri: str) -> pa.Schema:
     """The generations schema a file declares (version 1 files stay readable)."""
     found = storage.read_metadata(uri).get(SCHEMA_KEY.decode(), "")
@@ -383,10 +444,17 @@ def generate(
     engine = engine_for(model, device, batch_tokens, backend, constrained)
     settings = engine_settings(engine)
     passages = storage.read_table(passages_uri, PASSAGES_V1).to_pylist()
-    texts = [p["text"] for p in passages]
     # Each passage is asked in its own language where the schema has a counterpart in it.
-    schemas = [schema_for(entity_schema.name, p["language"]) for p in passages]
+    passage_schemas = [schema_for(entity_schema.name, p["language"]) for p in passages]
     base = GenerationParams()
+    # One request per passage, or per window of a passage too long for the model's context.
+    spans = context_windows(
+        engine, [p["text"] for p in passages], passage_schemas, base, max_new_tokens
+    )
+    owner = [i for i, found in enumerate(spans) for _ in found]
+    windows = [w for found in spans for w in found]
+    texts = [passages[i]["text"][a:b] for i, (a, b) in zip(owner, windows, strict=True)]
+    schemas = [passage_schemas[i] for i in owner]
     params = per_schema_params(engine, texts, schemas, base, max_new_tokens)
     prompts = [build_prompt(text, s) for text, s in zip(texts, schemas, strict=True)]
     requests = [decoding_params(p, s.name, settings) for p, s in zip(params, schemas, strict=True)]
@@ -417,13 +485,16 @@ def generate(
 
     rows: list[dict[str, Any]] = []
     fresh = set(made)
-    for p, key, request in zip(passages, keys, requests, strict=True):
+    for i, (a, b), key, request in zip(owner, windows, keys, requests, strict=True):
+        p = passages[i]
         answer = made.get(key) or found[key]
         rows.append(
             {
                 "doc_id": p["doc_id"],
                 "doc_version": p["doc_version"],
                 "passage_index": p["index"],
+                "window_start": a,
+                "window_end": b,
                 "cache_key": key,
                 "model_id": engine.model_id,
                 "prompt_version": PROMPT_VERSION,
@@ -460,21 +531,43 @@ def generate(
 # --------------------------------------------------------------------------- decode
 
 
+def spans_of(
+    passage: Passage, generations: Sequence[dict[str, Any]], schema: EntitySchema
+) -> tuple[list[Span], list[DecodeIssue]]:
+    """The spans (passage offsets) of a passage's answers: one for the whole passage, or one
+    per window (a V1 row, without window columns, is the whole passage), merged."""
+    ordered = sorted(generations, key=lambda g: g.get("window_start") or 0)
+    windows = [
+        (g.get("window_start") or 0, g.get("window_end") or len(passage.text)) for g in ordered
+    ]
+    found: list[list[Span]] = []
+    issues: list[DecodeIssue] = []
+    for g, (a, b) in zip(ordered, windows, strict=True):
+        spans, problems = symbolic.decode(
+            g["text"], passage.text[a:b], schema, finish_reason=g["finish_reason"]
+        )
+        found.append(spans)
+        issues.extend(problems)
+    if windows == [(0, len(passage.text))]:
+        return found[0], issues
+    return merge_window_spans(windows, found), issues
+
+
 def entities_of(
     passage: Passage,
     document_text: str,
-    generation: dict[str, Any],
+    generations: dict[str, Any] | Sequence[dict[str, Any]],
     schema: EntitySchema,
     run_id: str,
 ) -> tuple[list[Entity], list[DecodeIssue]]:
-    """Decode one generation into entities with document offsets, plus the decode issues.
+    """Decode a passage's generation(s) into entities with document offsets, plus the issues.
 
     Every entity's text is checked against the document at its offsets: a mismatch is a bug in
     the offsets, never a model error, so it raises.
     """
-    spans, issues = symbolic.decode(
-        generation["text"], passage.text, schema, finish_reason=generation["finish_reason"]
-    )
+    rows = [generations] if isinstance(generations, dict) else list(generations)
+    generation = rows[0]
+    spans, issues = spans_of(passage, rows, schema)
     kinds = tuple(sorted({str(i.kind) for i in issues}))
     entities = []
     for span in spans:
@@ -526,11 +619,13 @@ def decode(
     }
     entities: list[dict[str, Any]] = []
     issue_rows: list[dict[str, Any]] = []
+    answers: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for g in read_generations(generations_uri).to_pylist():
-        key = (g["doc_id"], g["doc_version"], g["passage_index"])
+        answers.setdefault((g["doc_id"], g["doc_version"], g["passage_index"]), []).append(g)
+    for key, rows in answers.items():
         passage = passages[key]
         asked = schema_for(entity_schema.name, passage.language)
-        found, issues = entities_of(passage, texts[key[:2]], g, asked, run_id)
+        found, issues = entities_of(passage, texts[key[:2]], rows, asked, run_id)
         entities.extend(dataclasses.asdict(e) for e in found)
         issue_rows.extend(
             {

@@ -42,7 +42,15 @@ TABLES = {
     "generations": (
         GENERATIONS_V2,
         Generation,
-        {**PASSAGE_KEY, **PROVENANCE, "cache_key": str, "params": str, "cached": bool},
+        {
+            **PASSAGE_KEY,
+            **PROVENANCE,
+            "window_start": int,
+            "window_end": int,
+            "cache_key": str,
+            "params": str,
+            "cached": bool,
+        },
     ),
     "decode_issues": (DECODE_ISSUES_V1, DecodeIssue, {**PASSAGE_KEY, "lossy": bool}),
     "entities": (ENTITIES_V1, Entity, {}),
@@ -135,7 +143,7 @@ def test_every_schema_is_tested_and_tagged_with_a_version():
 def test_generations_v2_adds_the_cache_columns_to_v1():
     v1 = {f.name: f for f in GENERATIONS_V1}
     v2 = {f.name: f for f in GENERATIONS_V2}
-    assert set(v2) - set(v1) == {"cache_key", "params", "cached"}
+    assert set(v2) - set(v1) == {"window_start", "window_end", "cache_key", "params", "cached"}
     assert all(v2[name] == field for name, field in v1.items())
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+import re
 from collections.abc import Sequence
 
 import pytest
 
+from bioner.codec import symbolic
 from bioner.constraint import SymbolicTarget
 from bioner.gencache import cache_key
 from bioner.generation import Generation, GenerationParams
-from bioner.labels import schema_for
+from bioner.labels import SCHEMAS, schema_for
 from bioner.prompts import PROMPT_VERSION
+from bioner.records import Span
 from infra import storage
 from infra.ingest_store import THROUGH, ingest_paths
 from schemas import (
@@ -463,3 +467,55 @@ def test_old_generations_without_keys_are_not_reused(shard, monkeypatch):
 def test_unknown_schema():
     with pytest.raises(ValueError, match="known: bc5cdr"):
         t.schema_of("nope")
+
+
+class WindowEngine(EchoEngine):
+    """A model with a small context that tags every "delirium" of the passage it is shown."""
+
+    max_context = 300
+
+    def generate(self, prompts, params, targets=None):
+        out = super().generate(prompts, params, targets)
+        answers = []
+        for g, target in zip(out, targets, strict=True):
+            text = target.passage
+            spans = [Span(m.start(), m.end(), "Disease") for m in re.finditer("delirium", text)]
+            answer = symbolic.encode(text, spans, SCHEMAS["ncbi"])
+            answers.append(dataclasses.replace(g, text=answer))
+        return answers
+
+
+def test_a_passage_longer_than_the_context_is_tagged_in_windows_and_merged(tmp_path, monkeypatch):
+    engine = use(monkeypatch, WindowEngine())
+    words = [("delirium" if k % 17 == 5 else f"w{k}") for k in range(150)]
+    source = tmp_path / "in.xml"
+    xml = f"<PubmedArticleSet>{article('1', 'Title.', ' '.join(words))}</PubmedArticleSet>"
+    source.write_text(xml, encoding="utf-8")
+    out = tmp_path / "out"
+    ingest_paths([str(source)], str(out), 1, run_id="r", max_chars=5000)
+    paths = t.ShardPaths.under(str(out), 0)
+    passages = paths.passages
+    (passage,) = [p for p in storage.read_table(passages).to_pylist() if p["index"] == 1]
+    text = passage["text"]
+    generations = t.generate.fn(passages, str(out / "generations.parquet"), "m", "ncbi", "r")
+    rows = [
+        r for r in storage.read_table(generations, GENERATIONS_V2).to_pylist() if r["passage_index"]
+    ]
+    assert len(rows) > 1  # windows, not one truncated answer
+    assert all(
+        len(p.split()) + q.max_new_tokens <= 300
+        for p, q in zip(engine.prompts, engine.params, strict=True)
+    )
+    assert rows[0]["window_start"] == 0 and rows[-1]["window_end"] == len(text)
+    entities_uri, _ = t.decode.fn(
+        generations,
+        passages,
+        paths.documents,
+        str(out / "entities.parquet"),
+        str(out / "issues.parquet"),
+        "ncbi",
+        "r",
+    )
+    found = [(e["start"], e["text"]) for e in storage.read_table(entities_uri).to_pylist()]
+    start = passage["start"]
+    assert sorted(found) == [(start + m.start(), "delirium") for m in re.finditer("delirium", text)]
