@@ -107,3 +107,94 @@ def symbolic_regex(target: SymbolicTarget) -> str:
         for _ in range(target.max_lines_per_type - 1):
             lines = f"({line}\\n)?({lines})"
     return f"{none}|{lines}"
+
+
+# --------------------------------------------------------------------------- EBNF form
+
+#: Version of the EBNF grammar's language (part of the engine settings the cache keys on).
+EBNF_VERSION = "symbolic-ebnf-v1"
+
+
+def ebnf_literal(text: str) -> str:
+    """``text`` as a double-quoted EBNF string literal (xgrammar / GBNF escapes)."""
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\t":
+            out.append("\\t")
+        elif unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") and ord(c) <= 0xFFFF:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def _word(c: str) -> bool:
+    return c.isascii() and c.isalnum()
+
+
+def symbolic_ebnf(target: SymbolicTarget) -> str:
+    """An EBNF grammar (xgrammar's dialect, vLLM's ``structured_outputs.grammar``) whose
+    language holds every valid symbolic answer for ``target``.
+
+    Unlike :func:`symbolic_regex`, the copy is written once and shared by every header line,
+    so the grammar is about the size of the passage whatever the number of types (tens of
+    times smaller for CMeEE's nine) and compiles in milliseconds (measured with xgrammar
+    0.2.8: 0.07 s for a 500-character Chinese passage against 0.7 s for the regex of a
+    210-character one). It enforces: ``None`` alone, or lines in schema order with at most
+    ``max_lines_per_type`` lines per type; the exact escaped copy; brackets only at character
+    boundaries outside escapes, outside runs of ASCII letters and digits (``whole_words``),
+    never opening before a space or closing after one, at most ``max_depth`` per boundary
+    (closes first). Like the regex, it cannot count bracket balance across a line.
+    """
+    none = ebnf_literal(NO_ENTITIES)
+    if not target.passage.strip():
+        return f"root ::= {none}\n"
+    units = _copy_units(target.passage)
+    chars = target.passage
+    depth = target.max_depth
+    parts: list[str] = []
+    literal = ""
+    for i, unit in enumerate(units):
+        before = chars[i - 1] if i else ""
+        here = chars[i]
+        split = target.whole_words and i and _word(before) and _word(here)
+        closes = bool(i) and not before.isspace()
+        opens = not here.isspace()
+        if not split and (closes or opens):
+            if literal:
+                parts.append(ebnf_literal(literal))
+                literal = ""
+            parts.append(
+                {(True, True): "gap", (True, False): "close", (False, True): "open"}[
+                    (closes, opens)
+                ]
+            )
+        literal += unit
+    if literal:
+        parts.append(ebnf_literal(literal))
+    if not chars[-1].isspace():
+        parts.append("close")
+    rules = [
+        f"open ::= {ebnf_literal('[')}{{0,{depth}}}",
+        f"close ::= {ebnf_literal(']')}{{0,{depth}}}",
+        "gap ::= close open",
+        f"copy ::= {' '.join(parts)}",
+    ]
+    # line_k_j: the j-th line of type k, then the end or a later line (same type up to the
+    # limit, or a later type's first line).
+    n, limit = len(target.headers), target.max_lines_per_type
+    firsts = []
+    for k, header in enumerate(target.headers):
+        head = ebnf_literal(header + HEADER_SEPARATOR)
+        for j in range(1, limit + 1):
+            after = [f"line_{m}_1" for m in range(k + 1, n)]
+            if j < limit:
+                after.insert(0, f"line_{k}_{j + 1}")
+            tail = f' ("\\n" ({" | ".join(after)}))?' if after else ""
+            rules.append(f"line_{k}_{j} ::= {head} copy{tail}")
+        firsts.append(f"line_{k}_1")
+    return f"root ::= {none} | {' | '.join(firsts)}\n" + "\n".join(rules) + "\n"

@@ -9,9 +9,9 @@ decoding (drafts copied from the prompt, which the symbolic answer mostly repeat
 adapter (a local folder), tensor parallelism.
 
 The copy constraint is on by default: a prompt with a :class:`SymbolicTarget` gets vLLM's
-structured outputs with :func:`bioner.codec.grammar.symbolic_regex`, so its answer is always an
-exact copy of the passage with tags (the backend masks tokens byte by byte, whatever the
-tokenizer's boundaries).
+structured outputs with :func:`bioner.codec.grammar.symbolic_ebnf` (or ``symbolic_regex``),
+so its answer is always an exact copy of the passage with tags (the backend masks tokens byte
+by byte, whatever the tokenizer's boundaries).
 
 Models and adapters are local folders; nothing is downloaded. vLLM is imported when an engine is
 created, so this module imports on machines without it.
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bioner.codec.grammar import GRAMMAR_VERSION, symbolic_regex
+from bioner.codec.grammar import EBNF_VERSION, GRAMMAR_VERSION, symbolic_ebnf, symbolic_regex
 from bioner.constraint import SymbolicTarget
 from bioner.generation import Generation, GenerationParams
 from infra.llm.local import ModelFolderError, check_model_dir, model_id_of
@@ -40,6 +40,10 @@ _INSTALL_HINT = (
 )
 #: LoRA ranks vLLM accepts for ``max_lora_rank``.
 _LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+#: Forms of the copy constraint for structured outputs: the EBNF grammar (default: one copy
+#: shared by all header lines, compiles in milliseconds) or the regex (for backends without
+#: grammars; its size grows with the number of types).
+_FORMS = {"grammar": EBNF_VERSION, "regex": GRAMMAR_VERSION}
 _ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
@@ -113,6 +117,7 @@ class VLLMEngine:
         model_dir: str | Path,
         *,
         constrained: bool = True,
+        constraint_form: str = "grammar",
         dtype: str = "auto",
         tensor_parallel_size: int = 1,
         lora_dir: str | Path | None = None,
@@ -133,6 +138,9 @@ class VLLMEngine:
             raise ValueError(
                 f"ngram_lookup must be (min, max) with 1 <= min <= max: {ngram_lookup}"
             )
+        if constraint_form not in _FORMS:
+            raise ValueError(f"constraint_form must be one of {', '.join(_FORMS)}")
+        self.constraint_form = constraint_form
         self.model_dir = check_model_dir(model_dir)
         self.adapter = LoRAAdapter.load(lora_dir) if lora_dir is not None else None
         self.constrained = constrained
@@ -141,7 +149,7 @@ class VLLMEngine:
         self.model_id = f"{base_id}+lora:{self.adapter.id}" if self.adapter else base_id
         self.settings: dict[str, str] = {
             "backend": "vllm",
-            "constrained": GRAMMAR_VERSION if constrained else "off",
+            "constrained": _FORMS[constraint_form] if constrained else "off",
             "dtype": dtype,
             "lora": self.adapter.id if self.adapter else "",
         }
@@ -228,7 +236,11 @@ class VLLMEngine:
     ) -> Any:
         structured = None
         if self.constrained and target is not None:
-            structured = self._vllm.StructuredOutputsParams(regex=symbolic_regex(target))
+            structured = (
+                self._vllm.StructuredOutputsParams(grammar=symbolic_ebnf(target))
+                if self.constraint_form == "grammar"
+                else self._vllm.StructuredOutputsParams(regex=symbolic_regex(target))
+            )
         sampling: dict[str, Any] = {
             "n": 1,
             "max_tokens": self._limit(prompt_ids, params),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bioner.codec import symbolic
-from bioner.codec.grammar import GRAMMAR_VERSION, symbolic_regex
+from bioner.codec.grammar import EBNF_VERSION, GRAMMAR_VERSION, symbolic_ebnf, symbolic_regex
 from bioner.constraint import SymbolicTarget
 from bioner.generation import Engine, GenerationParams
 from bioner.labels import BC5CDR_SCHEMA
@@ -77,7 +77,7 @@ def test_is_an_engine_with_settings(engine, tiny_model):
     assert engine.model_id.startswith("tiny@")
     assert engine.settings == {
         "backend": "vllm",
-        "constrained": GRAMMAR_VERSION,
+        "constrained": EBNF_VERSION,
         "dtype": "auto",
         "lora": "",
     }
@@ -104,7 +104,8 @@ def test_constrained_answers_decode_exactly_in_input_order(engine, fake_vllm):
     )
     (call,) = fake_vllm.LLM.instances[0].calls
     for i, result, sampling in zip(order, results, call["sampling_params"], strict=True):
-        assert sampling.structured_outputs.regex == symbolic_regex(TARGETS[i])
+        assert sampling.structured_outputs.grammar == symbolic_ebnf(TARGETS[i])
+        assert sampling.structured_outputs.regex is None
         assert result.text == ANSWERS[i]
         assert result.finish_reason == "stop"
         answer_ids = engine.tokenizer.encode(ANSWERS[i], add_special_tokens=False)
@@ -268,3 +269,15 @@ def test_gpu_requirements_are_pinned_consistently(fake_vllm):
         if "vllm" in sys.modules
         else True
     )
+
+
+def test_regex_form_on_request(fake_vllm, tiny_model):
+    from infra.llm.vllm_engine import VLLMEngine
+
+    engine = VLLMEngine(tiny_model, constraint_form="regex")
+    assert engine.settings["constrained"] == GRAMMAR_VERSION
+    engine.generate(PROMPTS[:1], GenerationParams(), TARGETS[:1])
+    (sampling,) = fake_vllm.LLM.instances[-1].calls[0]["sampling_params"]
+    assert sampling.structured_outputs.regex == symbolic_regex(TARGETS[0])
+    with pytest.raises(ValueError, match="constraint_form"):
+        VLLMEngine(tiny_model, constraint_form="json")
