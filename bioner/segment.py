@@ -33,6 +33,8 @@ _ABBREVIATIONS_TEXT = """
     spp. subsp. ssp. var. cv. est. mol. wt.
 """
 ABBREVIATIONS = frozenset(_ABBREVIATIONS_TEXT.split())
+# Letters right before a period that make the word too long for an abbreviation or an initial.
+_LONG_WORD = max(map(len, ABBREVIATIONS))
 
 _HARD_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 _ZH_END = "。！？；"
@@ -42,28 +44,45 @@ _OPENERS = "\"'“‘([{（「『《【"
 _SOFT_BREAKS = ",;:，、；：)]}）" + _ZH_END + _EN_END
 _INITIALS = re.compile(r"(?:[^\W\d_]\.)+")
 _HARD_BREAK = re.compile(f"[{re.escape(_HARD_BREAKS)}]")
-_CANDIDATE = re.compile(
-    f"([{_ZH_END}][{re.escape(_ZH_END + _CLOSERS)}]*)"
-    f"|([{re.escape(_EN_END)}][{re.escape(_EN_END + _CLOSERS)}]*)"
+# One pass finds every sentence end: ``。！？；`` (with closers) always; ``. ! ?`` (with closers)
+# only before spaces, optional openers and a character (group 1) that must be a capital or a CJK
+# ideograph (checked in Python, as is the abbreviation rule). The leading character class lets
+# the regex engine skip to the next mark at C speed.
+_SENTENCE_END = re.compile(
+    f"[{_ZH_END}{re.escape(_EN_END)}]"
+    f"(?:(?<=[{_ZH_END}])[{re.escape(_ZH_END + _CLOSERS)}]*"
+    f"|(?<=[{re.escape(_EN_END)}])[{re.escape(_EN_END + _CLOSERS)}]*"
+    f"(?=[ \\t\u00a0\u2009\u3000]+[{re.escape(_OPENERS)}]*(.)))",
+    re.DOTALL,
 )
 
 
 def segment(doc: Document, *, max_chars: int = DEFAULT_MAX_CHARS) -> list[Passage]:
     """Passages of ``doc`` in order: the title, then the sentences (windowed if too long)."""
+    text = doc.text
+    return [
+        Passage(doc.id, i, start, end, text[start:end], doc.version, doc.language)
+        for i, (start, end) in enumerate(passage_bounds(text, doc.title, max_chars))
+    ]
+
+
+def passage_bounds(
+    text: str, title: str = "", max_chars: int = DEFAULT_MAX_CHARS
+) -> list[tuple[int, int]]:
+    """``[start, end)`` of each passage of a document's ``text`` (see :func:`segment`).
+
+    The offsets alone, for callers that build columns rather than :class:`Passage` objects.
+    """
     if max_chars < 1:
         raise ValueError(f"max_chars must be >= 1, got {max_chars}")
-    text = doc.text
-    title_end = len(doc.title) if doc.title and text.startswith(doc.title) else 0
+    title_end = len(title) if title and text.startswith(title) else 0
     pieces: list[tuple[int, int]] = []
     if title_end:
         for start, end in _lines(text, 0, title_end):
-            pieces.extend(_windows(text, start, end, max_chars))
+            _add_windows(pieces, text, start, end, max_chars)
     for start, end in sentence_bounds(text, title_end, len(text)):
-        pieces.extend(_windows(text, start, end, max_chars))
-    return [
-        Passage(doc.id, i, start, end, text[start:end], doc.version, doc.language)
-        for i, (start, end) in enumerate(pieces)
-    ]
+        _add_windows(pieces, text, start, end, max_chars)
+    return pieces
 
 
 def sentence_bounds(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
@@ -72,18 +91,16 @@ def sentence_bounds(text: str, start: int = 0, end: int | None = None) -> list[t
     bounds: list[tuple[int, int]] = []
     for line_start, line_end in _lines(text, start, end):
         seg = line_start
-        # Only sentence-final marks (and the closers after them) are candidates.
-        for m in _CANDIDATE.finditer(text, line_start, line_end):
+        for m in _SENTENCE_END.finditer(text, line_start, line_end):
+            after = m.group(1)
+            if after is not None:  # . ! ?: a new sentence must follow, and no abbreviation
+                if not (after.isupper() or "\u4e00" <= after <= "\u9fff"):
+                    continue
+                if text[m.start()] == "." and _is_abbreviation(text, seg, m.start()):
+                    continue
             j = m.end()
-            # 。！？； always end a sentence; . ! ? only before a new one and not after an
-            # abbreviation or initial.
-            ends = m.group(1) is not None or (
-                _starts_sentence(text, j, line_end)
-                and not (m.group(2)[0] == "." and _is_abbreviation(text, seg, m.start()))
-            )
-            if ends:
-                _emit(bounds, text, seg, j)
-                seg = j
+            _emit(bounds, text, seg, j)
+            seg = j
         _emit(bounds, text, seg, line_end)
     return bounds
 
@@ -91,6 +108,9 @@ def sentence_bounds(text: str, start: int = 0, end: int | None = None) -> list[t
 def _lines(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Trimmed non-empty ranges of ``text[start:end]`` between line breaks."""
     lines: list[tuple[int, int]] = []
+    if _HARD_BREAK.search(text, start, end) is None:  # the usual case: one line
+        _emit(lines, text, start, end)
+        return lines
     seg = start
     for m in _HARD_BREAK.finditer(text, start, end):
         _emit(lines, text, seg, m.start())
@@ -108,23 +128,10 @@ def _emit(bounds: list[tuple[int, int]], text: str, start: int, end: int) -> Non
         bounds.append((start, end))
 
 
-def _skip(text: str, i: int, end: int, chars: str) -> int:
-    while i < end and text[i] in chars:
-        i += 1
-    return i
-
-
-def _starts_sentence(text: str, i: int, end: int) -> bool:
-    """Whitespace at ``i``, then optional opening marks, then a capital or a CJK ideograph."""
-    if i >= end or not text[i].isspace():
-        return False
-    i = _skip(text, i, end, " \t\u00a0\u2009\u3000")
-    i = _skip(text, i, end, _OPENERS)
-    return i < end and (text[i].isupper() or "\u4e00" <= text[i] <= "\u9fff")
-
-
 def _is_abbreviation(text: str, seg: int, period: int) -> bool:
     """Whether the word ending with the period at ``period`` is an abbreviation or initial."""
+    if period - _LONG_WORD >= seg and text[period - _LONG_WORD : period].isalpha():
+        return False  # the usual case: a long word, neither abbreviation nor initials
     word_start = period
     while word_start > seg and not text[word_start - 1].isspace():
         word_start -= 1
@@ -132,9 +139,13 @@ def _is_abbreviation(text: str, seg: int, period: int) -> bool:
     return word.lower() in ABBREVIATIONS or _INITIALS.fullmatch(word) is not None
 
 
-def _windows(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
-    """``[start, end)`` cut into trimmed windows of at most ``max_chars`` characters."""
-    windows: list[tuple[int, int]] = []
+def _add_windows(
+    windows: list[tuple[int, int]], text: str, start: int, end: int, max_chars: int
+) -> None:
+    """Append ``[start, end)`` (trimmed) cut into windows of at most ``max_chars`` characters."""
+    if end - start <= max_chars:  # the usual case: a trimmed range that fits
+        windows.append((start, end))
+        return
     while end - start > max_chars:
         cut = _break(text, start, start + max_chars)
         _emit(windows, text, start, cut)
@@ -142,7 +153,6 @@ def _windows(text: str, start: int, end: int, max_chars: int) -> list[tuple[int,
         while start < end and text[start].isspace():
             start += 1
     _emit(windows, text, start, end)
-    return windows
 
 
 def _break(text: str, start: int, limit: int) -> int:

@@ -38,8 +38,11 @@ which is never read) is quarantined.
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from typing import BinaryIO
 
@@ -47,7 +50,7 @@ from lxml import etree
 
 from bioner.errors import InputError
 from bioner.ingest.lang import detect_language
-from bioner.ingest.types import Quarantined, Tombstone
+from bioner.ingest.types import IngestItem, Quarantined, Tombstone
 from bioner.records import Document, OtherAbstract, Section
 
 #: Root elements read: current baseline/update files, then older MEDLINE files.
@@ -65,6 +68,9 @@ _RECORDS_OF = {ROOT_TAGS[0]: (_ARTICLE, _BOOK, _DELETE), ROOT_TAGS[1]: (_CITATIO
 
 _HEAD_BYTES = 1 << 16  # read to find the root and any DOCTYPE entity declarations
 _RAW_CHARS = 2000  # of a quarantined record's XML kept for inspection
+#: Lines from here on are not known: libxml2 keeps an element's line in 16 bits, so a record
+#: past line 65,535 may read 65,535 (quarantined records get no line there).
+LINE_LIMIT = 65_535
 _NOT_AVAILABLE = "[Not Available]."
 
 #: PubMed's ISO 639-2 codes (bibliographic and terminologic forms) to ISO 639-1.
@@ -103,6 +109,12 @@ def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombs
     :data:`ROOT_TAGS`, entity declarations, and malformed or wrongly encoded XML (after yielding
     every record before the break).
     """
+    for _, item in _records(stream, source):
+        yield item
+
+
+def _records(stream: BinaryIO, source: str) -> Iterator[tuple[int, IngestItem]]:
+    """The items of :func:`read_pubmed`, each with the position of its record."""
     head = stream.read(_HEAD_BYTES)
     root = _check_head(head)
     context = etree.iterparse(
@@ -127,18 +139,117 @@ def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombs
                 _check_tree(elem.getroottree())
             position += 1
             if tag == _ARTICLE:
-                yield _article(elem, next(elem.iterchildren(_CITATION), None), position, source)
+                citation = next(elem.iterchildren(_CITATION), None)
+                yield position, _article(elem, citation, position, source)
             elif tag == _CITATION:
-                yield _article(elem, elem, position, source)
+                yield position, _article(elem, elem, position, source)
             elif tag == _DELETE:
-                yield from _tombstones(elem, position, source)
+                for item in _tombstones(elem, position, source):
+                    yield position, item
             else:
-                yield _book(elem, position, source)
+                yield position, _book(elem, position, source)
             _release(elem)
     except etree.XMLSyntaxError as e:
         raise _broken(e, context.error_log) from None
     if position == 0 and context.root is not None:
         _check_tree(context.root.getroottree())
+
+
+class NotSplittable(Exception):
+    """A file :func:`split_pubmed` does not cut into chunks: read it with :func:`read_pubmed`."""
+
+
+@dataclass(frozen=True)
+class PubmedChunk:
+    """Whole records of a PubMed file as an XML document of their own (see :func:`split_pubmed`).
+
+    ``xml`` is the file's prologue and root start tag, the records, and the root end tag;
+    ``line_offset`` is what to add to a line in ``xml`` to get the line in the file.
+    """
+
+    xml: bytes
+    line_offset: int
+
+
+#: The prologue a file must have to be cut: optional BOM, XML declaration and an external
+#: DOCTYPE (no internal subset), then the root start tag.
+_PROLOGUE = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*(?:<\?xml\s[^<>]*\?>)?\s*(?:<!DOCTYPE\s[^\[<>]*>)?\s*"
+    rb"<(PubmedArticleSet|MedlineCitationSet)(?:\s[^<>]*)?>"
+)
+_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([^\"']*)[\"']")
+#: The record elements of each root, whose end tags are where a file may be cut.
+_RECORD_ENDS = {
+    ROOT_TAGS[0]: (b"PubmedArticle", b"PubmedBookArticle", b"DeleteCitation"),
+    ROOT_TAGS[1]: (b"MedlineCitation", b"DeleteCitation"),
+}
+_CHUNK_BYTES = 4 << 20
+_MAX_RECORD_BYTES = 64 << 20  # bytes held looking for a record end before giving up
+
+
+def split_pubmed(stream: BinaryIO, chunk_bytes: int = _CHUNK_BYTES) -> Iterator[PubmedChunk]:
+    """Cut a PubMed XML stream after record end tags into chunks that parse on their own.
+
+    For parsing a file in several processes: :func:`read_pubmed_chunk` of each chunk, in
+    order, gives what :func:`read_pubmed` yields for the file. Only plain files are cut: a
+    UTF-8 prologue without an internal DTD subset, and nothing but the root end tag after the
+    last record; anything else raises :class:`NotSplittable`, possibly after some chunks. A cut
+    where the split was wrong (an end tag inside a comment or CDATA section, a file broken
+    mid-way) leaves a chunk that is not well-formed, so :func:`read_pubmed_chunk` raises. In
+    both cases the file must be read with :func:`read_pubmed` from its start, which reports
+    the exact problem. ``EOFError`` and decompression errors of ``stream`` propagate.
+    """
+    buffer = stream.read(_HEAD_BYTES)
+    found = _PROLOGUE.match(buffer)
+    if found is None or found.group(0).endswith(b"/>"):
+        raise NotSplittable("no plain prologue and root start tag")
+    declared = _ENCODING.search(found.group(0))
+    if declared is not None and declared.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii"):
+        raise NotSplittable("not UTF-8")
+    prologue = found.group(0)
+    root = found.group(1).decode()
+    closing = f"</{root}>".encode()
+    ends = [b"</" + tag + b">" for tag in _RECORD_ENDS[root]]
+    buffer = buffer[found.end() :]
+    lines = 0  # of the file between the prologue and ``buffer``
+    more = True
+    while more:
+        block = stream.read(chunk_bytes)
+        more = bool(block)
+        buffer += block
+        cut = max((i + len(end) for end in ends if (i := buffer.rfind(end)) >= 0), default=0)
+        if not cut:  # no record end yet
+            if len(buffer) > _MAX_RECORD_BYTES:
+                raise NotSplittable("no record end tag in a long stretch of the file")
+            if more:
+                continue
+            break
+        body = buffer[:cut]
+        yield PubmedChunk(prologue + body + closing, lines)
+        lines += body.count(b"\n")
+        buffer = buffer[cut:]
+    if buffer.strip() != closing:
+        raise NotSplittable("something other than the root end tag after the last record")
+
+
+def read_pubmed_chunk(
+    chunk: PubmedChunk, source: str = ""
+) -> tuple[list[Document | Tombstone | Quarantined], int]:
+    """The items of one chunk of :func:`split_pubmed` and the number of records in it.
+
+    Lines are the file's; positions count from 1 in the chunk: add the records of the chunks
+    before it. Raises what :func:`read_pubmed` raises.
+    """
+    items: list[Document | Tombstone | Quarantined] = []
+    records = 0
+    offset = chunk.line_offset
+    for position, item in _records(io.BytesIO(chunk.xml), source):
+        records = position
+        if offset and isinstance(item, Quarantined) and item.line is not None:
+            line = item.line + offset
+            item = dataclasses.replace(item, line=line if line < LINE_LIMIT else None)
+        items.append(item)
+    return items, records
 
 
 def sniff_root(head: bytes) -> str | None:
@@ -268,7 +379,10 @@ def _quarantine(
     elem: etree._Element, position: int, source: str, reason: str, record_id: str = ""
 ) -> Quarantined:
     raw = etree.tostring(elem, encoding="unicode", with_tail=False)[:_RAW_CHARS]
-    return Quarantined(source, position, reason, record_id, elem.sourceline, raw)
+    line = elem.sourceline
+    if line is not None and line >= LINE_LIMIT:
+        line = None  # libxml2 may report LINE_LIMIT for any line past it: not known
+    return Quarantined(source, position, reason, record_id, line, raw)
 
 
 def _book(elem: etree._Element, position: int, source: str) -> Quarantined:

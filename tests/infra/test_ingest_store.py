@@ -484,3 +484,58 @@ def test_an_older_pubmed_file_after_newer_ones_is_noted(tmp_path):
         "its records are applied after theirs (versions still decide)"
     ]
     assert current(tmp_path / "out") == {"1": (1, "old")}
+
+
+# --------------------------------------------------------------------------- parallel parsing
+
+
+def parquet_files(out: Path) -> dict[str, str]:
+    """Hash of every Parquet file: segments, quarantine and shard tables."""
+    return {
+        str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*.parquet"))
+    }
+
+
+def reconciliation(summary: dict) -> list[dict]:
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in summary["inputs"]]
+
+
+MANY = [article(str(i), f"Title {i}") for i in range(1, 400)]  # past the 64 KiB head
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [
+            *MANY,
+            article("", "no id"),
+            delete("3", "4"),
+            article("7", "again", 2),
+            article("5", "b"),
+        ],
+        [*MANY, "<PubmedArticle><Oops></PubmedArticle>\n", article("99", "lost")],  # broken
+        [*MANY, "<!-- </PubmedArticle> -->\n", article("99", "kept")],  # a cut in a comment
+    ],
+    ids=["mixed", "broken", "comment"],
+)
+def test_parsing_in_worker_processes_writes_the_same_files(records, tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest, "PARSE_CHUNK_BYTES", 1000)  # many chunks of a few records
+    path = pubmed(tmp_path / "in.xml", *records)
+    one = ingest.ingest_paths([path], str(tmp_path / "one"), 3, run_id="r")
+    two = ingest.ingest_paths([path], str(tmp_path / "two"), 3, run_id="r", workers=2)
+    assert reconciliation(two) == reconciliation(one)
+    assert parquet_files(tmp_path / "two") == parquet_files(tmp_path / "one")
+    assert_reconciles(two)
+
+
+@pytest.mark.data
+def test_truncated_gzip_in_worker_processes(pubmed_files, tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest, "PARSE_CHUNK_BYTES", 1000)
+    data = pubmed_files[0].read_bytes()
+    cut = tmp_path / "pubmed26n1334.cut.xml.gz"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    one = ingest.ingest_paths([str(cut)], str(tmp_path / "one"), 2, run_id="r")
+    two = ingest.ingest_paths([str(cut)], str(tmp_path / "two"), 2, run_id="r", workers=2)
+    assert reconciliation(two) == reconciliation(one)
+    assert parquet_files(tmp_path / "two") == parquet_files(tmp_path / "one")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 
@@ -10,7 +11,14 @@ import pytest
 from bioner.errors import InputError
 from bioner.ingest import Quarantined, Tombstone, read_pubmed, sniff_root
 from bioner.ingest import pubmed as pubmed_module
-from bioner.ingest.pubmed import LANGUAGES, ROOT_TAG, ROOT_TAGS
+from bioner.ingest.pubmed import (
+    LANGUAGES,
+    ROOT_TAG,
+    ROOT_TAGS,
+    NotSplittable,
+    read_pubmed_chunk,
+    split_pubmed,
+)
 from bioner.records import Document, OtherAbstract, Section
 
 HEAD = (
@@ -695,3 +703,81 @@ def test_real_update_subset_with_deletions(shared_data):
         Tombstone(pmid, path.name, 31)
         for pmid in ("41456105", "41557076", "41616784", "41618748", "41618749", "41618779")
     ]
+
+
+# --------------------------------------------------------------------------- parallel chunks
+
+
+def read_split(data: bytes, chunk_bytes: int) -> list[Document | Tombstone | Quarantined]:
+    """What the chunks of ``data`` give, positions made the file's, as a caller does."""
+    items: list[Document | Tombstone | Quarantined] = []
+    before = 0
+    for chunk in split_pubmed(io.BytesIO(data), chunk_bytes):
+        got, records = read_pubmed_chunk(chunk, "f.xml")
+        items += [
+            i if isinstance(i, Document) else dataclasses.replace(i, position=i.position + before)
+            for i in got
+        ]
+        before += records
+    return items
+
+
+MIXED = [
+    article("1"),
+    article("2", title="Two.").replace("<Article ", "\n  <Article "),  # lines inside a record
+    article(None),
+    "<DeleteCitation><PMID>5</PMID><PMID>6</PMID></DeleteCitation>",
+    article("3", version="x"),
+    "<PubmedBookArticle><BookDocument><PMID>8</PMID></BookDocument></PubmedBookArticle>",
+    article("4", title="", abstract=""),
+    article("7", version="2"),
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 300, 1 << 20])
+def test_split_chunks_give_what_the_whole_file_gives(chunk_bytes):
+    data = xml(*MIXED).getvalue()
+    expected = list(read_pubmed(io.BytesIO(data), "f.xml"))
+    assert any(isinstance(i, Quarantined) and i.line and i.line > 5 for i in expected)
+    assert read_split(data, chunk_bytes) == expected
+    citations = xml(
+        article("1", wrapper="MedlineCitation"),
+        article("2", wrapper="MedlineCitation"),
+        root="MedlineCitationSet",
+        head=b"",
+    ).getvalue()
+    assert read_split(citations, chunk_bytes) == list(read_pubmed(io.BytesIO(citations), "f.xml"))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        xml(article("1"), head=b'<?xml version="1.0" encoding="ISO-8859-1"?>\n').getvalue(),
+        xml(article("1"), head=b"<!DOCTYPE PubmedArticleSet [<!ELEMENT a ANY>]>\n").getvalue(),
+        xml(article("1")).getvalue() + b"<!-- after the root -->\n",
+        xml(article("1")).getvalue()[:-30],  # cut short
+        b"<PubmedArticleSet/>",
+    ],
+    ids=["latin-1", "internal-subset", "comment-after-root", "cut-short", "empty-root"],
+)
+def test_files_that_are_not_split(data):
+    with pytest.raises(NotSplittable):
+        read_split(data, 1)
+
+
+def test_a_cut_inside_a_comment_fails_when_read():
+    many = [article(str(i)) for i in range(1, 300)]  # past the head the split reads first
+    data = xml(*many, "<!-- </PubmedArticle> -->", article("300")).getvalue()
+    assert len(list(read_pubmed(io.BytesIO(data)))) == 300
+    with pytest.raises(InputError):
+        read_split(data, 1)
+
+
+def test_lines_past_the_16_bit_limit_are_unknown_whole_or_split():
+    # libxml2 may give any record past line 65,535 the line 65,535: no line is better.
+    many = [article(str(i)) for i in range(1, 300)]
+    data = xml(*many, "\n" * 70_000 + article(None), article("5")).getvalue()
+    expected = list(read_pubmed(io.BytesIO(data), "f.xml"))
+    (quarantined,) = [i for i in expected if isinstance(i, Quarantined)]
+    assert quarantined.line is None
+    assert read_split(data, 1000) == expected
