@@ -32,7 +32,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
         "install the llm extra: pip install -e .[llm]"
     ) from e
 
-from bioner.constraint import SymbolicTarget
+from bioner.constraint import CONSTRAINT_VERSION, SymbolicTarget
 from bioner.generation import Generation, GenerationParams
 from infra.llm.constrained import CopyConstraintProcessor, TokenTrie
 from infra.llm.local import check_model_dir, model_id_of
@@ -101,7 +101,7 @@ class TransformersEngine:
         #: What changes the output besides the model and the request (the generation cache's key).
         self.settings = {
             "backend": "transformers",
-            "constrained": str(constrained).lower(),
+            "constrained": CONSTRAINT_VERSION if constrained else "off",
             "dtype": str(self.model.dtype).removeprefix("torch."),
         }
 

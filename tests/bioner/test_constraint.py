@@ -116,7 +116,7 @@ def _valid_for_target(text: str, spans: list[Span], answer: str) -> bool:
     lines = answer.split("\n")
     headers = [line.split(":", 1)[0] for line in lines]
     depth_ok = all(max(_depths(line)) <= 4 for line in lines if line != symbolic.NO_ENTITIES)
-    return depth_ok and all(headers.count(h) <= 2 for h in set(headers))
+    return depth_ok and all(headers.count(h) <= 1 for h in set(headers))
 
 
 def _depths(line: str) -> list[int]:

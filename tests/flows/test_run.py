@@ -88,7 +88,7 @@ def test_counts_reconcile(sample_run):
     assert summary["output_tokens"] == sum(g["output_tokens"] for g in spent)
     assert summary["engine"] == {
         "backend": "transformers",
-        "constrained": "true",
+        "constrained": "copy-v1",
         "dtype": "float32",
     }
     assert set(summary["seconds"]) == {"ingest", "segment", "generate", "decode"}
@@ -199,5 +199,5 @@ def test_a_rerun_that_changes_no_output_generates_nothing(prefect_backend, tiny_
     third = runner.invoke(app, [*base, "--model", str(moved), "--no-constrain"])
     assert third.exit_code == 0, third.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["engine"]["constrained"] == "false"
+    assert summary["engine"]["constrained"] == "off"
     assert summary["generated"] == len({p["text"] for p in read(out, "passages")})

@@ -57,7 +57,7 @@ def test_tag_writes_beside_the_documents_and_a_rerun_does_nothing(
     assert summary["generations"] == len(generations) == len(passages)
     distinct = len({p["text"] for p in passages})
     assert (summary["generated"], summary["cached"]) == (distinct, len(passages) - distinct)
-    assert summary["engine"]["constrained"] == "true"
+    assert summary["engine"]["constrained"] == "copy-v1"
     documents = {(d["id"], d["version"]): d["text"] for d in read(corpus, "documents")}
     for e in read(corpus, "entities"):
         assert documents[e["doc_id"], e["doc_version"]][e["start"] : e["end"]] == e["text"]
@@ -112,7 +112,7 @@ def test_free_decoding_is_another_request(prefect_backend, tiny_model, corpus):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["shards"] == [0, 1]
-    assert summary["engine"]["constrained"] == "false"
+    assert summary["engine"]["constrained"] == "off"
     assert summary["generated"] == len({p["text"] for p in read(corpus, "passages")})
 
 

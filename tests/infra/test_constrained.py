@@ -10,7 +10,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from transformers import PreTrainedTokenizerFast
 
 from bioner.codec import symbolic
-from bioner.constraint import CopyAutomaton, SymbolicTarget
+from bioner.constraint import CONSTRAINT_VERSION, CopyAutomaton, SymbolicTarget
 from bioner.generation import GenerationParams
 from bioner.labels import SCHEMAS
 from bioner.prompts import build_prompt
@@ -74,8 +74,8 @@ def test_unconstrained_rows_and_engines_are_free(tiny_model, constrained):
     text, name = CASES[0]
     prompt = build_prompt(text, SCHEMAS[name])
     free = TransformersEngine(tiny_model, constrained=False)
-    assert free.settings["constrained"] == "false"
-    assert constrained.settings["constrained"] == "true"
+    assert free.settings["constrained"] == "off"
+    assert constrained.settings["constrained"] == CONSTRAINT_VERSION
     params = GenerationParams(max_new_tokens=40)
     a = free.generate([prompt], params)[0]
     b = constrained.generate([prompt], params, [None])[0]

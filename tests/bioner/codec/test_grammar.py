@@ -149,7 +149,7 @@ def test_altered_copies_do_not_match(case, rnd: random.Random, new_char: str) ->
 
 def test_examples_and_what_the_regex_rejects() -> None:
     text = "Famotidine-associated delirium [3H] x\\y."
-    target = SymbolicTarget.of(text, BC5CDR_SCHEMA)
+    target = SymbolicTarget.of(text, BC5CDR_SCHEMA, max_lines_per_type=2)
     regex = symbolic_regex(target)
     chem = "Chemical: [Famotidine]-associated delirium [\\[3H\\]] x\\\\y."
     dis = "Disease: Famotidine-associated [delirium] \\[3H\\] x\\\\y."
