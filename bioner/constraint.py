@@ -30,7 +30,7 @@ from bioner.labels import EntitySchema
 HEADER_SEPARATOR = ": "
 #: Version of the set of valid answers (an engine's settings name it: cached constrained
 #: generations depend on it). Bump on any change to what the automaton accepts.
-CONSTRAINT_VERSION = "copy-v1"
+CONSTRAINT_VERSION = "copy-v2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,8 @@ class SymbolicTarget:
 
     passage: str
     headers: tuple[str, ...]
-    max_depth: int = 4
+    #: Nesting: the training data here nests at most 2 deep (27 of 73,000 lines, cMedQANER).
+    max_depth: int = 2
     #: Lines per type: a second line is only needed for spans of one type that cross each
     #: other, which no training example here has (0 of 41,638); allowing it lets a weak model
     #: copy the passage again instead of stopping.

@@ -131,12 +131,35 @@ class TokenTrie:
         table, metaspace = token_bytes(tokenizer)
         return cls(table, leading_space=metaspace)
 
-    def allowed(self, automaton: CopyAutomaton, state: State) -> list[int]:
-        """Token ids whose every byte the automaton accepts from ``state``."""
+    def boundaries(self, tokenizer: Any, text: str) -> frozenset[int]:
+        """Byte offsets in ``text`` (UTF-8) where its canonical tokenization puts a boundary."""
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        data = text.encode("utf-8")
+        offsets, at = {0}, 0
+        for i in ids:
+            at += len(self.table[i] or b"") if i < len(self.table) else 0
+            offsets.add(at)
+        extra = at - len(data)  # a SentencePiece tokenizer's leading space
+        return frozenset(o - extra for o in offsets if o - extra >= 0)
+
+    def allowed(
+        self,
+        automaton: CopyAutomaton,
+        state: State,
+        boundaries: frozenset[int] | None = None,
+    ) -> list[int]:
+        """Token ids whose every byte the automaton accepts from ``state``.
+
+        With ``boundaries`` (byte offsets of the copy's canonical tokenization), tokens made
+        only of copy bytes must end on one of them (the longest ones if none can): the model
+        copies with the tokens it was trained on, not with arbitrary fragments, which would
+        cost tokens and drift from its training (a valid copy can be spelt many ways).
+        """
         found: list[int] = []
-        stack = [(self.root, state)]
+        copies: dict[int, list[int]] = {}  # end offset -> pure-copy token ids
+        stack = [(self.root, state, True)]
         while stack:
-            (children, _), at = stack.pop()
+            (children, _), at, pure = stack.pop()
             for byte in automaton.allowed(at):
                 child = children.get(byte)
                 if child is None:
@@ -144,19 +167,29 @@ class TokenTrie:
                 nxt = automaton.step(at, byte)
                 if nxt is None:
                     continue
-                found.extend(child[1])
+                step_pure = pure and at[0] == nxt[0] == 1 and nxt[1] == at[1] + 1
+                if child[1]:
+                    if step_pure and boundaries is not None:
+                        copies.setdefault(nxt[1], []).extend(child[1])
+                    else:
+                        found.extend(child[1])
                 if child[0]:
-                    stack.append((child, nxt))
+                    stack.append((child, nxt, step_pure))
+        if copies:
+            ends = [e for e in copies if e in boundaries] or [max(copies)]
+            for e in ends:
+                found.extend(copies[e])
         return found
 
 
 class _Row:
     """One row's automaton and the states after each generated token."""
 
-    __slots__ = ("automaton", "cache", "done", "states", "tokens")
+    __slots__ = ("automaton", "boundaries", "cache", "done", "states", "tokens")
 
-    def __init__(self, automaton: CopyAutomaton) -> None:
+    def __init__(self, automaton: CopyAutomaton, boundaries: frozenset[int] | None) -> None:
         self.automaton = automaton
+        self.boundaries = boundaries
         self.tokens: list[int] = []
         self.states: list[State | None] = [automaton.start]
         self.done = False
@@ -180,12 +213,18 @@ class CopyConstraintProcessor(LogitsProcessor):
         targets: Sequence[SymbolicTarget | None],
         prompt_length: int,
         stop_ids: Sequence[int],
+        tokenizer: Any = None,
     ) -> None:
         self.trie = trie
         self.prompt_length = prompt_length
         self.stop_ids = list(stop_ids)
         self.rows = [
-            _Row(CopyAutomaton(t, leading_space=trie.leading_space)) if t is not None else None
+            _Row(
+                CopyAutomaton(t, leading_space=trie.leading_space),
+                trie.boundaries(tokenizer, t.copy) if tokenizer is not None else None,
+            )
+            if t is not None
+            else None
             for t in targets
         ]
 
@@ -223,7 +262,7 @@ class CopyConstraintProcessor(LogitsProcessor):
             else:
                 allowed = row.cache.get(state)
                 if allowed is None:
-                    allowed = self.trie.allowed(row.automaton, state)
+                    allowed = self.trie.allowed(row.automaton, state, row.boundaries)
                     if row.automaton.accepting(state) or not allowed:
                         allowed = [*allowed, *self.stop_ids]
                     row.cache[state] = allowed

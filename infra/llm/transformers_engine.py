@@ -263,7 +263,9 @@ class TransformersEngine:
         processors = LogitsProcessorList()
         if self.trie is not None and any(t is not None for t in targets):
             processors.append(
-                CopyConstraintProcessor(self.trie, targets, prompt_length, self.stop_ids)
+                CopyConstraintProcessor(
+                    self.trie, targets, prompt_length, self.stop_ids, self.tokenizer
+                )
             )
         with torch.inference_mode():
             output = self.model.generate(

@@ -115,7 +115,7 @@ def _valid_for_target(text: str, spans: list[Span], answer: str) -> bool:
             return False
     lines = answer.split("\n")
     headers = [line.split(":", 1)[0] for line in lines]
-    depth_ok = all(max(_depths(line)) <= 4 for line in lines if line != symbolic.NO_ENTITIES)
+    depth_ok = all(max(_depths(line)) <= 2 for line in lines if line != symbolic.NO_ENTITIES)
     return depth_ok and all(headers.count(h) <= 1 for h in set(headers))
 
 

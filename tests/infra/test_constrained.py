@@ -131,3 +131,20 @@ def test_sentencepiece_style_vocabulary():
 def test_unmappable_tokenizer_is_refused():
     with pytest.raises(UnsupportedTokenizer):
         TokenTrie.of(_metaspace_tokenizer(byte_fallback=False))
+
+
+def test_copy_tokens_follow_the_canonical_tokenization(tiny_model):
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_model)
+    trie = TokenTrie.of(tokenizer)
+    target = SymbolicTarget.of("Famotidine-associated delirium in patients.", SCHEMAS["ncbi"])
+    automaton = CopyAutomaton(target)
+    state = automaton.walk(b"Disease: ")
+    bounds = trie.boundaries(tokenizer, target.copy)
+    free = {trie.table[i] for i in trie.allowed(automaton, state)}
+    canonical = {trie.table[i] for i in trie.allowed(automaton, state, bounds)}
+    copy = target.copy.encode()
+    assert canonical < free  # fragments such as b"F" are no longer offered
+    for data in canonical:
+        if b"[" not in data:
+            assert copy.startswith(data) and len(data) in bounds
+    assert b"[" in canonical  # structure stays open
