@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import convert, decode, evaluate, ingest, run, tag, train
+from flows.commands import convert, decode, evaluate, ingest, publish, run, tag, train
 
 app = typer.Typer(
     name="bioner",
@@ -18,6 +18,7 @@ app.command("decode")(decode.main)
 app.command("eval")(evaluate.main)
 app.command("ingest")(ingest.main)
 app.command("run")(run.main)
+app.command("publish")(publish.main)
 app.command("tag")(tag.main)
 app.command("train-data")(train.train_data)
 app.command("train")(train.train)

@@ -1,10 +1,15 @@
-"""Table storage behind URIs: local Parquet files now, object storage and Delta later.
+"""Table storage behind URIs: local folders and ``s3://bucket/prefix``, one set of functions.
 
-Every stage writes through :func:`write_table` and reads through :func:`read_table`, so moving
-to S3/Delta changes this module only. A URI is a local path or ``file://`` URL for now; other
-schemes fail with a message saying so. Writes are atomic: a reader sees the old file or the
-complete new one, never a partial file (temporary file in the same folder, then
-``os.replace``).
+Every stage writes through :func:`write_table` and reads through :func:`read_table`, so where
+the tables live changes this module only. A URI is a local path, a ``file://`` URL, or an
+``s3://`` URI (:mod:`infra.s3`: AWS credential chain, endpoint override, SDK retries).
+
+Writes are atomic: a reader sees the old object or the complete new one, never a partial one.
+Locally that is a temporary file in the same folder, then ``os.replace``; on S3 the bytes are
+made in a local temporary file first and then go up as one PUT (or one multipart upload for a
+large object), which S3 makes visible only when complete; a failure before that leaves the old
+object. Paths are joined with :func:`join`, which refuses components that would climb out of
+the base (``..``); :func:`key_component` encodes any text (a document id) as one safe component.
 """
 
 from __future__ import annotations
@@ -12,94 +17,215 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Self, cast
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
+from infra import s3
+from infra.s3 import StorageError
 from schemas import SCHEMA_KEY, schema_version
 
+__all__ = ["StorageError"]
+
 _GZIP_MAGIC = b"\x1f\x8b"
+_COPY_CHUNK = 8 << 20
 
 
 def local_path(uri: str) -> Path:
-    """The local file system path of ``uri``; a clear error for schemes not supported yet."""
+    """The local file system path of ``uri``; a clear error for an S3 or unknown scheme."""
     if uri.startswith("file://"):
         return Path(uri.removeprefix("file://"))
     scheme, sep, _ = uri.partition("://")
+    if sep and scheme == "s3":
+        raise ValueError(f"{uri}: an S3 URI has no local path")
     if sep and len(scheme) > 1:
-        raise NotImplementedError(f"{uri}: storage scheme {scheme!r} is not supported yet")
+        raise NotImplementedError(f"{uri}: storage scheme {scheme!r} is not supported")
     return Path(uri)
 
 
 def join(uri: str, *parts: str) -> str:
-    """``uri`` with path segments appended, as a string URI."""
+    """``uri`` with path segments appended, as a string URI.
+
+    A segment ``..`` or ``.``, or a control character, is refused: a joined path never
+    leaves ``uri``. Use :func:`key_component` for text that is not a known-safe name.
+    """
     base = uri.rstrip("/")
-    return "/".join([base, *(p.strip("/") for p in parts)])
+    cleaned = [p.strip("/") for p in parts]
+    for part in cleaned:
+        for segment in part.split("/"):
+            if segment in ("..", ".") or any(ord(c) < 32 or c == "\\" for c in segment):
+                raise ValueError(f"{base}: path component {part!r} would escape it")
+    return "/".join([base, *cleaned])
+
+
+def key_component(text: str) -> str:
+    """``text`` (a document id ...) as one path component that cannot escape its folder.
+
+    Letters, digits and ``-_.=`` stay; anything else (``/``, spaces, non-ASCII) is
+    percent-encoded as UTF-8, and a leading dot too, so ``..`` and hidden names cannot occur.
+    Distinct texts give distinct components.
+    """
+    if not text:
+        raise ValueError("an empty string is not a path component")
+    encoded = quote(text, safe="-_.=")
+    return "%2E" + encoded[1:] if encoded.startswith(".") else encoded
+
+
+def _fs_path(uri: str) -> tuple[pafs.FileSystem, str]:
+    """pyarrow file system and path of ``uri`` (S3 only; local paths use ``Path``)."""
+    return s3.filesystem(), s3.path_of(uri)
+
+
+def _info(uri: str) -> pafs.FileInfo:
+    fs, path = _fs_path(uri)
+    with s3.errors(uri):
+        return fs.get_file_info(path)
 
 
 def exists(uri: str) -> bool:
     """Whether a file or folder exists at ``uri``."""
+    if s3.is_s3(uri):
+        return _info(uri).type != pafs.FileType.NotFound
     return local_path(uri).exists()
 
 
 def is_dir(uri: str) -> bool:
-    """Whether ``uri`` is a folder."""
+    """Whether ``uri`` is a folder (on S3: a prefix with objects under it)."""
+    if s3.is_s3(uri):
+        return _info(uri).type == pafs.FileType.Directory
     return local_path(uri).is_dir()
 
 
 def size(uri: str) -> int:
     """Bytes of the file at ``uri``."""
+    if s3.is_s3(uri):
+        info = _info(uri)
+        if info.type != pafs.FileType.File:
+            raise FileNotFoundError(f"{uri}: no such object")
+        return int(info.size)
     return local_path(uri).stat().st_size
+
+
+def _s3_listing(uri: str, recursive: bool) -> list[pafs.FileInfo]:
+    fs, path = _fs_path(uri)
+    with s3.errors(uri):
+        return fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=recursive))
 
 
 def files_under(uri: str) -> list[str]:
     """Every file below the folder ``uri``, recursively, sorted by path (hidden ones too)."""
+    if s3.is_s3(uri):
+        found = (i.path for i in _s3_listing(uri, True) if i.type == pafs.FileType.File)
+        return sorted(s3.SCHEME + p for p in found)
     root = local_path(uri)
     return [str(p) for p in sorted(root.rglob("*")) if p.is_file()]
 
 
 def list_dir(uri: str) -> list[str]:
     """Names of the entries of folder ``uri``, sorted; empty if it does not exist."""
+    if s3.is_s3(uri):
+        return sorted(i.base_name for i in _s3_listing(uri, False))
     path = local_path(uri)
     return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
 
 
 def remove_tree(uri: str) -> None:
     """Delete the folder ``uri`` and everything in it, if it exists."""
+    if s3.is_s3(uri):
+        fs, path = _fs_path(uri)
+        if "/" not in path:
+            raise ValueError(f"{uri}: refusing to empty a whole bucket")
+        with s3.errors(uri):
+            if fs.get_file_info(path).type == pafs.FileType.Directory:
+                fs.delete_dir(path)
+        return
     shutil.rmtree(local_path(uri), ignore_errors=True)
+
+
+def remove(uri: str) -> None:
+    """Delete the file ``uri`` if it exists."""
+    if s3.is_s3(uri):
+        fs, path = _fs_path(uri)
+        with s3.errors(uri):
+            if fs.get_file_info(path).type == pafs.FileType.File:
+                fs.delete_file(path)
+        return
+    local_path(uri).unlink(missing_ok=True)
 
 
 def open_raw(uri: str) -> BinaryIO:
     """A binary stream of the file's bytes as stored (no decompression)."""
+    if s3.is_s3(uri):
+        fs, path = _fs_path(uri)
+        with s3.errors(uri):
+            return cast(BinaryIO, fs.open_input_file(path))
     return open(local_path(uri), "rb")
+
+
+def read_bytes(uri: str) -> bytes:
+    """The whole (small) file's bytes."""
+    with open_raw(uri) as f, s3.errors(uri):
+        return f.read()
 
 
 def read_text(uri: str) -> str:
     """A small UTF-8 text file (a config, a manifest)."""
+    if s3.is_s3(uri):
+        return read_bytes(uri).decode("utf-8")
     return local_path(uri).read_text(encoding="utf-8")
 
 
 def append_line(uri: str, line: str) -> str:
     """Append one line to a log file, flushed to disk before returning.
 
-    A crash can leave at most a partial last line, which readers of the log skip.
+    A crash can leave at most a partial last line, which readers of the log skip. S3 has no
+    append: the object is read and written back whole (one PUT), fine for the small,
+    single-writer logs this is for.
     """
+    text = line.rstrip("\n") + "\n"
+    if s3.is_s3(uri):
+        try:
+            old = read_bytes(uri)
+        except FileNotFoundError:
+            old = b""
+        _upload_bytes(old + text.encode("utf-8"), uri)
+        return uri
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
-        f.write(line.rstrip("\n") + "\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     return uri
 
 
+class _ClosingGzip(gzip.GzipFile):
+    """A gunzipping stream that closes the stream it reads when closed."""
+
+    def close(self) -> None:
+        raw = self.fileobj
+        try:
+            super().close()
+        finally:
+            if raw is not None:
+                raw.close()
+
+
 def open_input(uri: str) -> BinaryIO:
     """A binary stream of an input file, transparently gunzipped when it starts like gzip."""
+    if s3.is_s3(uri):
+        raw = open_raw(uri)
+        packed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        return cast(BinaryIO, _ClosingGzip(fileobj=raw, mode="rb")) if packed else raw
     path = local_path(uri)
     with open(path, "rb") as f:
         packed = f.read(2) == _GZIP_MAGIC
@@ -124,11 +250,21 @@ def write_table(
         meta[key.encode()] = value.encode()
     table = table.replace_schema_metadata(meta)
 
-    _atomic_write(local_path(uri), lambda tmp: pq.write_table(table, tmp))
+    _atomic_write(uri, lambda tmp: pq.write_table(table, tmp))
     return uri
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def _atomic_write(uri: str, write: Callable[[Path], None]) -> None:
+    """Make the file with ``write(temporary path)``, then put it at ``uri`` in one step."""
+    if s3.is_s3(uri):
+        tmp = _local_temp()
+        try:
+            write(tmp)
+            _upload(tmp, uri)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -138,9 +274,47 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _local_temp() -> Path:
+    """A fresh local temporary file name for an object on its way up to S3."""
+    fd, name = tempfile.mkstemp(prefix="bioner-", suffix=".tmp")
+    os.close(fd)
+    return Path(name)
+
+
+def _upload(local: Path, uri: str) -> None:
+    """Put the local file at the S3 ``uri``: one PUT, or one multipart upload when large.
+
+    The object appears whole when the upload completes; a failure before that leaves what
+    was there. (A failed multipart upload leaves invisible parts that the bucket's
+    ``AbortIncompleteMultipartUpload`` lifecycle rule removes.)
+    """
+    fs, path = _fs_path(uri)
+    with s3.errors(uri), open(local, "rb") as src, fs.open_output_stream(path) as dst:
+        while chunk := src.read(_COPY_CHUNK):
+            dst.write(chunk)
+
+
+def _upload_bytes(data: bytes, uri: str) -> None:
+    fs, path = _fs_path(uri)
+    with s3.errors(uri), fs.open_output_stream(path) as dst:
+        dst.write(data)
+
+
 def write_text(text: str, uri: str) -> str:
     """Write a small UTF-8 text file (a manifest, a summary) atomically; returns ``uri``."""
-    _atomic_write(local_path(uri), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if s3.is_s3(uri):
+        _upload_bytes(text.encode("utf-8"), uri)
+        return uri
+    _atomic_write(uri, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return uri
+
+
+def write_bytes(data: bytes, uri: str) -> str:
+    """Write a small binary file atomically; returns ``uri``."""
+    if s3.is_s3(uri):
+        _upload_bytes(data, uri)
+        return uri
+    _atomic_write(uri, lambda tmp: tmp.write_bytes(data))
     return uri
 
 
@@ -165,10 +339,22 @@ def read_table(
     ``filters`` are pyarrow's (``[("id", "in", ids)]``): row groups that cannot match are
     skipped unread.
     """
-    table = pq.read_table(local_path(uri), columns=columns, filters=filters)
+    if s3.is_s3(uri):
+        fs, path = _fs_path(uri)
+        with s3.errors(uri):
+            table = pq.read_table(path, columns=columns, filters=filters, filesystem=fs)
+    else:
+        table = pq.read_table(local_path(uri), columns=columns, filters=filters)
     if schema is not None:
         _check_version(uri, table.schema, schema)
     return table
+
+
+def _parquet_file(uri: str) -> pq.ParquetFile:
+    if s3.is_s3(uri):
+        with s3.errors(uri):
+            return pq.ParquetFile(open_raw(uri))
+    return pq.ParquetFile(local_path(uri))
 
 
 def iter_batches(
@@ -181,10 +367,11 @@ def iter_batches(
 
     Memory stays bounded by a row group and a batch, whatever the file's size.
     """
-    file = pq.ParquetFile(local_path(uri))
+    file = _parquet_file(uri)
     if schema is not None:
         _check_version(uri, file.schema_arrow, schema)
-    yield from file.iter_batches(batch_size=batch_size, columns=columns)
+    with s3.errors(uri):
+        yield from file.iter_batches(batch_size=batch_size, columns=columns)
 
 
 def _check_version(uri: str, found: pa.Schema, schema: pa.Schema) -> None:
@@ -197,9 +384,10 @@ def _check_version(uri: str, found: pa.Schema, schema: pa.Schema) -> None:
 class TableWriter:
     """Write a Parquet file batch by batch, so memory stays flat; it appears only on commit.
 
-    Batches go to a temporary file beside ``uri``; :meth:`commit` renames it into place (a
-    reader sees the old file or the complete new one), :meth:`abort` removes it. As a context
-    manager it commits on success and aborts on an exception. Batches are cast to ``schema``.
+    Batches go to a temporary file (beside ``uri`` locally, in the temporary folder for S3);
+    :meth:`commit` moves it into place (rename, or one upload), so a reader sees the old file
+    or the complete new one; :meth:`abort` removes it. As a context manager it commits on
+    success and aborts on an exception. Batches are cast to ``schema``.
     """
 
     def __init__(
@@ -211,9 +399,14 @@ class TableWriter:
         self.uri = uri
         self.schema = schema.with_metadata(meta)
         self.rows = 0
-        self._path = local_path(uri)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = self._path.with_name(f".{self._path.name}.{uuid.uuid4().hex}.tmp")
+        if s3.is_s3(uri):
+            s3.split(uri)  # a malformed URI fails now, not at commit
+            self._path: Path | None = None
+            self._tmp = _local_temp()
+        else:
+            self._path = local_path(uri)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._tmp = self._path.with_name(f".{self._path.name}.{uuid.uuid4().hex}.tmp")
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, self.schema)
 
     def write(self, rows: pa.RecordBatch | pa.Table) -> None:
@@ -235,7 +428,13 @@ class TableWriter:
     def commit(self) -> str:
         """Finish the file and move it to ``uri``; returns ``uri``."""
         self.close()
-        os.replace(self._tmp, self._path)
+        if self._path is None:
+            try:
+                _upload(self._tmp, self.uri)
+            finally:
+                self._tmp.unlink(missing_ok=True)
+        else:
+            os.replace(self._tmp, self._path)
         return self.uri
 
     def abort(self) -> None:
@@ -262,10 +461,14 @@ class TableWriter:
 
 def read_metadata(uri: str) -> dict[str, str]:
     """The key-value metadata of a Parquet file (schema tag, run id, model id ...)."""
-    meta = pq.read_schema(local_path(uri)).metadata or {}
+    if s3.is_s3(uri):
+        with s3.errors(uri):
+            meta = _parquet_file(uri).schema_arrow.metadata or {}
+    else:
+        meta = pq.read_schema(local_path(uri)).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items()}
 
 
 def count_rows(uri: str) -> int:
     """Rows of the Parquet file at ``uri``, from its footer (no data read)."""
-    return pq.ParquetFile(local_path(uri)).metadata.num_rows
+    return _parquet_file(uri).metadata.num_rows

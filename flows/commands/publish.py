@@ -1,0 +1,54 @@
+"""``bioner publish OUT --to URI``: a run's tables as Delta tables, locally or on S3."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from flows.commands._common import console, fail
+from infra import publish as p
+from infra import s3
+
+
+def main(
+    out: str = typer.Argument(
+        ..., metavar="OUT", help="The run's output folder (bioner run --out)."
+    ),
+    to: str = typer.Option(
+        ...,
+        "--to",
+        metavar="URI",
+        help="Root of the published tables: a folder or s3://bucket/prefix.",
+    ),
+    run_id: str | None = typer.Option(
+        None, "--run-id", help="Idempotency key; by default OUT/summary.json's run id."
+    ),
+    endpoint: str | None = typer.Option(
+        None,
+        "--endpoint",
+        metavar="URL",
+        help="S3-compatible endpoint (MinIO ...); default BIONER_S3_ENDPOINT or AWS_ENDPOINT_URL.",
+    ),
+) -> None:
+    """Publish documents, entities and the knowledge-graph tables; a rerun of a run adds nothing."""
+    if endpoint is not None:
+        try:
+            s3.configure(endpoint=endpoint)
+        except ValueError as e:
+            raise fail(str(e)) from None
+    try:
+        report = p.publish(out, to, run_id)
+    except ImportError as e:
+        raise fail(str(e)) from None
+    except (OSError, ValueError) as e:  # PublishError/StorageError: one line naming the URI
+        raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__, code=1) from None
+    state = "already published" if report.skipped else "published"
+    console.print(
+        f"run {report.run_id} {state}: {report.documents} documents, {report.deleted} deleted, "
+        f"{report.rows} rows written in {report.seconds:.2f} s",
+        highlight=False,
+    )
+    summary = {n: {"version": t.version, "skipped": t.skipped, "rows": t.rows}
+               for n, t in report.tables.items()}  # fmt: skip
+    typer.echo(json.dumps({"run_id": report.run_id, "root": to, "tables": summary}))

@@ -1,0 +1,495 @@
+"""Publish a run's tables as Delta Lake tables (local folder or S3) for analysts and graph loaders.
+
+``publish(OUT, ROOT)`` reads the annotate run's stage tables (``OUT/<table>/shard=<k>.parquet``)
+and brings five Delta tables under ``ROOT`` up to date:
+
+* ``documents``: one row per current document (the ingest's columns and the ``run_id``);
+* ``entities``: one row per entity (doc id and version, passage, offsets, text, label, score,
+  selector decision, model id, prompt version, run id);
+* ``mention_edges``: document-entity edges with the number of mentions;
+* ``entity_nodes``: one node per (label, normalised text) with mention and document counts;
+* ``cooccurrence_edges``: pairs of nodes that occur in one passage, with passage and document
+  counts.
+
+Semantics. A document in the run replaces all of that document's rows (a revised citation
+drops its old entities); a tombstoned id removes them; other documents stay as they were. Each
+table changes in one Delta commit (a merge keyed by document id), so a reader sees the old or
+the new version, a failed publish leaves the previous version, and earlier versions stay
+readable by time travel (``DeltaTable(uri, version=n)``). The run id goes into each commit as
+an app transaction (``bioner.publish:<run id>``) and in the commit metadata: publishing the
+same run again changes nothing, and a rerun after a failure completes only what is missing.
+Two publishes at once never corrupt a table: Delta's optimistic concurrency (conditional PUTs
+on S3) lets one commit win and the other fail with :class:`PublishError`; rerun it.
+
+Only shards whose ``entities`` were written are published, so documents never appear without
+their entities. The node and co-occurrence tables are recomputed from the whole entities table
+on each publish (their counts span documents).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from infra import s3, storage
+from infra.s3 import StorageError
+from schemas import DOCUMENTS_V2, ENTITIES_V1, TOMBSTONES_V2
+
+try:
+    import deltalake
+    from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+    from deltalake.exceptions import DeltaError, TableNotFoundError
+except ImportError:  # pragma: no cover - the message says which extra to install
+    deltalake = None  # type: ignore[assignment]
+
+DOCUMENTS = "documents"
+ENTITIES = "entities"
+MENTIONS = "mention_edges"
+NODES = "entity_nodes"
+COOCCURRENCES = "cooccurrence_edges"
+TABLES = (DOCUMENTS, ENTITIES, MENTIONS, NODES, COOCCURRENCES)
+APP_PREFIX = "bioner.publish:"
+_OP = "_bioner_op"
+
+#: ``documents``: the ingest's document columns and the run that published the row.
+PUBLISHED_DOCUMENTS = pa.schema([*DOCUMENTS_V2, pa.field("run_id", pa.string(), nullable=False)])
+#: ``entities``: ENTITIES_V1's columns; ``selected`` is the selector's decision (null: none yet).
+PUBLISHED_ENTITIES = pa.schema(list(ENTITIES_V1))
+PUBLISHED_MENTIONS = pa.schema(
+    [
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("doc_version", pa.int32(), nullable=False),
+        pa.field("node_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("mentions", pa.int64(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+    ]
+)
+PUBLISHED_NODES = pa.schema(
+    [
+        pa.field("node_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("mentions", pa.int64(), nullable=False),
+        pa.field("documents", pa.int64(), nullable=False),
+    ]
+)
+PUBLISHED_COOCCURRENCES = pa.schema(
+    [
+        pa.field("source_id", pa.string(), nullable=False),
+        pa.field("target_id", pa.string(), nullable=False),
+        pa.field("passages", pa.int64(), nullable=False),
+        pa.field("documents", pa.int64(), nullable=False),
+    ]
+)
+
+
+class PublishError(StorageError):
+    """A publish failed; the tables keep their previous version. One line, naming the table."""
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """What publishing did to one table."""
+
+    uri: str
+    version: int
+    skipped: bool
+    rows: int  # rows written by this publish (inserted or rewritten)
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """The outcome of one publish: the run, the tables, and the documents it touched."""
+
+    root: str
+    run_id: str
+    documents: int
+    deleted: int
+    seconds: float
+    tables: dict[str, TableReport] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> bool:
+        """Whether every table had this run already (nothing was written)."""
+        return all(t.skipped for t in self.tables.values())
+
+    @property
+    def rows(self) -> int:
+        """Rows written over all tables."""
+        return sum(t.rows for t in self.tables.values())
+
+
+def _require() -> None:
+    if deltalake is None:
+        raise ImportError(
+            "publishing Delta tables needs deltalake: pip install 'bioner[s3]' "
+            "(with -c requirements/cpu-constraints.txt)"
+        )
+
+
+def table_uri(root: str, name: str) -> str:
+    """The URI of published table ``name`` under ``root`` (absolute for a local folder)."""
+    if s3.is_s3(root):
+        return storage.join(root, name)
+    return str(Path(storage.local_path(root)).resolve() / name)
+
+
+def storage_options(uri: str) -> dict[str, str] | None:
+    """delta-rs ``storage_options`` for ``uri``: the S3 settings, nothing for a local path."""
+    return s3.delta_options() if s3.is_s3(uri) else None
+
+
+def reader_options(uri: str) -> dict[str, str] | None:
+    """The endpoint and region part of :func:`storage_options`, for polars and other readers."""
+    options = storage_options(uri)
+    return None if options is None else {k: v for k, v in options.items() if k.startswith("AWS_")}
+
+
+def open_table(root: str, name: str, version: int | None = None) -> DeltaTable:
+    """The published table ``name`` (optionally as of ``version``)."""
+    _require()
+    uri = table_uri(root, name)
+    with _errors(uri):
+        return DeltaTable(uri, version=version, storage_options=storage_options(uri))
+
+
+def read(root: str, name: str, version: int | None = None) -> pa.Table:
+    """The rows of a published table (at ``version`` for time travel)."""
+    uri = table_uri(root, name)
+    with _errors(uri):
+        return open_table(root, name, version).to_pyarrow_table()
+
+
+class _errors:
+    """Turn a delta-rs or S3 failure inside into one-line :class:`PublishError`."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: Any, tb: Any) -> None:
+        if error is None or isinstance(error, PublishError) or kind is ImportError:
+            return
+        if isinstance(error, FileNotFoundError) or (
+            deltalake is not None and isinstance(error, TableNotFoundError)
+        ):
+            raise PublishError(f"{self.uri}: no such Delta table") from error
+        if isinstance(error, OSError) or (deltalake is not None and isinstance(error, DeltaError)):
+            text = str(error)
+            if "Failed to commit" in text or "oncurrent" in text or "ransaction" in text:
+                said = "another publish committed to this table first; nothing was changed, rerun"
+            else:
+                said = s3.reason(error)
+            raise PublishError(f"{self.uri}: {said}") from error
+
+
+# --------------------------------------------------------------------------- reading the run
+
+
+@dataclass(frozen=True)
+class RunTables:
+    """The rows of one annotate run to publish."""
+
+    run_id: str
+    documents: pa.Table
+    entities: pa.Table
+    deleted: list[str]
+
+
+def _shards(out: str, table: str) -> list[str]:
+    folder = storage.join(out, table)
+    return [
+        storage.join(folder, name)
+        for name in storage.list_dir(folder)
+        if name.startswith("shard=") and name.endswith(".parquet")
+    ]
+
+
+def run_tables(out: str, run_id: str | None = None) -> RunTables:
+    """The documents, entities and deletions of ``OUT``, shards with entities only.
+
+    ``run_id``: the run's id; by default the ``run_id`` of ``OUT/summary.json``, else a digest
+    of the tables' footers (the same folder gives the same id, so a republish is skipped).
+    """
+    entity_parts = _shards(out, "entities")
+    names = [uri.rsplit("/", 1)[1] for uri in entity_parts]
+    documents = [storage.join(out, "documents", n) for n in names]
+    missing = [uri for uri in documents if not storage.exists(uri)]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: the entities of this shard have no documents")
+    docs = _concat([storage.read_table(u, DOCUMENTS_V2) for u in documents], DOCUMENTS_V2)
+    ents = _concat([storage.read_table(u, ENTITIES_V1) for u in entity_parts], ENTITIES_V1)
+    tombstone_parts = _shards(out, "tombstones")
+    deleted = sorted(
+        {
+            i
+            for u in tombstone_parts
+            for i in storage.read_table(u, TOMBSTONES_V2, ["id"]).column("id").to_pylist()
+        }
+    )
+    return RunTables(
+        run_id or _run_id(out, [*documents, *entity_parts, *tombstone_parts]), docs, ents, deleted
+    )
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    plain = pa.schema(list(schema))
+    if not tables:
+        return plain.empty_table()
+    return pa.concat_tables([t.select(plain.names).cast(plain) for t in tables])
+
+
+def _run_id(out: str, parts: list[str]) -> str:
+    summary = storage.join(out, "summary.json")
+    if storage.exists(summary):
+        found = json.loads(storage.read_text(summary)).get("run_id")
+        if found:
+            return str(found)
+    digest = hashlib.sha256()
+    for uri in parts:
+        meta = storage.read_metadata(uri)
+        digest.update(f"{uri}\0{storage.size(uri)}\0{meta.get('bioner.run_id', '')}\n".encode())
+    return "out-" + digest.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- graph tables
+
+
+def node_ids(labels: pa.Array, texts: pa.Array) -> pa.Array:
+    """``label:normalised text`` (whitespace collapsed, lower case): one node per concept name."""
+    name = pc.utf8_lower(pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, r"\s+", " ")))
+    return pc.binary_join_element_wise(labels, name, ":")
+
+
+def _counted(entities: pa.Table) -> pa.Table:
+    """Entities that count for the graph: not rejected by the selector, with their node id."""
+    kept = entities.filter(pc.invert(pc.fill_null(pc.equal(entities["selected"], False), False)))
+    return kept.append_column("node_id", node_ids(kept["label"], kept["text"]))
+
+
+def mention_edges(entities: pa.Table, run_id: str) -> pa.Table:
+    """Document-node edges with the number of mentions, from a run's entities."""
+    kept = _counted(entities)
+    grouped = kept.group_by(["doc_id", "doc_version", "node_id", "label"]).aggregate(
+        [("start", "count")]
+    )
+    table = grouped.rename_columns(["doc_id", "doc_version", "node_id", "label", "mentions"])
+    table = table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.string()))
+    return table.select(PUBLISHED_MENTIONS.names).cast(PUBLISHED_MENTIONS)
+
+
+def entity_nodes(entities: pa.Table) -> pa.Table:
+    """One row per node with its mentions and documents, from the whole entities table."""
+    kept = _counted(entities)
+    kept = kept.append_column(
+        "name",
+        pc.utf8_lower(
+            pc.utf8_trim_whitespace(pc.replace_substring_regex(kept["text"], r"\s+", " "))
+        ),
+    )
+    grouped = kept.group_by(["node_id", "label", "name"]).aggregate(
+        [("start", "count"), ("doc_id", "count_distinct")]
+    )
+    table = grouped.rename_columns(["node_id", "label", "name", "mentions", "documents"])
+    return table.sort_by("node_id").cast(PUBLISHED_NODES)
+
+
+def cooccurrence_edges(entities: pa.Table) -> pa.Table:
+    """Pairs of nodes in one passage (``source_id < target_id``), with passage/document counts."""
+    kept = _counted(entities)
+    key = ["doc_id", "doc_version", "passage_index"]
+    per_passage = kept.group_by([*key, "node_id"]).aggregate([])
+    pairs = per_passage.join(
+        per_passage, keys=key, join_type="inner", left_suffix="_a", right_suffix="_b"
+    )
+    pairs = pairs.filter(pc.less(pairs["node_id_a"], pairs["node_id_b"]))
+    grouped = pairs.group_by(["node_id_a", "node_id_b"]).aggregate(
+        [("passage_index", "count"), ("doc_id", "count_distinct")]
+    )
+    table = grouped.rename_columns(["source_id", "target_id", "passages", "documents"])
+    return table.sort_by([("source_id", "ascending"), ("target_id", "ascending")]).cast(
+        PUBLISHED_COOCCURRENCES
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+#: Called with the table name just before each commit (tests use it to race or to fail).
+before_commit: Callable[[str], None] = lambda name: None  # noqa: E731
+
+
+def _commit_properties(run_id: str) -> CommitProperties:
+    return CommitProperties(
+        custom_metadata={"bioner.run_id": run_id},
+        app_transactions=[Transaction(APP_PREFIX + run_id, 1)],
+        max_commit_retries=3,
+    )
+
+
+def _load(uri: str) -> DeltaTable | None:
+    try:
+        return DeltaTable(uri, storage_options=storage_options(uri))
+    except TableNotFoundError:
+        return None
+
+
+def _replace_by_key(
+    name: str, uri: str, rows: pa.Table, schema: pa.Schema, key: str, ids: list[str], run_id: str
+) -> TableReport:
+    """Replace the rows of documents ``ids`` by ``rows`` in one commit (create if absent)."""
+    rows = rows.select(schema.names).cast(schema)
+    table = _load(uri)
+    if table is not None and table.transaction_version(APP_PREFIX + run_id) is not None:
+        return TableReport(uri, table.version(), True, 0)
+    before_commit(name)
+    if table is None:
+        if not s3.is_s3(uri):
+            Path(uri).mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            uri,
+            rows,
+            mode="error",
+            storage_options=storage_options(uri),
+            commit_properties=_commit_properties(run_id),
+        )
+    else:
+        # Marker rows (op "delete", one per id) match and delete every old row of a
+        # document; the new rows (op "insert") never match and are inserted: one commit.
+        loose = pa.schema([f.with_nullable(True) for f in schema] + [pa.field(_OP, pa.string())])
+        inserts = rows.append_column(_OP, pa.array(["insert"] * rows.num_rows, pa.string()))
+        marks = {c: pa.nulls(len(ids), schema.field(c).type) for c in schema.names}
+        marks[key] = pa.array(ids, pa.string())
+        marks[_OP] = pa.array(["delete"] * len(ids), pa.string())
+        source = pa.concat_tables([inserts.cast(loose), pa.table(marks).cast(loose)])
+        (
+            table.merge(
+                source,
+                f"t.{key} = s.{key} AND s.{_OP} = 'delete'",
+                source_alias="s",
+                target_alias="t",
+                commit_properties=_commit_properties(run_id),
+            )
+            .when_matched_delete()
+            .when_not_matched_insert(
+                {c: f"s.`{c}`" for c in schema.names}, predicate=f"s.{_OP} = 'insert'"
+            )
+            .execute()
+        )
+    done = DeltaTable(uri, storage_options=storage_options(uri))
+    return TableReport(uri, done.version(), False, rows.num_rows)
+
+
+def _overwrite(name: str, uri: str, rows: pa.Table, run_id: str) -> TableReport:
+    table = _load(uri)
+    if table is not None and table.transaction_version(APP_PREFIX + run_id) is not None:
+        return TableReport(uri, table.version(), True, 0)
+    before_commit(name)
+    if table is None and not s3.is_s3(uri):
+        Path(uri).mkdir(parents=True, exist_ok=True)
+    write_deltalake(
+        uri,
+        rows,
+        mode="overwrite",
+        storage_options=storage_options(uri),
+        commit_properties=_commit_properties(run_id),
+    )
+    done = DeltaTable(uri, storage_options=storage_options(uri))
+    return TableReport(uri, done.version(), False, rows.num_rows)
+
+
+def publish(out: str, root: str, run_id: str | None = None) -> PublishReport:
+    """Publish the run in ``OUT`` to the Delta tables under ``root``; see the module doc."""
+    _require()
+    started = time.perf_counter()
+    run = run_tables(out, run_id)
+    docs = run.documents.append_column(
+        "run_id", pa.array([run.run_id] * run.documents.num_rows, pa.string())
+    )
+    doc_ids = run.documents.column("id").to_pylist()
+    ids = sorted(set(doc_ids) | set(run.deleted))
+    reports: dict[str, TableReport] = {}
+    steps: list[tuple[str, Callable[[str], TableReport]]] = [
+        (
+            DOCUMENTS,
+            lambda uri: _replace_by_key(
+                DOCUMENTS, uri, docs, PUBLISHED_DOCUMENTS, "id", ids, run.run_id
+            ),
+        ),
+        (
+            ENTITIES,
+            lambda uri: _replace_by_key(
+                ENTITIES, uri, run.entities, PUBLISHED_ENTITIES, "doc_id", ids, run.run_id
+            ),
+        ),
+        (
+            MENTIONS,
+            lambda uri: _replace_by_key(
+                MENTIONS,
+                uri,
+                mention_edges(run.entities, run.run_id),
+                PUBLISHED_MENTIONS,
+                "doc_id",
+                ids,
+                run.run_id,
+            ),
+        ),
+    ]
+    for name, step in steps:
+        uri = table_uri(root, name)
+        with _errors(uri):
+            reports[name] = step(uri)
+    entities_uri = table_uri(root, ENTITIES)
+    needs_graph = [
+        n
+        for n in (NODES, COOCCURRENCES)
+        if (t := _safe_load(table_uri(root, n))) is None
+        or t.transaction_version(APP_PREFIX + run.run_id) is None
+    ]
+    if needs_graph:
+        with _errors(entities_uri):
+            everything = DeltaTable(
+                entities_uri, storage_options=storage_options(entities_uri)
+            ).to_pyarrow_table(
+                columns=[
+                    "doc_id",
+                    "doc_version",
+                    "passage_index",
+                    "start",
+                    "text",
+                    "label",
+                    "selected",
+                ]
+            )
+        builders = {NODES: entity_nodes, COOCCURRENCES: cooccurrence_edges}
+    for name in (NODES, COOCCURRENCES):
+        uri = table_uri(root, name)
+        with _errors(uri):
+            if name in needs_graph:
+                reports[name] = _overwrite(name, uri, builders[name](everything), run.run_id)
+            else:
+                table = DeltaTable(uri, storage_options=storage_options(uri))
+                reports[name] = TableReport(uri, table.version(), True, 0)
+    return PublishReport(
+        root=root,
+        run_id=run.run_id,
+        documents=len(doc_ids),
+        deleted=len(run.deleted),
+        seconds=time.perf_counter() - started,
+        tables=reports,
+    )
+
+
+def _safe_load(uri: str) -> DeltaTable | None:
+    with _errors(uri):
+        return _load(uri)
