@@ -160,3 +160,11 @@ def test_writer_rejects_ids_that_cannot_be_pmids():
     doc = AnnotatedDocument(Document("a|b", "text"))
     with pytest.raises(ValueError, match="PubTator PMID"):
         write_pubtator([doc])
+
+
+def test_a_mention_ending_in_a_space_reads_back():
+    from bioner.readers.pubtator import read_pubtator
+
+    text = "1|t|TNF is high\n1|a|x\n1\t0\t4\tTNF \tChemical\n\n"
+    (doc,) = read_pubtator(text)
+    assert [(s.start, s.end) for s in doc.spans] == [(0, 4)]
