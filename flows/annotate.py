@@ -146,6 +146,7 @@ def annotate_corpus(
     n_shards: Annotated[int, Field(ge=1, le=65_536)] | None = None,
     backend: str = t.DEFAULT_BACKEND,
     constrained: bool = True,
+    workers: Annotated[int, Field(ge=1, le=64)] = 1,
 ) -> dict[str, Any]:
     """Annotate corpus ``inputs`` with ``model``; tables under ``out``; returns a summary.
 
@@ -158,7 +159,12 @@ def annotate_corpus(
     clock = _Clock(STAGES)
 
     ingested = ingest_corpus(
-        inputs=inputs, out=out, n_shards=n_shards, max_chars=max_chars, run_id=run_id
+        inputs=inputs,
+        out=out,
+        n_shards=n_shards,
+        max_chars=max_chars,
+        run_id=run_id,
+        workers=workers,
     )
     clock.seconds["segment"] = ingested["seconds"]["segment"]
     clock.seconds["ingest"] = ingested["seconds"]["total"] - clock.seconds["segment"]

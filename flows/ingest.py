@@ -8,6 +8,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from prefect import flow
@@ -27,6 +28,7 @@ def ingest_corpus(
     n_shards: Annotated[int, Field(ge=1, le=65_536)] | None = None,
     max_chars: Annotated[int, Field(ge=16)] = DEFAULT_MAX_CHARS,
     run_id: str | None = None,
+    workers: Annotated[int, Field(ge=1, le=64)] = 1,
 ) -> dict[str, Any]:
     """Ingest files and folders ``inputs`` into ``out``; returns the run manifest.
 
@@ -40,6 +42,6 @@ def ingest_corpus(
         report,
         max_chars=max_chars,
         run_id=run_id or flow_run.get_id(),
-        ingest=t.ingest_input,
+        ingest=functools.partial(t.ingest_input, workers=workers),
         compact=t.compact_shard,
     )

@@ -38,6 +38,7 @@ import gzip
 import hashlib
 import itertools
 import json
+import multiprocessing
 import re
 import time
 import uuid
@@ -697,7 +698,8 @@ def _parallel_pieces(
 
     At most two chunks per worker are in flight, so memory does not grow with the file.
     """
-    pool = ProcessPoolExecutor(workers)
+    # forkserver: safe when the caller runs threads (Prefect's task runner does).
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
     pending: deque[Future[tuple[_Piece, int]]] = deque()
     records = 0  # before the piece given next
 

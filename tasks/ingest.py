@@ -25,9 +25,19 @@ from tasks.progress import report
     retry_delay_seconds=2,
     **TASK_OPTIONS,
 )
-def ingest_input(uri: str, out: str, ordinal: int, run_id: str, sha256: str | None = None) -> str:
-    """Parse one input file into its committed segment; returns the segment's URI."""
-    return ingest_store.ingest_input(uri, out, ordinal, run_id, sha256=sha256, progress=report)
+def ingest_input(
+    uri: str,
+    out: str,
+    ordinal: int,
+    run_id: str,
+    sha256: str | None = None,
+    workers: int = 1,
+) -> str:
+    """Parse one input file into its committed segment (a PubMed file in ``workers``
+    processes); returns the segment's URI."""
+    return ingest_store.ingest_input(
+        uri, out, ordinal, run_id, sha256=sha256, progress=report, workers=workers
+    )
 
 
 @task(

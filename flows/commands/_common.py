@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -63,6 +65,17 @@ def inputs_argument() -> typer.models.ArgumentInfo:
         show_default=False,
         help="Corpus files or folders: PubMed XML (.gz), BioC XML, PubTator, JSON lines, "
         "Parquet, CNKI exports.",
+    )
+
+
+def workers_option() -> Any:
+    """``--workers``: processes that parse a large PubMed file (output identical for any N)."""
+    return typer.Option(
+        min(2, os.cpu_count() or 1),
+        "--workers",
+        min=1,
+        max=64,
+        help="Processes parsing a large PubMed file (default: 2, or 1 on a single core).",
     )
 
 

@@ -19,7 +19,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from bioner.segment import DEFAULT_MAX_CHARS
-from flows.commands._common import console, error, fail, inputs_argument, max_chars_option
+from flows.commands._common import (
+    console,
+    error,
+    fail,
+    inputs_argument,
+    max_chars_option,
+    workers_option,
+)
 from flows.commands._prefect import (
     prefect_defaults,
     progress_bars,
@@ -46,6 +53,7 @@ def main(
         help="Number of shards, fixed by the first run into --out (default 16).",
     ),
     max_chars: int = max_chars_option(DEFAULT_MAX_CHARS),
+    workers: int = workers_option(),
     as_json: bool = typer.Option(
         False, "--json", help="Print the run manifest (reconciliation included) as JSON."
     ),
@@ -71,7 +79,11 @@ def main(
 
         with listening(listener):
             summary = ingest_corpus(
-                inputs=paths, out=str(out), n_shards=shards, max_chars=max_chars
+                inputs=paths,
+                out=str(out),
+                n_shards=shards,
+                max_chars=max_chars,
+                workers=workers,
             )
     for note in summary["notes"]:
         console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)

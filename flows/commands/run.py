@@ -23,7 +23,14 @@ from bioner.ingest import read_pubmed
 from bioner.labels import SCHEMAS
 from bioner.records import Document
 from bioner.segment import DEFAULT_MAX_CHARS
-from flows.commands._common import console, error, fail, inputs_argument, max_chars_option
+from flows.commands._common import (
+    console,
+    error,
+    fail,
+    inputs_argument,
+    max_chars_option,
+    workers_option,
+)
 from flows.commands._prefect import (
     cache_dir,
     prefect_defaults,
@@ -85,6 +92,7 @@ def main(
     ),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
     max_chars: int = max_chars_option(DEFAULT_MAX_CHARS),
+    workers: int = workers_option(),
     max_new_tokens: int | None = typer.Option(
         None,
         "--max-new-tokens",
@@ -135,6 +143,7 @@ def main(
                     schema=schema.lower(),
                     device=device,
                     max_chars=max_chars,
+                    workers=workers,
                     max_new_tokens=max_new_tokens,
                     batch_tokens=batch_tokens,
                     n_shards=shards,
