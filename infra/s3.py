@@ -42,7 +42,15 @@ _CREDENTIAL_VARS = (
 
 
 class StorageError(OSError):
-    """A storage operation failed; the message is one line naming the URI."""
+    """A storage operation failed; the message is one line naming the URI.
+
+    ``transient`` is False where trying again cannot help (access denied, no such bucket):
+    task retries look at it.
+    """
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -228,4 +236,6 @@ def errors(uri: str) -> Iterator[None]:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{uri}: no such object") from e
     except OSError as e:
-        raise StorageError(f"{uri}: {reason(e)}") from e
+        said = reason(e)
+        lasting = said.startswith(("access denied", "no such bucket"))
+        raise StorageError(f"{uri}: {said}", transient=not lasting) from e

@@ -18,8 +18,9 @@ def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> boo
         state.result()
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         return False  # the same path will be just as missing on the next try
-    except (ConnectionError, TimeoutError, OSError):
-        return True
+    except OSError as e:
+        # Storage errors say whether another try can help (not with denied credentials).
+        return getattr(e, "transient", True)
     except Exception:  # InputError and bugs: retrying would fail the same way
         return False
     return False

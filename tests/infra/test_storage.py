@@ -279,3 +279,21 @@ def test_endpoint_option_and_settings(monkeypatch):
     with pytest.raises(ValueError, match="expected http"):
         s3.configure(endpoint="minio.local:9000")
     s3.reset()
+
+
+def test_lasting_storage_errors_are_not_retried():
+    from infra.s3 import StorageError
+    from tasks._common import transient
+
+    class Failed:
+        def __init__(self, error):
+            self.error = error
+
+        def result(self):
+            raise self.error
+
+    denied = StorageError("s3://b/k: access denied: check the AWS credentials", transient=False)
+    assert transient(None, None, Failed(denied)) is False
+    assert transient(None, None, Failed(StorageError("s3://b/k: cannot reach"))) is True
+    assert transient(None, None, Failed(ConnectionError("reset"))) is True
+    assert transient(None, None, Failed(FileNotFoundError("gone"))) is False
