@@ -46,6 +46,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import PurePosixPath
@@ -1003,21 +1004,11 @@ def _compact_shard(
         counts.update(c)
     counts["document_events"] += sum(e.kind == "document" for e in events)
     counts["tombstone_events"] += sum(e.kind == "tombstone" for e in events)
-    meta = {
-        THROUGH: str(last),
-        "bioner.run_id": run_id,
-        "bioner.code_version": code_version(),
-    }
-    documents = storage.TableWriter(
-        uris["documents"], DOCUMENTS_V2, meta | {COUNTS: json.dumps(counts)}
+    documents, tombstones, passages = writers = _shard_writers(
+        uris, last, run_id, counts, max_chars
     )
-    tombstones = storage.TableWriter(uris["tombstones"], TOMBSTONES_V2, meta)
-    passages = storage.TableWriter(
-        uris["passages"], PASSAGES_V1, meta | {"bioner.max_chars": str(max_chars)}
-    )
-    writers = (documents, tombstones, passages)
     segment_seconds = 0.0
-    try:
+    with _committing(writers):
         reuse_passages = through > 0 and state.max_chars == max_chars
         if through:
             for batch in storage.iter_batches(uris["documents"], DOCUMENTS_V2):
@@ -1042,9 +1033,35 @@ def _compact_shard(
                 documents.write(new)
                 segment_seconds += _write_passages(passages, new, max_chars)
                 tombstones.write(batch.filter(pc.is_in(batch["position"], gone)))
+    by_ordinal = {o: dict(c) for o, c in view.counts.items()}
+    return _shard_result(shard, uris, last, state, writers, by_ordinal, started, segment_seconds)
+
+
+def _shard_writers(
+    uris: dict[str, str], last: int, run_id: str, counts: Counter[str], max_chars: int
+) -> tuple[storage.TableWriter, storage.TableWriter, storage.TableWriter]:
+    """The documents, tombstones and passages writers of a shard compacted through ``last``."""
+    meta = {THROUGH: str(last), "bioner.run_id": run_id, "bioner.code_version": code_version()}
+    return (
+        storage.TableWriter(uris["documents"], DOCUMENTS_V2, meta | {COUNTS: json.dumps(counts)}),
+        storage.TableWriter(uris["tombstones"], TOMBSTONES_V2, meta),
+        storage.TableWriter(
+            uris["passages"], PASSAGES_V1, meta | {"bioner.max_chars": str(max_chars)}
+        ),
+    )
+
+
+@contextmanager
+def _committing(writers: Sequence[storage.TableWriter]) -> Iterator[None]:
+    """Commit the (documents, tombstones, passages) writers if the block succeeds, else abort.
+
+    Documents last: its ``through`` says the shard is complete (see the module doc).
+    """
+    documents, tombstones, passages = writers
+    try:
+        yield
         for writer in writers:
             writer.close()
-        # Documents last: its ``through`` says the shard is complete (see the module doc).
         tombstones.commit()
         passages.commit()
         documents.commit()
@@ -1052,6 +1069,20 @@ def _compact_shard(
         for writer in writers:
             writer.abort()
         raise
+
+
+def _shard_result(
+    shard: int,
+    uris: dict[str, str],
+    last: int,
+    state: ShardState,
+    writers: Sequence[storage.TableWriter],
+    by_ordinal: dict[int, dict[str, int]],
+    started: float,
+    segment_seconds: float,
+) -> dict[str, Any]:
+    """What :func:`compact_shard` returns: URIs, rows written, counts and seconds."""
+    documents, tombstones, passages = writers
     return {
         "shard": shard,
         **uris,
@@ -1062,7 +1093,7 @@ def _compact_shard(
             "tombstones": tombstones.rows,
             "passages": passages.rows,
         },
-        "by_ordinal": {o: dict(c) for o, c in view.counts.items()},
+        "by_ordinal": by_ordinal,
         "seconds": {
             "compact": round(time.perf_counter() - started - segment_seconds, 3),
             "segment": round(segment_seconds, 3),
@@ -1118,46 +1149,15 @@ def _compact_new(
     """:func:`compact_shard` of a shard without tables yet whose events all win."""
     counts = Counter({"document_events": sum(t.num_rows for t in keys), "tombstone_events": 0})
     last = max(o for o, _ in parts)
-    meta = {THROUGH: str(last), "bioner.run_id": run_id, "bioner.code_version": code_version()}
-    documents = storage.TableWriter(
-        uris["documents"], DOCUMENTS_V2, meta | {COUNTS: json.dumps(counts)}
-    )
-    tombstones = storage.TableWriter(uris["tombstones"], TOMBSTONES_V2, meta)
-    passages = storage.TableWriter(
-        uris["passages"], PASSAGES_V1, meta | {"bioner.max_chars": str(max_chars)}
-    )
-    writers = (documents, tombstones, passages)
+    documents, _, passages = writers = _shard_writers(uris, last, run_id, counts, max_chars)
     segment_seconds = 0.0
-    try:
+    with _committing(writers):
         for _, part in parts:
             for batch in storage.iter_batches(part, INGEST_EVENTS_V1):
                 documents.write(batch)
                 segment_seconds += _write_passages(passages, batch, max_chars)
-        for writer in writers:
-            writer.close()
-        tombstones.commit()
-        passages.commit()
-        documents.commit()
-    except BaseException:
-        for writer in writers:
-            writer.abort()
-        raise
-    return {
-        "shard": shard,
-        **uris,
-        "through": last,
-        "rebuilt": not state.consistent,
-        "rows": {
-            "documents": documents.rows,
-            "tombstones": tombstones.rows,
-            "passages": passages.rows,
-        },
-        "by_ordinal": {int(t["ordinal"][0].as_py()): {} for t in keys if t.num_rows},
-        "seconds": {
-            "compact": round(time.perf_counter() - started - segment_seconds, 3),
-            "segment": round(segment_seconds, 3),
-        },
-    }
+    by_ordinal = {int(t["ordinal"][0].as_py()): {} for t in keys if t.num_rows}
+    return _shard_result(shard, uris, last, state, writers, by_ordinal, started, segment_seconds)
 
 
 def _by_ordinal(where: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
