@@ -329,19 +329,21 @@ def context_windows(
     engine: Engine,
     texts: Sequence[str],
     schemas: Sequence[EntitySchema],
+    prompts: Sequence[str],
+    params: Sequence[GenerationParams],
     base: GenerationParams,
     cap: int | None = None,
 ) -> list[list[tuple[int, int]]]:
     """The ``[start, end)`` windows to ask for each passage: ``[(0, len)]`` when its prompt and
     longest valid answer fit the model's context, else overlapping windows that do
     (:func:`bioner.windows.split_windows`; spans are merged back at decode). Never truncates.
+
+    ``prompts`` and ``params`` are the passages' own (whole-passage) prompts and parameters.
     """
     whole = [[(0, len(t))] for t in texts]
     context = getattr(engine, "max_context", None)
     if not context or not texts:
         return whole
-    prompts = [build_prompt(t, s) for t, s in zip(texts, schemas, strict=True)]
-    params = per_schema_params(engine, texts, schemas, base, cap)
     prompt_tokens = engine.count_tokens(prompts)
     out = []
     for text, schema, p, n in zip(texts, schemas, params, prompt_tokens, strict=True):
@@ -448,15 +450,21 @@ def generate(
     passage_schemas = [schema_for(entity_schema.name, p["language"]) for p in passages]
     base = GenerationParams()
     # One request per passage, or per window of a passage too long for the model's context.
+    whole_texts = [p["text"] for p in passages]
+    whole_params = per_schema_params(engine, whole_texts, passage_schemas, base, max_new_tokens)
+    whole_prompts = [build_prompt(t, s) for t, s in zip(whole_texts, passage_schemas, strict=True)]
     spans = context_windows(
-        engine, [p["text"] for p in passages], passage_schemas, base, max_new_tokens
+        engine, whole_texts, passage_schemas, whole_prompts, whole_params, base, max_new_tokens
     )
     owner = [i for i, found in enumerate(spans) for _ in found]
     windows = [w for found in spans for w in found]
-    texts = [passages[i]["text"][a:b] for i, (a, b) in zip(owner, windows, strict=True)]
+    texts = [whole_texts[i][a:b] for i, (a, b) in zip(owner, windows, strict=True)]
     schemas = [passage_schemas[i] for i in owner]
-    params = per_schema_params(engine, texts, schemas, base, max_new_tokens)
-    prompts = [build_prompt(text, s) for text, s in zip(texts, schemas, strict=True)]
+    if len(windows) == len(passages):  # every passage whole: nothing to recompute
+        params, prompts = whole_params, whole_prompts
+    else:
+        params = per_schema_params(engine, texts, schemas, base, max_new_tokens)
+        prompts = [build_prompt(text, s) for text, s in zip(texts, schemas, strict=True)]
     requests = [decoding_params(p, s.name, settings) for p, s in zip(params, schemas, strict=True)]
     keys = [
         cache_key(text, engine.model_id, PROMPT_VERSION, request, prompt=prompt)
