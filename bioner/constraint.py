@@ -143,13 +143,13 @@ class CopyAutomaton:
     def _line_bytes(self, state: State) -> set[int]:
         typed, last, count = state[1], state[2], state[3]
         out = {c[len(typed)] for c, _ in self._candidates(last, count) if c.startswith(typed)}
-        if self.leading_space and last < 0 and typed == b"":
+        if self.leading_space and last == -1 and typed == b"":
             out.add(_SPACE)
         return out
 
     def _step_line(self, state: State, byte: int) -> State | None:
         typed, last, count = state[1], state[2], state[3]
-        if self.leading_space and last < 0 and typed == b"" and byte == _SPACE:
+        if self.leading_space and last == -1 and typed == b"" and byte == _SPACE:
             return (_LINE, b"", -2, 0, 0, 0, 0)  # -2: the space is used up
         typed += bytes((byte,))
         for candidate, k in self._candidates(max(last, -1), count):
@@ -221,7 +221,7 @@ class CopyAutomaton:
         if phase == _COPY:
             return self._step_copy(state, byte)
         if phase == _LINE:
-            return self._step_line(state, byte) if byte in self._line_bytes(state) else None
+            return self._step_line(state, byte)  # None when no line start continues so
         return None
 
     def walk(self, data: bytes, state: State | None = None) -> State | None:

@@ -185,14 +185,13 @@ class TokenTrie:
 class _Row:
     """One row's automaton and the states after each generated token."""
 
-    __slots__ = ("automaton", "boundaries", "cache", "done", "states", "tokens")
+    __slots__ = ("automaton", "boundaries", "cache", "states", "tokens")
 
     def __init__(self, automaton: CopyAutomaton, boundaries: frozenset[int] | None) -> None:
         self.automaton = automaton
         self.boundaries = boundaries
         self.tokens: list[int] = []
         self.states: list[State | None] = [automaton.start]
-        self.done = False
         self.cache: dict[State, list[int]] = {}
 
 

@@ -82,6 +82,7 @@ def test_leading_space_for_sentencepiece():
     target = SymbolicTarget.of(TEXT, BC5CDR)
     assert not CopyAutomaton(target).accepts(" None")
     assert CopyAutomaton(target, leading_space=True).accepts(" None")
+    assert not CopyAutomaton(target, leading_space=True).accepts("  None")  # one space only
 
 
 _ALPHABET = "ab [x]\\中文-1 "
