@@ -30,7 +30,7 @@ from bioner.labels import EntitySchema
 HEADER_SEPARATOR = ": "
 #: Version of the set of valid answers (an engine's settings name it: cached constrained
 #: generations depend on it). Bump on any change to what the automaton accepts.
-CONSTRAINT_VERSION = "copy-v2"
+CONSTRAINT_VERSION = "copy-v3"
 
 
 @dataclass(frozen=True, slots=True)

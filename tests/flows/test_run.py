@@ -88,7 +88,7 @@ def test_counts_reconcile(sample_run):
     assert summary["output_tokens"] == sum(g["output_tokens"] for g in spent)
     assert summary["engine"] == {
         "backend": "transformers",
-        "constrained": "copy-v2",
+        "constrained": "copy-v3",
         "dtype": "float32",
     }
     assert set(summary["seconds"]) == {"ingest", "segment", "generate", "decode"}

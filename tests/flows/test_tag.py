@@ -57,7 +57,7 @@ def test_tag_writes_beside_the_documents_and_a_rerun_does_nothing(
     assert summary["generations"] == len(generations) == len(passages)
     distinct = len({p["text"] for p in passages})
     assert (summary["generated"], summary["cached"]) == (distinct, len(passages) - distinct)
-    assert summary["engine"]["constrained"] == "copy-v2"
+    assert summary["engine"]["constrained"] == "copy-v3"
     documents = {(d["id"], d["version"]): d["text"] for d in read(corpus, "documents")}
     for e in read(corpus, "entities"):
         assert documents[e["doc_id"], e["doc_version"]][e["start"] : e["end"]] == e["text"]
