@@ -100,13 +100,14 @@ def train_data(
 ) -> None:
     """Build instruction examples (prompt, response) from the benchmark training splits."""
     chosen_formats = _split_list(formats, FORMATS, "format") or ("symbolic",)
+    chosen_sets = _split_list(sets, DATASET_NAMES, "set")  # names first: no data needed
     if unit not in ("sentence", "document"):
         raise fail(f"--unit must be sentence or document, got {unit!r}")
     root = data or data_dir()
     if not root.is_dir():
         raise fail(f"{root}: no benchmark data folder (set BIONER_DATA_DIR or --data)")
     options = BuildOptions(max_chars=max_chars, unit=unit, formats=chosen_formats)  # type: ignore[arg-type]
-    built = build_training_data(root, options, _split_list(sets, DATASET_NAMES, "set"))
+    built = build_training_data(root, options, chosen_sets)
     write_training_data(built, out)
     console.print(stats_table(built.stats["datasets"], "training examples"))
     if built.stats["eval"]:
