@@ -451,6 +451,7 @@ def ingest_input(
     config = read_config(out)
     if config is None:
         raise FileNotFoundError(f"{out}: no {CONFIG}; call prepare() first")
+    storage.use_returning_memory_pool()
     name = PurePosixPath(uri).name
     sha256 = sha256 or file_sha256(uri)
     fmt, compression = sniff(uri)
@@ -683,6 +684,7 @@ def _chunk_piece(
 
     Quarantined positions count from 1 in the chunk (:func:`_parallel_pieces` shifts them).
     """
+    storage.use_returning_memory_pool()
     items, records = read_pubmed_chunk(chunk, source)
     builder = _EventColumns(ordinal, n_shards)
     for item in items:
@@ -738,12 +740,22 @@ _BYTES_READERS: dict[str, Callable[[bytes, str], Iterator[IngestItem]]] = {
     "jsonl": read_jsonl_documents,
     "parquet": read_parquet_documents,
 }
+#: Readers that take a stream and keep memory flat: JSON lines a line at a time, Parquet a
+#: row group at a time (a seekable stream: its footer is read first).
+_STREAM_READERS: dict[str, Callable[[BinaryIO, str], Iterator[IngestItem]]] = {
+    "jsonl": read_jsonl_documents,
+    "parquet": read_parquet_documents,
+}
 
 
 def _read(fmt: str, stream: BinaryIO, source: str) -> Iterator[IngestItem]:
     """The records of one input in file order, by the reader of its format."""
     if fmt == "pubmed":
         return read_pubmed(stream, source)
+    if fmt in _STREAM_READERS and stream.seekable():
+        return _STREAM_READERS[fmt](stream, source)
+    # The other formats' readers take the whole file (a CNKI export holds at most a few
+    # thousand records; PubTator and BioC readers parse whole collections).
     return _BYTES_READERS[fmt](stream.read(), source)
 
 
@@ -947,6 +959,7 @@ def compact_shard(
     to do. Arrow's allocator keeps freed memory for reuse; it is given back after each shard,
     so a process compacting many large shards stays at the size one shard needs.
     """
+    storage.use_returning_memory_pool()
     try:
         return _compact_shard(out, shard, run_id, max_chars)
     finally:

@@ -350,6 +350,27 @@ def read_table(
     return table
 
 
+def use_returning_memory_pool() -> str:
+    """Make Arrow allocate from a pool that gives freed memory back; returns its backend name.
+
+    pyarrow's default on Linux, mimalloc, keeps the pages of freed buffers: reading a Parquet
+    file row group by row group then grows the process by about 4 MiB per row group read,
+    although only one is alive at a time, so a long ingest's memory grows with its input.
+    jemalloc (or the system allocator where pyarrow has no jemalloc) returns them. Ingest calls
+    this at its entry points and in its worker processes; it changes the default pool of the
+    whole process, which is what a pipeline process wants.
+    """
+    pool = pa.default_memory_pool()
+    if pool.backend_name != "mimalloc":
+        return pool.backend_name
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a build without jemalloc (Windows)
+        pool = pa.system_memory_pool()
+    pa.set_memory_pool(pool)
+    return pool.backend_name
+
+
 def _parquet_file(uri: str) -> pq.ParquetFile:
     if s3.is_s3(uri):
         with s3.errors(uri):

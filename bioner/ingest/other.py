@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -186,11 +186,32 @@ def _row_document(row: dict[str, Any], source: str, fmt: str) -> Document:
     )
 
 
-def read_jsonl_documents(data: bytes, source: str = "") -> Iterator[Document | Quarantined]:
+_READ_BYTES = 1 << 20
+
+
+def _lines_of(stream: BinaryIO) -> Iterator[bytes]:
+    """The lines of a binary stream read in 1 MiB blocks (any stream with ``read``)."""
+    rest = b""
+    while block := stream.read(_READ_BYTES):
+        *lines, rest = (rest + block).split(b"\n")
+        yield from lines
+    if rest:
+        yield rest
+
+
+def read_jsonl_documents(
+    data: bytes | BinaryIO, source: str = ""
+) -> Iterator[Document | Quarantined]:
     """Documents of JSON lines (UTF-8), one object a line; blank lines skipped, a bad line
-    quarantined with its line number."""
+    quarantined with its line number.
+
+    ``data`` is the file's bytes or a binary stream, read a line at a time (memory stays at one
+    line, whatever the file's size).
+    """
+    lines = data.split(b"\n") if isinstance(data, bytes) else _lines_of(data)
     position = 0
-    for n, line in enumerate(data.split(b"\n"), start=1):
+    for n, line in enumerate(lines, start=1):
+        line = line.rstrip(b"\r\n")
         if n == 1:
             line = line.removeprefix(b"\xef\xbb\xbf")
         if not line.strip():
@@ -246,11 +267,16 @@ def _row(
         )
 
 
-def read_parquet_documents(data: bytes, source: str = "") -> Iterator[Document | Quarantined]:
+def read_parquet_documents(
+    data: bytes | BinaryIO, source: str = ""
+) -> Iterator[Document | Quarantined]:
     """Documents of a Parquet file's rows (columns ``id``, ``text``, optionally ``title`` ...),
-    read batch by batch so memory stays bounded by a row group."""
+    read batch by batch so memory stays bounded by a row group.
+
+    ``data`` is the file's bytes or a seekable binary stream (Parquet's footer is at the end).
+    """
     try:
-        parquet = pq.ParquetFile(pa.BufferReader(data))
+        parquet = pq.ParquetFile(pa.BufferReader(data) if isinstance(data, bytes) else data)
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"not a Parquet file: {e}") from None
     names = parquet.schema_arrow.names

@@ -297,3 +297,11 @@ def test_lasting_storage_errors_are_not_retried():
     assert transient(None, None, Failed(StorageError("s3://b/k: cannot reach"))) is True
     assert transient(None, None, Failed(ConnectionError("reset"))) is True
     assert transient(None, None, Failed(FileNotFoundError("gone"))) is False
+
+
+def test_returning_memory_pool_replaces_mimalloc():
+    # mimalloc keeps freed pages, so streaming reads grew with the input (issue 3's figure).
+    name = storage.use_returning_memory_pool()
+    assert name != "mimalloc"
+    assert pa.default_memory_pool().backend_name == name
+    assert storage.use_returning_memory_pool() == name  # idempotent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 
 import pyarrow as pa
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bioner.errors import InputError
+from bioner.ingest import other
 from bioner.ingest.other import (
     read_bioc_documents,
     read_jsonl_documents,
@@ -230,6 +232,28 @@ def test_jsonl_bom_and_crlf():
     assert [d.id for d in read_jsonl_documents(data)] == ["a", "a"]
 
 
+@pytest.mark.parametrize("block", [1, 7, 1 << 20])
+def test_jsonl_stream_reads_as_the_bytes_do(monkeypatch: pytest.MonkeyPatch, block: int):
+    # A stream is read in blocks; lines cut across blocks must come out whole, numbered alike.
+    monkeypatch.setattr(other, "_READ_BYTES", block)
+    data = (
+        b"\xef\xbb\xbf"
+        + jsonl({"id": "a", "text": "x"}, "", "{bad").replace(b"\n", b"\r\n")
+        + jsonl({"id": "b", "text": "乳腺癌。"})
+        + b'{"id": "c", "text": "no final newline"}'
+    )
+    from_bytes = list(read_jsonl_documents(data, "j"))
+    from_stream = list(read_jsonl_documents(io.BytesIO(data), "j"))
+    assert from_stream == from_bytes
+    assert [getattr(i, "id", None) or i.reason for i in from_stream] == [
+        "a",
+        "invalid JSON: Expecting property name enclosed in double quotes (column 2)",
+        "b",
+        "c",
+    ]
+    assert [i.line for i in from_stream if isinstance(i, Quarantined)] == [3]
+
+
 # --- Parquet ----------------------------------------------------------------------------------
 
 
@@ -255,6 +279,7 @@ def test_parquet_rows_streamed_over_row_groups():
     data = parquet(table, row_group_size=2)
     assert pq.ParquetFile(pa.BufferReader(data)).num_row_groups == 3
     docs = list(read_parquet_documents(data, source="t.parquet"))
+    assert list(read_parquet_documents(io.BytesIO(data), source="t.parquet")) == docs
     assert [d.id for d in docs] == ["0", "1", "2", "3", "4"]
     assert docs[4] == Document(
         id="4",
