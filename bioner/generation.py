@@ -71,6 +71,9 @@ class Engine(Protocol):
     #: What else changes the output for a given prompt (backend, constraint, dtype ...): with
     #: ``model_id``, the prompt version and the parameters, the key of the generation cache.
     settings: dict[str, str]
+    #: The prompt the model answers (:data:`bioner.prompts.PROMPT_VERSIONS`): callers build
+    #: every prompt with it and record it; the instruction prompt unless the model says another.
+    prompt_version: str
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token count of each text as the model's tokenizer splits it (no special tokens)."""

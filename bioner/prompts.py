@@ -7,6 +7,13 @@ is plain; an engine wraps it in the model's chat template when the tokenizer has
 
 Any change to a template's wording changes what a model was trained on: bump
 :data:`PROMPT_VERSION`, which every generation row records.
+
+A second, compact prompt (:data:`COMPACT_PROMPT_VERSION`) gives only the type names and the
+passage, for small models trained by this project: the instruction is the same for every
+example, so a model that learns the task from examples gains nothing from it, and on a CPU its
+~200 tokens cost most of training and generation time. The answer format is the same. The
+prompt a model was trained with is part of the model (its ``bioner-model.json``), and an engine
+prompts it that way.
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from __future__ import annotations
 from bioner.labels import EntitySchema
 
 PROMPT_VERSION = "symbolic-v1"
+#: The compact prompt: ``Types: A, B`` then ``Passage: ...`` (see the module doc).
+COMPACT_PROMPT_VERSION = "symbolic-compact-v1"
+PROMPT_VERSIONS = (PROMPT_VERSION, COMPACT_PROMPT_VERSION)
 
 _TEMPLATES = {
     "en": (
@@ -44,12 +54,29 @@ _TEMPLATES = {
     ),
 }
 
+_COMPACT_TEMPLATES = {
+    "en": "Types: {types}\nPassage: {passage}",
+    "zh": "类型：{types}\n文本：{passage}",
+}
+
 #: Languages with a prompt template.
 LANGUAGES = tuple(_TEMPLATES)
 
 
-def build_prompt(passage_text: str, schema: EntitySchema) -> str:
-    """The plain-text symbolic-tagging prompt for one passage, in the schema's language."""
+def check_prompt_version(version: str) -> str:
+    """``version`` if it is a known prompt version, else a ValueError naming the known ones."""
+    if version not in PROMPT_VERSIONS:
+        raise ValueError(f"unknown prompt version {version!r}; known: {', '.join(PROMPT_VERSIONS)}")
+    return version
+
+
+def build_prompt(passage_text: str, schema: EntitySchema, version: str = PROMPT_VERSION) -> str:
+    """The plain-text symbolic-tagging prompt for one passage, in the schema's language.
+
+    ``version`` is one of :data:`PROMPT_VERSIONS`: the instruction prompt (default) or the
+    compact one.
+    """
+    check_prompt_version(version)
     try:
         template = _TEMPLATES[schema.language]
     except KeyError:
@@ -60,5 +87,8 @@ def build_prompt(passage_text: str, schema: EntitySchema) -> str:
     if "\n" in passage_text or "\r" in passage_text:
         # The output is one line per type: a line break in the passage would split a copy.
         raise ValueError("a passage must be a single line; segment the document first")
+    if version == COMPACT_PROMPT_VERSION:
+        names = ", ".join(t.header for t in schema.types)
+        return _COMPACT_TEMPLATES[schema.language].format(passage=passage_text, types=names)
     types = "\n".join(f"- {t.header}: {t.definition}" for t in schema.types)
     return template.format(passage=passage_text, types=types)

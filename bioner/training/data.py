@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from bioner.codec import json_entities, symbolic
 from bioner.labels import DatasetSpec, EntitySchema
-from bioner.prompts import PROMPT_VERSION, build_prompt
+from bioner.prompts import PROMPT_VERSION, build_prompt, check_prompt_version
 from bioner.records import AnnotatedDocument, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
 
@@ -106,6 +106,8 @@ class Example:
     response: str
     text: str
     spans: tuple[tuple[int, int, str], ...]  # gold spans, offsets into ``text``
+    #: The version of ``prompt`` (files written before it was recorded: the instruction prompt).
+    prompt_version: str = PROMPT_VERSION
 
     @property
     def n_entities(self) -> int:
@@ -147,16 +149,21 @@ class BuildOptions:
     max_chars: int = DEFAULT_MAX_CHARS
     unit: Unit = "sentence"
     formats: tuple[Format, ...] = ("symbolic",)
+    #: The symbolic format's prompt version (:data:`bioner.prompts.PROMPT_VERSIONS`).
+    prompt: str = PROMPT_VERSION
 
     def __post_init__(self) -> None:
         if not self.formats or any(f not in FORMATS for f in self.formats):
             raise ValueError(f"formats must be a non-empty subset of {FORMATS}: {self.formats}")
+        check_prompt_version(self.prompt)
+        if self.prompt != PROMPT_VERSION and "json" in self.formats:
+            raise ValueError(f"the JSON format has no {self.prompt} prompt; build it apart")
         if self.unit not in ("sentence", "document"):
             raise ValueError(f"unit must be 'sentence' or 'document', got {self.unit!r}")
 
     @property
     def prompt_versions(self) -> dict[str, str]:
-        versions = {"symbolic": PROMPT_VERSION, "json": JSON_PROMPT_VERSION}
+        versions = {"symbolic": self.prompt, "json": JSON_PROMPT_VERSION}
         return {f: versions[f] for f in self.formats}
 
 
@@ -224,10 +231,12 @@ def passages_with_spans(
     return out
 
 
-def _example(p: Passage, spans: list[Span], spec: DatasetSpec, source: str, fmt: Format) -> Example:
+def _example(
+    p: Passage, spans: list[Span], spec: DatasetSpec, source: str, fmt: Format, prompt_version: str
+) -> Example:
     schema = spec.schema
     if fmt == "symbolic":
-        prompt = build_prompt(p.text, schema)
+        prompt = build_prompt(p.text, schema, prompt_version)
         response = symbolic.encode(p.text, spans, schema)
     else:
         prompt = build_json_prompt(p.text, schema)
@@ -247,6 +256,7 @@ def _example(p: Passage, spans: list[Span], spec: DatasetSpec, source: str, fmt:
         response=response,
         text=p.text,
         spans=tuple((s.start, s.end, s.label) for s in spans),
+        prompt_version=prompt_version if fmt == "symbolic" else JSON_PROMPT_VERSION,
     )
 
 
@@ -264,7 +274,7 @@ def examples_of(
         for p, spans in passages_with_spans(doc, options, counts):
             counts.passages += 1
             for fmt in options.formats:
-                yield _example(p, spans, spec, source, fmt)
+                yield _example(p, spans, spec, source, fmt, options.prompt)
 
 
 def deduplicate(

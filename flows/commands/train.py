@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from bioner.prompts import PROMPT_VERSION, PROMPT_VERSIONS
 from bioner.training.data import FORMATS, BuildOptions
 from bioner.training.filter import FilterOptions
 from flows.commands._common import console, fail
@@ -97,16 +98,26 @@ def train_data(
         help="sentence: segment every document as the pipeline does; "
         "document: keep short single-line documents whole.",
     ),
+    prompt: str = typer.Option(
+        PROMPT_VERSION,
+        "--prompt",
+        help=f"Prompt of the symbolic examples: {' or '.join(PROMPT_VERSIONS)} (types and "
+        "passage only, for small models; the trained model records it).",
+    ),
 ) -> None:
     """Build instruction examples (prompt, response) from the benchmark training splits."""
     chosen_formats = _split_list(formats, FORMATS, "format") or ("symbolic",)
     chosen_sets = _split_list(sets, DATASET_NAMES, "set")  # names first: no data needed
     if unit not in ("sentence", "document"):
         raise fail(f"--unit must be sentence or document, got {unit!r}")
+    if prompt not in PROMPT_VERSIONS:
+        raise fail(f"--prompt must be one of {', '.join(PROMPT_VERSIONS)}, got {prompt!r}")
+    if prompt != PROMPT_VERSION and "json" in chosen_formats:
+        raise fail(f"--prompt {prompt} applies to the symbolic format only; drop json")
     root = data or data_dir()
     if not root.is_dir():
         raise fail(f"{root}: no benchmark data folder (set BIONER_DATA_DIR or --data)")
-    options = BuildOptions(max_chars=max_chars, unit=unit, formats=chosen_formats)  # type: ignore[arg-type]
+    options = BuildOptions(max_chars=max_chars, unit=unit, formats=chosen_formats, prompt=prompt)  # type: ignore[arg-type]
     built = build_training_data(root, options, chosen_sets)
     write_training_data(built, out)
     console.print(stats_table(built.stats["datasets"], "training examples"))

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bioner.prompts import PROMPT_VERSION, check_prompt_version
+
 MARKER = "bioner-model.json"
 #: Version of :func:`infra.llm.tiny.build_tiny_model`'s recipe (part of cached folder names).
 TINY_VERSION = 1
@@ -42,6 +44,19 @@ def marker(model_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def prompt_version(model_dir: str | Path) -> str:
+    """The prompt version a model folder was trained with (its marker's ``"prompt"``).
+
+    Models without the field (any model not trained by bioner, and bioner's before the field)
+    get the instruction prompt, :data:`bioner.prompts.PROMPT_VERSION`.
+    """
+    found = marker(model_dir).get("prompt", PROMPT_VERSION)
+    try:
+        return check_prompt_version(found)
+    except ValueError as e:
+        raise ModelFolderError(f"{Path(model_dir) / MARKER}: {e}") from None
 
 
 def is_untrained(model_dir: str | Path) -> bool:

@@ -35,7 +35,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 from bioner.constraint import CONSTRAINT_VERSION, SymbolicTarget
 from bioner.generation import Generation, GenerationParams
 from infra.llm.constrained import CopyConstraintProcessor, TokenTrie
-from infra.llm.local import check_model_dir, model_id_of
+from infra.llm.local import check_model_dir, model_id_of, prompt_version
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class TransformersEngine:
             raise ValueError("prompt_lookup_tokens must be >= 0")
         self.model_dir = check_model_dir(model_dir)
         self.model_id = model_id_of(self.model_dir)
+        self.prompt_version = prompt_version(self.model_dir)
         self.device = torch.device(device)
         self.batch_tokens = batch_tokens
         self.max_batch_size = max_batch_size

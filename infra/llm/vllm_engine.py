@@ -30,7 +30,7 @@ from typing import Any
 from bioner.codec.grammar import EBNF_VERSION, GRAMMAR_VERSION, symbolic_ebnf, symbolic_regex
 from bioner.constraint import SymbolicTarget
 from bioner.generation import Generation, GenerationParams
-from infra.llm.local import ModelFolderError, check_model_dir, model_id_of
+from infra.llm.local import ModelFolderError, check_model_dir, model_id_of, prompt_version
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class VLLMEngine:
         self.use_tqdm = use_tqdm
         base_id = model_id_of(self.model_dir)
         self.model_id = f"{base_id}+lora:{self.adapter.id}" if self.adapter else base_id
+        self.prompt_version = prompt_version(self.model_dir)
         self.settings: dict[str, str] = {
             "backend": "vllm",
             "constrained": _FORMS[constraint_form] if constrained else "off",

@@ -49,6 +49,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
         "install the llm extra: pip install -e .[llm]"
     ) from e
 
+from bioner.prompts import PROMPT_VERSION
 from bioner.training.batching import accumulation_groups, epoch_plan
 from bioner.training.data import Example
 from infra.llm.local import MARKER, check_model_dir, marker, model_id_of
@@ -190,6 +191,7 @@ def load_examples(config: SFTConfig) -> list[Example]:
         examples = [e for e in examples if e.format in set(config.formats)]
     if not examples:
         raise ValueError(f"{config.data}: no training examples (after the filters)")
+    check_one_prompt(examples)
     return examples
 
 
@@ -619,6 +621,7 @@ def save_final(
     info = {
         "trained": True,
         "kind": "bioner-sft-lora" if config.lora else "bioner-sft",
+        "prompt": trained_prompt(examples),
         "base_model": model_id_of(config.model),
         "base_marker": marker(config.model),
         "data": {
@@ -641,6 +644,26 @@ def save_final(
     }
     (out / MARKER).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return out
+
+
+def trained_prompt(examples: Sequence[Example]) -> str:
+    """The one symbolic prompt version of ``examples`` (the model answers prompts made so).
+
+    Examples of several symbolic prompt versions make a model no engine can prompt rightly,
+    so training refuses them (:func:`check_one_prompt`, before the first step).
+    """
+    versions = {e.prompt_version for e in examples if e.format == "symbolic"}
+    return versions.pop() if len(versions) == 1 else PROMPT_VERSION
+
+
+def check_one_prompt(examples: Sequence[Example]) -> None:
+    """ValueError when the symbolic examples were made with more than one prompt version."""
+    versions = sorted({e.prompt_version for e in examples if e.format == "symbolic"})
+    if len(versions) > 1:
+        raise ValueError(
+            f"the examples use {len(versions)} prompt versions ({', '.join(versions)}); "
+            "train on data built with one --prompt"
+        )
 
 
 @contextlib.contextmanager

@@ -67,3 +67,18 @@ def test_general_schema_follows_the_passage_language():
     assert schema_for("ncbi", "zh").name == "ncbi"  # no counterpart: as asked
     assert schema_for("general", "zh").labels == SCHEMAS["general"].labels
     assert build_prompt("患者。", schema_for("general", "zh")).startswith("你是")
+
+
+def test_compact_prompt_gives_type_names_and_passage_only():
+    from bioner.prompts import COMPACT_PROMPT_VERSION
+
+    en = build_prompt("Famotidine-associated delirium.", SCHEMAS["bc5cdr"], COMPACT_PROMPT_VERSION)
+    assert en == "Types: Chemical, Disease\nPassage: Famotidine-associated delirium."
+    zh = build_prompt("乳腺癌。", SCHEMAS["cmeee"], COMPACT_PROMPT_VERSION)
+    assert zh.startswith("类型：疾病, ") and zh.endswith("\n文本：乳腺癌。")
+    assert COMPACT_PROMPT_VERSION != PROMPT_VERSION
+
+
+def test_unknown_prompt_version_is_refused():
+    with pytest.raises(ValueError, match="unknown prompt version 'v0'; known: symbolic-v1"):
+        build_prompt("x", SCHEMAS["ncbi"], "v0")

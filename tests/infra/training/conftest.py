@@ -32,3 +32,8 @@ def data_dir(tmp_path_factory, examples) -> Path:
     d = tmp_path_factory.mktemp("train-data")
     write_examples(examples, d / "train.jsonl")
     return d
+
+
+@pytest.fixture(scope="session")
+def documents() -> list[AnnotatedDocument]:
+    return DOCS

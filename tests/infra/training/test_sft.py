@@ -10,8 +10,11 @@ import torch
 from safetensors.torch import load_file
 
 from bioner.generation import GenerationParams
+from bioner.labels import DATASETS
+from bioner.training.data import BuildOptions, examples_of
 from infra.llm.local import MARKER, check_model_dir, marker
 from infra.llm.transformers_engine import TransformersEngine
+from infra.training.data import write_examples
 from infra.training.sft import SFTConfig, detect_lora_targets, latest_checkpoint, train
 
 
@@ -174,3 +177,26 @@ def test_gpu_style_settings_run_on_cpu(tiny_model, data_dir, tmp_path, precision
     result = train(cfg)
     assert result.steps == 2 and all(math.isfinite(x) for x in result.losses)
     check_model_dir(tmp_path / "m")
+
+
+def test_marker_records_the_prompt_and_the_engine_prompts_so(tiny_model, documents, tmp_path):
+    # A model trained on compact prompts is prompted compactly by the engine that loads it;
+    # data mixing two prompt versions is refused before any step.
+    from bioner.prompts import COMPACT_PROMPT_VERSION, PROMPT_VERSION
+
+    compact = list(
+        examples_of(
+            documents, DATASETS["bc5cdr"], "toy/train", BuildOptions(prompt=COMPACT_PROMPT_VERSION)
+        )
+    )
+    assert all(e.prompt.startswith("Types: Chemical, Disease\n") for e in compact)
+    write_examples(compact, tmp_path / "data" / "train.jsonl")
+    out = tmp_path / "m"
+    train(_config(tiny_model, tmp_path / "data", out, max_steps=1))
+    assert marker(out)["prompt"] == COMPACT_PROMPT_VERSION
+    assert TransformersEngine(out).prompt_version == COMPACT_PROMPT_VERSION
+    assert TransformersEngine(tiny_model).prompt_version == PROMPT_VERSION
+    plain = list(examples_of(documents, DATASETS["bc5cdr"], "toy/train", BuildOptions()))
+    write_examples(compact + plain, tmp_path / "mixed" / "train.jsonl")
+    with pytest.raises(ValueError, match="2 prompt versions"):
+        train(_config(tiny_model, tmp_path / "mixed", tmp_path / "m2", max_steps=1))
