@@ -21,11 +21,18 @@ are spans that lie in no passage at all (``spans_outside``; whitespace between p
 Deduplication drops an example whose (prompt, response) was already seen, keeping the first
 in input order; ``conflicts`` counts prompts seen with two different responses (both kept).
 Everything is deterministic: same documents and options, same examples in the same order.
+
+**Copy examples** (``copy_examples`` > 0, dataset ``copy``): synthetic passages of words (or
+Chinese characters) drawn from the training passages, with random spans of one ``Copy`` type in
+brackets. A small model trained from scratch must learn to copy the passage before it can place
+brackets in it; real examples let it lower its loss with the language's statistics instead,
+while in these only copying helps, so a share of them teaches the copy early. Seeded.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import statistics
 from collections import Counter
@@ -34,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bioner.codec import json_entities, symbolic
-from bioner.labels import DatasetSpec, EntitySchema
+from bioner.labels import DatasetSpec, EntitySchema, EntityType
 from bioner.prompts import PROMPT_VERSION, build_prompt, check_prompt_version
 from bioner.records import AnnotatedDocument, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
@@ -151,11 +158,16 @@ class BuildOptions:
     formats: tuple[Format, ...] = ("symbolic",)
     #: The symbolic format's prompt version (:data:`bioner.prompts.PROMPT_VERSIONS`).
     prompt: str = PROMPT_VERSION
+    #: Synthetic copy examples added to the training examples (see the module doc).
+    copy_examples: int = 0
+    copy_seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.formats or any(f not in FORMATS for f in self.formats):
             raise ValueError(f"formats must be a non-empty subset of {FORMATS}: {self.formats}")
         check_prompt_version(self.prompt)
+        if self.copy_examples < 0:
+            raise ValueError(f"copy_examples must be >= 0, got {self.copy_examples}")
         if self.prompt != PROMPT_VERSION and "json" in self.formats:
             raise ValueError(f"the JSON format has no {self.prompt} prompt; build it apart")
         if self.unit not in ("sentence", "document"):
@@ -369,4 +381,80 @@ def statistics_of(
             "prompt_chars": _summary([len(ex.prompt) for ex in exs]),
             "response_chars": _summary([len(ex.response) for ex in exs]),
         }
+    return out
+
+
+COPY_DATASET = "copy"
+_COPY_TYPE = EntityType("Copy", "Copy", "any span of the passage")
+COPY_SCHEMAS = {
+    language: EntitySchema(COPY_DATASET, language, (_COPY_TYPE,)) for language in ("en", "zh")
+}
+
+
+def _random_spans(rng: random.Random, bounds: list[tuple[int, int]], most: int) -> list[Span]:
+    """Up to 3 non-overlapping spans over runs of 1..``most`` units (``bounds``: unit offsets)."""
+    spans: list[Span] = []
+    taken: set[int] = set()
+    for _ in range(rng.randint(0, 3)):
+        a = rng.randrange(len(bounds))
+        b = min(len(bounds), a + rng.randint(1, most))
+        if taken.isdisjoint(range(a, b)):
+            taken.update(range(a, b))
+            spans.append(Span(bounds[a][0], bounds[b - 1][1], _COPY_TYPE.label))
+    return sorted(spans)
+
+
+def copy_examples(
+    train: Sequence[Example], n: int, seed: int = 0, prompt_version: str = PROMPT_VERSION
+) -> list[Example]:
+    """``n`` synthetic copy examples from the words and characters of ``train`` (module doc).
+
+    Languages in the proportion of ``train``'s symbolic examples. English: 3 to 45 words drawn
+    at random; Chinese: 5 to 80 characters, drawn at random or a stretch of a real passage.
+    """
+    symbolic_train = [e for e in train if e.format == "symbolic" and e.dataset != COPY_DATASET]
+    words = [w for e in symbolic_train if e.language == "en" for w in e.text.split()]
+    zh_texts = [e.text for e in symbolic_train if e.language == "zh"]
+    chars = [c for t in zh_texts for c in t if not c.isspace()]
+    share_zh = len(zh_texts) / max(1, len(symbolic_train))
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        zh = bool(chars) and (not words or rng.random() < share_zh)
+        if zh:
+            if rng.random() < 0.5:
+                text = "".join(rng.choice(chars) for _ in range(rng.randint(5, 80)))
+            else:
+                t = rng.choice(zh_texts)
+                a = rng.randrange(len(t))
+                text = t[a : a + rng.randint(5, 80)].strip() or t.strip()
+            bounds = [(k, k + 1) for k in range(len(text))]
+            spans = _random_spans(rng, bounds, 6)
+        else:
+            picked = [rng.choice(words) for _ in range(rng.randint(3, 45))]
+            text = " ".join(picked)
+            bounds, at = [], 0
+            for w in picked:
+                bounds.append((at, at + len(w)))
+                at += len(w) + 1
+            spans = _random_spans(rng, bounds, 3)
+        schema = COPY_SCHEMAS["zh" if zh else "en"]
+        out.append(
+            Example(
+                id=f"synthetic/copy:{i}",
+                dataset=COPY_DATASET,
+                language=schema.language,
+                schema=schema.name,
+                format="symbolic",
+                source="synthetic/copy",
+                doc_id=str(i),
+                passage=0,
+                start=0,
+                prompt=build_prompt(text, schema, prompt_version),
+                response=symbolic.encode(text, spans, schema),
+                text=text,
+                spans=tuple((s.start, s.end, s.label) for s in spans),
+                prompt_version=prompt_version,
+            )
+        )
     return out

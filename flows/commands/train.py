@@ -104,6 +104,13 @@ def train_data(
         help=f"Prompt of the symbolic examples: {' or '.join(PROMPT_VERSIONS)} (types and "
         "passage only, for small models; the trained model records it).",
     ),
+    copy: int = typer.Option(
+        0,
+        "--copy-examples",
+        min=0,
+        help="Add this many synthetic copy examples (random words with bracketed spans) that "
+        "teach a small model trained from scratch to copy the passage.",
+    ),
 ) -> None:
     """Build instruction examples (prompt, response) from the benchmark training splits."""
     chosen_formats = _split_list(formats, FORMATS, "format") or ("symbolic",)
@@ -117,7 +124,9 @@ def train_data(
     root = data or data_dir()
     if not root.is_dir():
         raise fail(f"{root}: no benchmark data folder (set BIONER_DATA_DIR or --data)")
-    options = BuildOptions(max_chars=max_chars, unit=unit, formats=chosen_formats, prompt=prompt)  # type: ignore[arg-type]
+    options = BuildOptions(
+        max_chars=max_chars, unit=unit, formats=chosen_formats, prompt=prompt, copy_examples=copy
+    )  # type: ignore[arg-type]
     built = build_training_data(root, options, chosen_sets)
     write_training_data(built, out)
     console.print(stats_table(built.stats["datasets"], "training examples"))

@@ -36,6 +36,7 @@ from bioner.training.data import (
     Counts,
     Example,
     cmeee_part,
+    copy_examples,
     deduplicate,
     drop_overlap,
     examples_of,
@@ -144,6 +145,8 @@ def build_training_data(
         raw.extend(examples_of(docs, spec, source.split, options, c))
     eval_examples = deduplicate(eval_raw, eval_counts)
     train = deduplicate(drop_overlap(raw, _renamed(eval_examples, ""), counts), counts)
+    if options.copy_examples:
+        train += copy_examples(train, options.copy_examples, options.copy_seed, options.prompt)
     stats = {
         "datasets": statistics_of(train, counts),
         "eval": statistics_of(eval_examples, eval_counts),

@@ -184,3 +184,60 @@ def test_statistics_per_dataset():
     assert stats["documents"] == 1 and stats["passages"] == 3
     assert stats["prompt_chars"]["max"] >= stats["prompt_chars"]["mean"] > 0
     assert stats["response_chars"]["min"] == 4  # "None"
+
+
+def test_copy_examples_are_seeded_valid_answers_in_the_languages_share():
+    from bioner.codec import symbolic
+    from bioner.prompts import COMPACT_PROMPT_VERSION
+    from bioner.training.data import COPY_SCHEMAS, copy_examples
+
+    en = Example(
+        "e",
+        "ncbi",
+        "en",
+        "ncbi",
+        "symbolic",
+        "s",
+        "d",
+        0,
+        0,
+        "p",
+        "r",
+        "Famotidine-associated delirium occurred twice.",
+        (),
+    )
+    zh = Example(
+        "z",
+        "cmeee",
+        "zh",
+        "cmeee",
+        "symbolic",
+        "s",
+        "d",
+        0,
+        0,
+        "p",
+        "r",
+        "乳腺癌是常见的恶性肿瘤，早期诊断很重要。",
+        (),
+    )
+    made = copy_examples([en, zh, zh, zh], 200, seed=3, prompt_version=COMPACT_PROMPT_VERSION)
+    assert made == copy_examples(
+        [en, zh, zh, zh], 200, seed=3, prompt_version=COMPACT_PROMPT_VERSION
+    )
+    assert made != copy_examples(
+        [en, zh, zh, zh], 200, seed=4, prompt_version=COMPACT_PROMPT_VERSION
+    )
+    assert 0.6 < sum(e.language == "zh" for e in made) / len(made) < 0.9
+    assert any(e.spans for e in made) and any(not e.spans for e in made)
+    for e in made:
+        schema = COPY_SCHEMAS[e.language]
+        assert e.prompt.endswith(e.text) and e.prompt_version == COMPACT_PROMPT_VERSION
+        spans, issues = symbolic.decode(e.response, e.text, schema)
+        assert not issues
+        assert [(s.start, s.end, s.label) for s in spans] == list(e.spans)
+        assert all(e.text[a:b].strip() == e.text[a:b] for a, b, _ in e.spans)
+        if e.language == "en":
+            assert set(e.text.split()) <= set(en.text.split())
+        else:
+            assert set(e.text) <= set(zh.text)
