@@ -289,14 +289,18 @@ def _upload(local: Path, uri: str) -> None:
     ``AbortIncompleteMultipartUpload`` lifecycle rule removes.)
     """
     fs, path = _fs_path(uri)
-    with s3.errors(uri), open(local, "rb") as src, fs.open_output_stream(path) as dst:
+    with (
+        s3.errors(uri),
+        open(local, "rb") as src,
+        fs.open_output_stream(path, compression=None) as dst,
+    ):
         while chunk := src.read(_COPY_CHUNK):
             dst.write(chunk)
 
 
 def _upload_bytes(data: bytes, uri: str) -> None:
     fs, path = _fs_path(uri)
-    with s3.errors(uri), fs.open_output_stream(path) as dst:
+    with s3.errors(uri), fs.open_output_stream(path, compression=None) as dst:
         dst.write(data)
 
 

@@ -305,3 +305,11 @@ def test_returning_memory_pool_replaces_mimalloc():
     assert name != "mimalloc"
     assert pa.default_memory_pool().backend_name == name
     assert storage.use_returning_memory_pool() == name  # idempotent
+
+
+def test_gz_named_objects_are_stored_byte_for_byte(root):
+    # pyarrow guesses compression from a ".gz" name on write; stored bytes must be ours.
+    data = gzip.compress(b"<PubmedArticleSet/>\n")
+    uri = storage.join(root, "pubmed26n0001.xml.gz")
+    storage.write_bytes(data, uri)
+    assert storage.read_bytes(uri) == data
