@@ -69,7 +69,7 @@ from bioner.ingest.other import (
 from bioner.ingest.pubmed import PubmedChunk, read_pubmed, read_pubmed_chunk, split_pubmed
 from bioner.records import Document, OtherAbstract, Section
 from bioner.segment import DEFAULT_MAX_CHARS, passage_bounds
-from infra import storage
+from infra import memory, storage
 from schemas import (
     DOCUMENTS_V2,
     INGEST_EVENTS_V1,
@@ -451,7 +451,7 @@ def ingest_input(
     config = read_config(out)
     if config is None:
         raise FileNotFoundError(f"{out}: no {CONFIG}; call prepare() first")
-    storage.use_returning_memory_pool()
+    memory.return_freed_memory()
     name = PurePosixPath(uri).name
     sha256 = sha256 or file_sha256(uri)
     fmt, compression = sniff(uri)
@@ -684,7 +684,7 @@ def _chunk_piece(
 
     Quarantined positions count from 1 in the chunk (:func:`_parallel_pieces` shifts them).
     """
-    storage.use_returning_memory_pool()
+    memory.return_freed_memory()
     items, records = read_pubmed_chunk(chunk, source)
     builder = _EventColumns(ordinal, n_shards)
     for item in items:
@@ -959,7 +959,7 @@ def compact_shard(
     to do. Arrow's allocator keeps freed memory for reuse; it is given back after each shard,
     so a process compacting many large shards stays at the size one shard needs.
     """
-    storage.use_returning_memory_pool()
+    memory.return_freed_memory()
     try:
         return _compact_shard(out, shard, run_id, max_chars)
     finally:
