@@ -13,7 +13,7 @@ export BIONER_DATA_DIR ?= $(abspath $(DATA))
 $(BIN)/.installed: pyproject.toml requirements/cpu-constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install -c requirements/cpu-constraints.txt -e ".[llm,s3,dev]"
+	$(BIN)/python -m pip install -c requirements/cpu-constraints.txt -e ".[llm,s3,selector,scale,dev]"
 	touch $@
 
 install: $(BIN)/.installed

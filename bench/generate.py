@@ -4,6 +4,9 @@ Inputs: the first ``--passages`` (default 500) sentences of a real test set (def
 NCBI-disease test split, IOB2), each prompted with the project's symbolic-tagging prompt for
 its dataset's schema, wrapped in the model's chat template when it has one — the same prompt
 tokens on every side. The model is a local folder (``--model``, default ``models/reference``).
+Every side goes through the code of ``bioner evaluate`` (:func:`tasks.evaluate.evaluate_documents`:
+segmentation, prompts, per-passage token limits, decoding, metrics), each sentence a document
+and all its prompts in one engine call; only the engine differs.
 
 Sides, one after another in this process on the same passages:
 
@@ -30,103 +33,96 @@ the ratios: bioner / demo passages per second, and prompt lookup / plain one at 
 from __future__ import annotations
 
 import argparse
-import time
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from bioner.codec import symbolic
 from bioner.constraint import SymbolicTarget
-from bioner.generation import Generation, GenerationParams, max_new_tokens_for
+from bioner.generation import Engine, Generation, GenerationParams
 from bioner.labels import DATASETS
-from bioner.metrics import evaluate
-from bioner.prompts import build_prompt
+from bioner.records import AnnotatedDocument
 from infra.datasets import SPLITS, load_split
 from infra.llm.transformers_engine import TransformersEngine
+from tasks.evaluate import SetRun, evaluate_documents
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@dataclass
-class Side:
-    name: str
-    seconds: float
-    generations: list[Generation]
-
-
-def passages(split: str, n: int) -> list[tuple[str, str, list]]:
-    """(id, text, gold spans) of the first ``n`` non-empty single-line documents of ``split``."""
+def documents(split: str, n: int) -> list[AnnotatedDocument]:
+    """The first ``n`` non-empty single-line documents (sentences) of ``split``."""
     out = []
     for doc in load_split(split):
-        text = doc.document.text
-        if text.strip() and "\n" not in text:
-            out.append((doc.document.id, text, list(doc.spans)))
+        if doc.text.strip() and "\n" not in doc.text:
+            out.append(doc)
         if len(out) == n:
             break
     return out
 
 
-def demo_loop(engine: TransformersEngine, prompts: list[str], max_length: int) -> Side:
-    """The paper's demo: one prompt at a time, sampling at temperature 0.5, a large max_length."""
-    model, tokenizer = engine.model, engine.tokenizer
-    results = []
-    torch.manual_seed(0)
-    started = time.perf_counter()
-    for prompt in prompts:
-        ids = torch.tensor([engine.encode_prompt(prompt)], device=engine.device)
-        with torch.inference_mode():
-            out = model.generate(
-                input_ids=ids,
-                attention_mask=torch.ones_like(ids),
-                do_sample=True,
-                temperature=0.5,
-                max_length=max_length,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=engine.stop_ids,
+class DemoLoop:
+    """The paper's demo behind the engine interface: one prompt at a time, sampling at
+    temperature 0.5 up to a large ``max_length``; per-prompt limits and targets are ignored."""
+
+    def __init__(self, engine: TransformersEngine, max_length: int) -> None:
+        self.engine = engine
+        self.max_length = max_length
+        self.model_id = engine.model_id
+        self.prompt_version = engine.prompt_version
+        self.settings = {"backend": "demo loop", "constrained": "off"}
+        self.max_context = engine.max_context
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self.engine.count_tokens(texts)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: GenerationParams | Sequence[GenerationParams],
+        targets: Sequence[SymbolicTarget | None] | None = None,
+    ) -> list[Generation]:
+        engine = self.engine
+        model, tokenizer = engine.model, engine.tokenizer
+        results = []
+        torch.manual_seed(0)
+        for prompt in prompts:
+            ids = torch.tensor([engine.encode_prompt(prompt)], device=engine.device)
+            with torch.inference_mode():
+                out = model.generate(
+                    input_ids=ids,
+                    attention_mask=torch.ones_like(ids),
+                    do_sample=True,
+                    temperature=0.5,
+                    max_length=self.max_length,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=engine.stop_ids,
+                )
+            new = out[0, ids.shape[1] :].tolist()
+            stop = next((k for k, t in enumerate(new) if t in engine.stop_ids), None)
+            text = tokenizer.decode(
+                new[:stop] if stop is not None else new, skip_special_tokens=True
             )
-        new = out[0, ids.shape[1] :].tolist()
-        stop = next((k for k, t in enumerate(new) if t in engine.stop_ids), None)
-        text = tokenizer.decode(new[:stop] if stop is not None else new, skip_special_tokens=True)
-        results.append(
-            Generation(
-                text,
-                ids.shape[1],
-                stop + 1 if stop is not None else len(new),
-                "stop" if stop is not None else "length",
+            results.append(
+                Generation(
+                    text,
+                    ids.shape[1],
+                    stop + 1 if stop is not None else len(new),
+                    "stop" if stop is not None else "length",
+                )
             )
-        )
-    return Side("demo loop (peer)", time.perf_counter() - started, results)
+        return results
 
 
-def run_engine(
-    name: str,
-    engine: TransformersEngine,
-    prompts: list[str],
-    params: list[GenerationParams],
-    targets: list[SymbolicTarget],
-) -> Side:
-    started = time.perf_counter()
-    out = engine.generate(prompts, params, targets)
-    return Side(name, time.perf_counter() - started, out)
-
-
-def score(side: Side, items: list[tuple[str, str, list]], schema) -> dict[str, float]:
-    gold, pred, exact = {}, {}, 0
-    for (doc_id, text, spans), g in zip(items, side.generations, strict=True):
-        found, issues = symbolic.decode(g.text, text, schema, finish_reason=g.finish_reason)
-        exact += not any(i.lossy for i in issues)
-        gold[doc_id], pred[doc_id] = spans, found
-    result = evaluate(gold, pred, labels=schema.labels)
-    tokens = sum(g.output_tokens for g in side.generations)
-    n = len(side.generations)
+def score(run: SetRun) -> dict[str, float]:
+    """The bench's columns of one side's run."""
+    tokens = sum(g.output_tokens for g in run.generations)
     return {
-        "passages/s": n / side.seconds,
-        "tokens/passage": tokens / n,
-        "tokens/s": tokens / side.seconds,
-        "F1": 100 * result.strict.micro.f1,
-        "exact copies %": 100 * exact / n,
-        "cut by limit": sum(g.finish_reason == "length" for g in side.generations),
+        "passages/s": run.passages / run.seconds,
+        "tokens/passage": tokens / run.requests,
+        "tokens/s": tokens / run.seconds,
+        "F1": 100 * run.evaluation.strict.micro.f1,
+        "exact copies %": 100 * (run.passages - run.lossy_passages) / run.passages,
+        "cut by limit": run.truncated,
     }
 
 
@@ -143,37 +139,32 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    schema = DATASETS[SPLITS[args.split].dataset].schema
-    items = passages(args.split, args.passages)
+    schema = DATASETS[SPLITS[args.split].dataset].schema.name
+    docs = documents(args.split, args.passages)
     engine = TransformersEngine(args.model, batch_tokens=args.batch_tokens)
-    prompts = [build_prompt(text, schema) for _, text, _ in items]
-    targets = [SymbolicTarget.of(text, schema) for _, text, _ in items]
-    header = max(engine.count_tokens([t.header for t in schema.types]))
-    params = [
-        GenerationParams(
-            max_new_tokens=max_new_tokens_for(n, len(schema.types), header_tokens=header)
-        )
-        for n in engine.count_tokens([text for _, text, _ in items])
-    ]
     limit = min(args.demo_max_length, engine.max_context or args.demo_max_length)
     print(
-        f"model {engine.model_id}, {len(items)} passages of {args.split}, schema {schema.name}, "
+        f"model {engine.model_id}, {len(docs)} sentences of {args.split}, schema {schema}, "
         f"{args.threads} threads"
     )
 
-    sides = [run_engine("bioner (batched, constrained)", engine, prompts, params, targets)]
+    sides: dict[str, Engine] = {"bioner (batched, constrained)": engine}
     if "free" not in args.skip:
-        free = TransformersEngine(args.model, batch_tokens=args.batch_tokens, constrained=False)
-        sides.append(run_engine("bioner, no constraint", free, prompts, params, targets))
+        sides["bioner, no constraint"] = TransformersEngine(
+            args.model, batch_tokens=args.batch_tokens, constrained=False
+        )
     if "single" not in args.skip:
-        single = TransformersEngine(args.model, max_batch_size=1)
-        lookup = TransformersEngine(args.model, prompt_lookup_tokens=args.lookup)
-        sides.append(run_engine("one at a time, greedy", single, prompts, params, targets))
-        sides.append(run_engine("one at a time, prompt lookup", lookup, prompts, params, targets))
+        sides["one at a time, greedy"] = TransformersEngine(args.model, max_batch_size=1)
+        sides["one at a time, prompt lookup"] = TransformersEngine(
+            args.model, prompt_lookup_tokens=args.lookup
+        )
     if "demo" not in args.skip:
-        sides.append(demo_loop(engine, prompts, limit))
+        sides["demo loop (peer)"] = DemoLoop(engine, limit)
+    scores = {
+        name: score(evaluate_documents(side, docs, schema, chunk_size=None))
+        for name, side in sides.items()
+    }
 
-    scores = {side.name: score(side, items, schema) for side in sides}
     columns = list(next(iter(scores.values())))
     print(f"{'side':34s}" + "".join(f"{c:>16s}" for c in columns))
     for name, row in scores.items():

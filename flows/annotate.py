@@ -2,12 +2,17 @@
 
 First the ingest flow (:mod:`flows.ingest`) brings ``OUT``'s documents, tombstones and passages
 up to date; then every shard whose passages have no entities for this request (new or changed
-passages, another model, schema or prompt) is generated and decoded, each a Prefect task writing
-``OUT/<table>/shard=<k>.parquet``. Within a shard, only passages whose generation cache key is
-new are generated (:func:`tasks.annotate.generate`). A summary of counts (generated and cached
-passages among them) and time per stage goes to ``OUT/summary.json``. Shards run one after
-another in this process so the single engine is loaded once; scale-out (one shard per worker)
-comes with the GPU deployment.
+passages, another model, schema or prompt: :func:`tasks.annotate.is_stale`, a check on the
+tables' content versions that holds across flow runs) is generated and decoded by the subflow
+:func:`annotate_shards`: one generate and one decode task per shard, submitted to the task
+runner that configuration names (:mod:`flows.runners`: threads here, Ray or Dask), at most
+``max_concurrency`` shards in flight, the decode of a shard taking its generations' URI from
+the generate task. Within a shard, only passages whose generation cache key is new are
+generated (:func:`tasks.annotate.generate`), and a shard interrupted part-way resumes from its
+committed chunks.
+
+A summary of counts, a table per stage (:mod:`flows.report`) and the time split between stages
+and orchestration go to ``OUT/summary.json`` and to a Markdown artifact of the flow run.
 
 :func:`tag_documents` does the same for a documents table already ingested (``bioner tag``).
 """
@@ -16,28 +21,33 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.futures import wait
 from prefect.runtime import flow_run
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from bioner.prompts import PROMPT_VERSION
 from bioner.segment import DEFAULT_MAX_CHARS
+from flows import report
 from flows.ingest import ingest_corpus
+from flows.runners import RunnerSettings, gpu_placement, is_gpu, task_runner
 from infra import storage
 from infra.ingest_store import THROUGH
 from tasks import annotate as t
+from tasks._common import GPU_TAG
+
+log = logging.getLogger(__name__)
 
 # Prefect builds a pydantic model of the parameters, whose base class has a ``schema`` method.
-warnings.filterwarnings("ignore", r'Field name "schema" in "Annotate_CorpusModel"', UserWarning)
-warnings.filterwarnings("ignore", r'Field name "schema" in "Tag_DocumentsModel"', UserWarning)
+for _name in ("Annotate_CorpusModel", "Tag_DocumentsModel", "Annotate_ShardsModel"):
+    warnings.filterwarnings("ignore", f'Field name "schema" in "{_name}"', UserWarning)
 
 STAGES = ("ingest", "segment", "generate", "decode")
 TAG_STAGES = ("segment", "generate", "decode")
@@ -48,89 +58,211 @@ _COUNTS = (
     "generations",
     "generated",
     "cached",
+    "resumed",
     "prompt_tokens",
     "output_tokens",
     "truncated",
     "spans",
     "entities",
+    "lossy_issues",
 )
 #: The summary ``bioner tag`` writes next to its tables (``bioner run`` writes summary.json).
 TAG_SUMMARY = "tag-summary.json"
+#: The key of the flow run's summary artifact (the latest of each key is shown first).
+ARTIFACT_KEY = "bioner-run-summary"
+DEFAULT_CONCURRENCY = 4
 
 
-class _Clock:
-    """Seconds per stage, summed over shards."""
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """What every shard of a run is annotated with (the flows' parameters, validated)."""
 
-    def __init__(self, stages: tuple[str, ...]) -> None:
-        self.seconds = dict.fromkeys(stages, 0.0)
+    model: str
+    schema: str
+    run_id: str
+    device: str = "cpu"
+    max_new_tokens: int | None = None
+    batch_tokens: int = t.DEFAULT_BATCH_TOKENS
+    chunk_size: int = t.DEFAULT_CHUNK
+    backend: str = t.DEFAULT_BACKEND
+    constrained: bool = True
 
-    @contextmanager
-    def timed(self, stage: str) -> Iterator[None]:
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] += time.perf_counter() - started
+
+class AnnotateOptions(BaseModel):
+    """How the scheduled flows (nightly, backfill) annotate: the parameters of
+    :func:`annotate_corpus` besides its inputs and output, validated when a deployment's
+    parameters come in."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=()
+    )
+
+    model: str
+    schema_name: str = Field("general", alias="schema")
+    device: str = "cpu"
+    max_chars: Annotated[int, Field(ge=16)] = DEFAULT_MAX_CHARS
+    max_new_tokens: Annotated[int, Field(ge=1)] | None = None
+    batch_tokens: Annotated[int, Field(ge=256)] = t.DEFAULT_BATCH_TOKENS
+    n_shards: Annotated[int, Field(ge=1, le=65_536)] | None = None
+    backend: str = t.DEFAULT_BACKEND
+    constrained: bool = True
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK
+    runner: str | None = None
+    runner_address: str | None = None
+    max_concurrency: Annotated[int, Field(ge=1, le=4096)] = DEFAULT_CONCURRENCY
+
+    def flow_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`annotate_corpus` these options stand for."""
+        kwargs = self.model_dump()
+        kwargs["schema"] = kwargs.pop("schema_name")
+        return kwargs
+
+
+class ShardsFailed(RuntimeError):
+    """Some shards could not be annotated; the others are committed and stay done."""
+
+
+@flow(name="annotate-shards", validate_parameters=False)
+def annotate_shards(
+    shards: dict[int, t.ShardPaths],
+    request: Request,
+    runner: RunnerSettings,
+    max_concurrency: int = DEFAULT_CONCURRENCY,
+) -> list[int]:
+    """Generate then decode every shard of ``shards`` on this flow's task runner, at most
+    ``max_concurrency`` shards at a time; the shards done. A shard that fails does not stop
+    the others; the flow fails after all are tried, naming the failed shards."""
+    generate = t.generate.with_options(tags={GPU_TAG}) if is_gpu(request.device) else t.generate
+    pending: dict[int, Any] = {}
+    failed: dict[int, str] = {}
+    done: list[int] = []
+
+    def settle(shard: int) -> None:
+        future = pending.pop(shard)
+        future.wait()
+        state = future.state
+        if state.is_completed():
+            done.append(shard)
+        else:
+            failed[shard] = str(state.message or state.type.value)
+
+    for shard, paths in shards.items():
+        if len(pending) >= max_concurrency:
+            settle(next(iter(pending)))
+        with gpu_placement(runner, request.device):
+            generations = generate.submit(
+                paths.passages,
+                paths.generations,
+                request.model,
+                request.schema,
+                request.run_id,
+                device=request.device,
+                max_new_tokens=request.max_new_tokens,
+                batch_tokens=request.batch_tokens,
+                chunk_size=request.chunk_size,
+                backend=request.backend,
+                constrained=request.constrained,
+            )
+        pending[shard] = t.decode.submit(
+            generations,  # the URI the generate task returns: decode waits for it
+            paths.passages,
+            paths.documents,
+            paths.entities,
+            paths.decode_issues,
+            request.schema,
+            request.run_id,
+        )
+    wait(list(pending.values()))
+    for shard in list(pending):
+        settle(shard)
+    if failed:
+        lines = "; ".join(f"shard {k}: {why}" for k, why in sorted(failed.items()))
+        raise ShardsFailed(f"{len(failed)} of {len(shards)} shard(s) failed: {lines}")
+    return sorted(done)
 
 
 def _annotate(
+    out: str,
     shards: dict[int, t.ShardPaths],
-    *,
-    model: str,
-    schema: str,
-    run_id: str,
-    clock: _Clock,
-    device: str,
-    max_new_tokens: int | None,
-    batch_tokens: int,
-    backend: str,
-    constrained: bool,
+    request: Request,
+    runner: RunnerSettings,
+    max_concurrency: int,
 ) -> dict[str, Any]:
-    """Generate and decode each shard in turn; the counts and provenance of the summary."""
+    """Annotate ``shards`` of ``out`` (:func:`annotate_shards` on the configured runner);
+    the counts, stage intervals and provenance of the summary, read back from the tables."""
+    if shards:
+        subflow = annotate_shards.with_options(task_runner=task_runner(runner))
+        try:
+            subflow(shards, request, runner, max_concurrency)
+        finally:
+            t.prune_work(out)
     totals: Counter[str] = Counter()
     issues: Counter[str] = Counter()
+    timing: dict[str, list[tuple[float, float]]] = {"generate": [], "decode": []}
     model_ids = set()
     engine_settings = ""
     for paths in shards.values():
-        with clock.timed("generate"):
-            t.generate(
-                paths.passages,
-                paths.generations,
-                model,
-                schema,
-                run_id,
-                device=device,
-                max_new_tokens=max_new_tokens,
-                batch_tokens=batch_tokens,
-                backend=backend,
-                constrained=constrained,
-            )
-        with clock.timed("decode"):
-            t.decode(
-                paths.generations,
-                paths.passages,
-                paths.documents,
-                paths.entities,
-                paths.decode_issues,
-                schema,
-                run_id,
-            )
         counts = t.shard_summary(paths)
         issues.update(counts.pop("issues"))
+        for stage, (started, seconds) in counts.pop("timing").items():
+            timing[stage].append((started, started + seconds))
         totals.update(counts)
         meta = storage.read_metadata(paths.generations)
         model_ids.add(meta["bioner.model_id"])
         engine_settings = meta.get("bioner.engine_settings", "")
     return {
-        "run_id": run_id,
+        "run_id": request.run_id,
         "model_id": ", ".join(sorted(model_ids)),
         "engine": json.loads(engine_settings) if engine_settings else {},
-        "prompt_version": PROMPT_VERSION,
-        "schema": schema,
+        "runner": dataclasses.asdict(runner),
+        "prompt_version": t.model_prompt_version(request.model),
+        "schema": request.schema,
         "shards": list(shards),
         **{k: totals[k] for k in _COUNTS},
+        "rejected": None,  # set by a select stage, when the run has one
         "issues": dict(sorted(issues.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "intervals": timing,
     }
+
+
+def _annotation_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stage rows of generation and decoding."""
+    timing = summary["intervals"]
+    return [
+        report.stage_row(
+            "generate",
+            summary["generations"],
+            summary["generations"],
+            timing["generate"],
+            unit="passages",
+            generated=summary["generated"],
+            cached=summary["cached"],
+            resumed=summary["resumed"],
+            output_tokens=summary["output_tokens"],
+        ),
+        report.stage_row(
+            "decode",
+            summary["generations"],
+            summary["entities"],
+            timing["decode"],
+            unit="generations",
+            lossy_issues=summary["lossy_issues"],
+        ),
+    ]
+
+
+def _finish(summary: dict[str, Any], started: float, extra: list[tuple[float, float]]) -> None:
+    """Add the time split to ``summary`` and publish it as the flow run's artifact."""
+    intervals = [*extra, *summary["intervals"]["generate"], *summary["intervals"]["decode"]]
+    summary["time"] = report.orchestration(time.time() - started, intervals)
+    del summary["intervals"]
+    if flow_run.get_id():
+        create_markdown_artifact(
+            markdown=report.markdown(summary),
+            key=ARTIFACT_KEY,
+            description=f"bioner run {summary['run_id']}: counts and time per stage",
+        )
 
 
 @flow(name="annotate-corpus", validate_parameters=True)
@@ -147,16 +279,27 @@ def annotate_corpus(
     backend: str = t.DEFAULT_BACKEND,
     constrained: bool = True,
     workers: Annotated[int, Field(ge=1, le=64)] = 1,
+    chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK,
+    runner: str | None = None,
+    runner_address: str | None = None,
+    max_concurrency: Annotated[int, Field(ge=1, le=4096)] = DEFAULT_CONCURRENCY,
 ) -> dict[str, Any]:
     """Annotate corpus ``inputs`` with ``model``; tables under ``out``; returns a summary.
 
     The summary's counts are those of the shards annotated by this run (``generated`` passages
-    answered by the engine, ``cached`` ones reused); ``ingest`` holds the ingest's
-    reconciliation and the current view of the whole corpus.
+    answered by the engine, ``cached`` ones reused, ``resumed`` ones recovered from an
+    interrupted run); ``ingest`` holds the ingest's reconciliation and the current view of the
+    whole corpus; ``stages`` the table per stage and ``time`` the split between stages and
+    orchestration. ``runner``/``runner_address``: see :mod:`flows.runners` (None: from the
+    environment, threads by default). ``chunk_size``: passages per engine call, the unit of
+    progress and of the work kept when a run is interrupted.
     """
+    started = time.time()
     entity_schema = t.schema_of(schema)
+    settings = RunnerSettings.resolve(runner, runner_address, max_concurrency)
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    clock = _Clock(STAGES)
+    if swept := t.sweep_partial(out):
+        log.info("removed %d temporary file(s) an interrupted run left in %s", swept, out)
 
     ingested = ingest_corpus(
         inputs=inputs,
@@ -166,8 +309,11 @@ def annotate_corpus(
         run_id=run_id,
         workers=workers,
     )
-    clock.seconds["segment"] = ingested["seconds"]["segment"]
-    clock.seconds["ingest"] = ingested["seconds"]["total"] - clock.seconds["segment"]
+    ingest_end = time.time()
+    seconds = ingested["seconds"]
+    segment_from = ingest_end - seconds["segment"]
+    ingest_span = (ingest_end - seconds["total"], segment_from)
+    segment_span = (segment_from, ingest_end)
 
     stale = t.stale_shards(
         out,
@@ -178,25 +324,47 @@ def annotate_corpus(
         backend=backend,
         constrained=constrained,
     )
-    summary = _annotate(
-        {shard: t.ShardPaths.under(out, shard) for shard in stale},
-        model=model,
-        schema=entity_schema.name,
-        run_id=run_id,
-        clock=clock,
-        device=device,
-        max_new_tokens=max_new_tokens,
-        batch_tokens=batch_tokens,
-        backend=backend,
-        constrained=constrained,
+    request = Request(
+        model,
+        entity_schema.name,
+        run_id,
+        device,
+        max_new_tokens,
+        batch_tokens,
+        chunk_size,
+        backend,
+        constrained,
     )
-    summary["seconds"] = {k: round(v, 3) for k, v in clock.seconds.items()}
+    shards = {shard: t.ShardPaths.under(out, shard) for shard in stale}
+    summary = _annotate(out, shards, request, settings, max_concurrency)
+    totals = ingested["totals"]
+    written = [t.ShardPaths.under(out, k) for k in ingested["shards_written"]]
+    summary["stages"] = [
+        report.stage_row(
+            "ingest",
+            totals["records_read"],
+            totals["documents"],
+            [ingest_span],
+            quarantined=totals["quarantined"],
+            tombstoned=totals["tombstones"],
+        ),
+        report.stage_row(
+            "segment",
+            sum(storage.count_rows(p.documents) for p in written if storage.exists(p.documents)),
+            sum(storage.count_rows(p.passages) for p in written if storage.exists(p.passages)),
+            [segment_span],
+            unit="documents",
+        ),
+        *_annotation_rows(summary),
+    ]
+    summary["seconds"] = {row["stage"]: row["seconds"] for row in summary["stages"]}
     summary["ingest"] = {
         k: ingested[k] for k in ("n_shards", "notes", "inputs", "totals", "current")
     }
     summary["outputs"] = {table: storage.join(out, table) for table in t.TABLES}
     summary["outputs"]["ingest_manifest"] = ingested["outputs"]["manifest"]
     summary["outputs"]["summary"] = storage.join(out, "summary.json")
+    _finish(summary, started, [ingest_span, segment_span])
     storage.write_text(json.dumps(summary, indent=2) + "\n", summary["outputs"]["summary"])
     return summary
 
@@ -254,6 +422,10 @@ def tag_documents(
     batch_tokens: int = t.DEFAULT_BATCH_TOKENS,
     backend: str = t.DEFAULT_BACKEND,
     constrained: bool = True,
+    chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK,
+    runner: str | None = None,
+    runner_address: str | None = None,
+    max_concurrency: Annotated[int, Field(ge=1, le=4096)] = DEFAULT_CONCURRENCY,
 ) -> dict[str, Any]:
     """Tag an ingested documents table (folder ``ROOT/documents``) with ``model``.
 
@@ -262,15 +434,22 @@ def tag_documents(
     decoded as in :func:`annotate_corpus`, generation cache included; tables go to ``out``
     (``ROOT`` by default) with a summary in ``out/tag-summary.json``.
     """
+    started = time.time()
     entity_schema = t.schema_of(schema)
+    settings = RunnerSettings.resolve(runner, runner_address, max_concurrency)
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    clock = _Clock(TAG_STAGES)
     target = out or tag_root(documents)
+    t.sweep_partial(target)
     shards = {}
+    segmented: list[tuple[float, float]] = []
+    cut_documents = cut_passages = 0
     for shard, (paths, cut) in tag_paths(documents, out).items():
         if cut and not t.passages_current(paths.documents, paths.passages, max_chars):
-            with clock.timed("segment"):
-                t.segment_documents(paths.documents, paths.passages, run_id, max_chars)
+            began, clock = time.time(), time.perf_counter()
+            t.segment_documents(paths.documents, paths.passages, run_id, max_chars)
+            segmented.append((began, began + time.perf_counter() - clock))
+            cut_documents += storage.count_rows(paths.documents)
+            cut_passages += storage.count_rows(paths.passages)
         shards[shard] = paths
     version = t.model_version(model)
     stale = {
@@ -286,24 +465,29 @@ def tag_documents(
             version=version,
         )
     }
-    summary = _annotate(
-        stale,
-        model=model,
-        schema=entity_schema.name,
-        run_id=run_id,
-        clock=clock,
-        device=device,
-        max_new_tokens=max_new_tokens,
-        batch_tokens=batch_tokens,
-        backend=backend,
-        constrained=constrained,
+    request = Request(
+        model,
+        entity_schema.name,
+        run_id,
+        device,
+        max_new_tokens,
+        batch_tokens,
+        chunk_size,
+        backend,
+        constrained,
     )
-    summary["seconds"] = {k: round(v, 3) for k, v in clock.seconds.items()}
+    summary = _annotate(target, stale, request, settings, max_concurrency)
+    summary["stages"] = [
+        report.stage_row("segment", cut_documents, cut_passages, segmented, unit="documents"),
+        *_annotation_rows(summary),
+    ]
+    summary["seconds"] = {row["stage"]: row["seconds"] for row in summary["stages"]}
     summary["documents_table"] = documents
     summary["n_shards"] = len(shards)
     summary["outputs"] = {
         table: storage.join(target, table) for table in ("generations", "entities", "decode_issues")
     }
     summary["outputs"]["summary"] = storage.join(target, TAG_SUMMARY)
+    _finish(summary, started, segmented)
     storage.write_text(json.dumps(summary, indent=2) + "\n", summary["outputs"]["summary"])
     return summary

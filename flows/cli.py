@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from flows.commands import convert, decode, evaluate, ingest, publish, run, tag, train
+from flows.commands import (
+    convert,
+    decode,
+    evaluate,
+    evaluate_model,
+    ingest,
+    nightly,
+    publish,
+    run,
+    select,
+    tag,
+    train,
+)
 
 app = typer.Typer(
     name="bioner",
@@ -16,14 +28,19 @@ app = typer.Typer(
 app.command("convert")(convert.main)
 app.command("decode")(decode.main)
 app.command("eval")(evaluate.main)
+app.command("evaluate")(evaluate_model.main)
 app.command("ingest")(ingest.main)
 app.command("run")(run.main)
+app.command("nightly")(nightly.nightly)
+app.command("backfill")(nightly.backfill)
 app.command("publish")(publish.main)
 app.command("export")(publish.export_main)
 app.command("tag")(tag.main)
 app.command("train-data")(train.train_data)
 app.command("train")(train.train)
 app.command("superfilter")(train.superfilter)
+app.command("select")(select.main)
+app.command("train-selector")(select.train_main)
 
 
 if __name__ == "__main__":

@@ -236,7 +236,19 @@ ENTITIES_V1 = _schema(
     ],
 )
 
-#: The schema each table is written with today.
+#: ``bioner.records.Entity`` after the contrastive selector (``tasks.select``): the columns of
+#: ENTITIES_V1 plus ``reason``, why the selector accepted or rejected the row (the values of
+#: ``bioner.selector.Reason``: ``accepted``, ``below_threshold``, ``unknown_label``,
+#: ``no_passage``, ``offsets_outside_passage``, ``text_mismatch``); null where no selector ran.
+#: Rejected rows stay in the table with ``selected`` false, their score and their reason.
+ENTITIES_V2 = _schema(
+    "entities",
+    2,
+    [*ENTITIES_V1, pa.field("reason", pa.string(), nullable=True)],
+)
+
+#: The schema each table is written with today. Entities have two: decode writes
+#: ENTITIES_V1 (no selector yet), the selector writes ENTITIES_V2.
 CURRENT = (
     DOCUMENTS_V2,
     TOMBSTONES_V2,
@@ -246,6 +258,7 @@ CURRENT = (
     GENERATIONS_V2,
     DECODE_ISSUES_V1,
     ENTITIES_V1,
+    ENTITIES_V2,
 )
 #: Every schema ever written, old versions included (their files may still be read).
 ALL = (DOCUMENTS_V1, TOMBSTONES_V1, GENERATIONS_V1, *CURRENT)

@@ -8,18 +8,24 @@ for a documents table that came without them.
 
 Generation is cached per passage (:func:`generate`): the shard's previous generations table is
 the cache, so a rerun, another request that changes no output, or a revised citation whose
-passages are mostly unchanged regenerates only the passages whose cache key is new.
+passages are mostly unchanged regenerates only the passages whose cache key is new. While a
+shard is generated, each chunk of answers is committed to ``OUT/_work/generations/shard=<k>/``
+(never read as a table: only as more cache), so a run killed part-way loses at most one chunk.
 
-Retries: only on transient errors (network, time-outs, I/O hiccups); bad input and bugs never
-retry.
+Retries: only on transient errors (network, time-outs, I/O hiccups), with exponential backoff;
+bad input and bugs never retry. Each task records in its table's footer when its work started
+and how long it took, so a run's summary has time per stage however the tasks were scheduled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import hashlib
 import logging
+import threading
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,10 +45,10 @@ from bioner.prompts import PROMPT_VERSION, build_prompt
 from bioner.records import Document, Entity, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
 from bioner.windows import merge_window_spans, split_windows
-from infra import storage
+from infra import s3, storage
 from infra.ingest_store import THROUGH, table_uri
 from infra.llm import load_engine
-from infra.llm.local import model_id_of
+from infra.llm.local import model_id_of, prompt_version
 from schemas import (
     DECODE_ISSUES_V1,
     DOCUMENTS_V2,
@@ -53,6 +59,7 @@ from schemas import (
     SCHEMA_KEY,
     schema_version,
 )
+from tasks._common import RETRY_OPTIONS as _RETRY
 from tasks._common import TASK_OPTIONS as _TASK
 from tasks._common import table_metadata as _metadata
 from tasks.progress import report
@@ -63,6 +70,25 @@ TABLES = ("documents", "tombstones", "passages", "generations", "entities", "dec
 DEFAULT_BATCH_TOKENS = 16_384
 DEFAULT_CHUNK = 32  # passages per engine call: progress granularity on CPU
 DEFAULT_BACKEND = "transformers"
+#: Work in progress of a shard, beside the tables: ``OUT/_work/<table>/shard=<k>/``.
+WORK = "_work"
+#: Footer keys of the stage timing every task writes (seconds since the epoch, seconds).
+STARTED, SECONDS = "bioner.stage.started", "bioner.stage.seconds"
+#: Footer key: answers of this shard recovered from an interrupted run's committed chunks.
+RESUMED = "bioner.resumed"
+
+#: One committed chunk of a shard's generation in progress: the answers, by cache key.
+GENERATION_CHUNKS_V1 = pa.schema(
+    [
+        pa.field("cache_key", pa.string(), nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("prompt_tokens", pa.int32(), nullable=False),
+        pa.field("output_tokens", pa.int32(), nullable=False),
+        pa.field("finish_reason", pa.string(), nullable=False),
+    ],
+    metadata={SCHEMA_KEY: b"generation_chunks/1"},
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +124,11 @@ _SETTINGS = (
 )
 
 
+def model_prompt_version(model: str) -> str:
+    """The prompt version ``model`` answers (its marker's; the instruction prompt otherwise)."""
+    return prompt_version(model) if storage.is_dir(model) else PROMPT_VERSION
+
+
 def model_version(model: str) -> str:
     """The id of the model folder ``model`` by its content (a model retrained in place is
     another model); ``model`` itself when it is not a folder."""
@@ -127,7 +158,7 @@ def annotation_settings(
         "bioner.model": model,
         "bioner.model_version": version if version is not None else model_version(model),
         "bioner.schema_name": schema,
-        "bioner.prompt_version": PROMPT_VERSION,
+        "bioner.prompt_version": model_prompt_version(model),
         "bioner.max_new_tokens": str(max_new_tokens or ""),
         "bioner.engine": canonical_json({"backend": backend, "constrained": constrained}),
     }
@@ -241,7 +272,23 @@ def segment_documents(
 # --------------------------------------------------------------------------- generate
 
 
-@functools.lru_cache(maxsize=1)
+@dataclass(frozen=True)
+class EngineKey:
+    """What makes two engines the same: the model and every setting it is built with."""
+
+    model: str
+    device: str = "cpu"
+    batch_tokens: int = DEFAULT_BATCH_TOKENS
+    backend: str = DEFAULT_BACKEND
+    constrained: bool = True
+
+
+_engines: dict[EngineKey, Engine] = {}
+#: Held while an engine is built or used: one engine per process, one batch at a time on it
+#: (tokenizers and accelerators are not shared safely between threads of a task runner).
+engine_lock = threading.RLock()
+
+
 def engine_for(
     model: str,
     device: str = "cpu",
@@ -249,16 +296,39 @@ def engine_for(
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
 ) -> Engine:
-    """The engine of this process, loaded once and reused by every generate call.
+    """The engine of this process for these settings, built on first use and then reused by
+    every generate call of the process (a Ray or Dask worker keeps it between tasks).
 
-    ``batch_tokens`` is the transformers backend's batch budget; vLLM schedules its own
-    batches (and uses the GPUs it sees, whatever ``device`` says).
+    Only one is kept: asking for other settings drops the previous engine first, so a worker
+    never holds two models in memory. ``batch_tokens`` is the transformers backend's batch
+    budget; vLLM schedules its own batches (and uses the GPUs it sees, whatever ``device``
+    says).
     """
-    log.info("loading %s on %s with %s", model, device, backend)
-    options: dict[str, Any] = {"constrained": constrained}
-    if backend == "transformers":
-        options["batch_tokens"] = batch_tokens
-    return load_engine(model, backend=backend, device=device, **options)
+    key = EngineKey(model, device, batch_tokens, backend, constrained)
+    with engine_lock:
+        if key not in _engines:
+            _engines.clear()
+            log.info("loading %s on %s with %s", model, device, backend)
+            options: dict[str, Any] = {"constrained": constrained}
+            if backend == "transformers":
+                options["batch_tokens"] = batch_tokens
+            _engines[key] = load_engine(model, backend=backend, device=device, **options)
+        return _engines[key]
+
+
+def holding_engine() -> threading.RLock:
+    """The lock of this process's engine, to hold while using it.
+
+    Task bodies reach it through this function rather than by name: a task's function may
+    travel by value to a Ray or Dask worker, and a lock cannot be pickled.
+    """
+    return engine_lock
+
+
+def loaded_engines() -> list[EngineKey]:
+    """The engines this process holds (at most one)."""
+    with engine_lock:
+        return list(_engines)
 
 
 def engine_settings(engine: Engine) -> dict[str, str]:
@@ -374,7 +444,8 @@ def _fitting_windows(
         parts = [text[a:b] for a, b in windows]
         schemas = [schema] * len(parts)
         params = per_schema_params(engine, parts, schemas, base, cap)
-        tokens = engine.count_tokens([build_prompt(t, schema) for t in parts])
+        version = engine.prompt_version
+        tokens = engine.count_tokens([build_prompt(t, schema, version) for t in parts])
         if all(
             n + p.max_new_tokens + _CONTEXT_MARGIN <= context
             for n, p in zip(tokens, params, strict=True)
@@ -416,12 +487,42 @@ def previous_generations(uri: str) -> dict[str, dict[str, Any]]:
     return {row["cache_key"]: row for row in rows}
 
 
-@task(
-    name="generate",
-    retries=1,
-    retry_delay_seconds=5,
-    **_TASK,
-)
+def work_uri(table_uri: str) -> str:
+    """Where a shard table's work in progress goes: ``OUT/_work/<table>/shard=<k>/`` for
+    ``OUT/<table>/shard=<k>.parquet``. Outside the table's folder, so nothing that reads
+    tables ever meets it."""
+    root, _, name = table_uri.rstrip("/").rpartition("/")
+    out, _, table = root.rpartition("/")
+    return storage.join(out or ".", WORK, table, name.removesuffix(".parquet"))
+
+
+def saved_chunks(work: str) -> dict[str, dict[str, Any]]:
+    """The answers an interrupted generation of this shard committed, by cache key.
+
+    Only committed chunk files count (``part-*.parquet``; a chunk being written has a
+    temporary hidden name until it is renamed whole). An unreadable one is logged and
+    skipped: its passages are simply generated again.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for name in storage.list_dir(work):
+        if not (name.startswith("part-") and name.endswith(".parquet")):
+            continue
+        uri = storage.join(work, name)
+        try:
+            rows = storage.read_table(uri, GENERATION_CHUNKS_V1).to_pylist()
+        except (OSError, ValueError, pa.ArrowException) as e:
+            log.warning("%s: saved chunk unreadable, its passages are generated again: %s", uri, e)
+            continue
+        found.update((row["cache_key"], row) for row in rows)
+    return found
+
+
+def _timing(started: float, clock: float) -> dict[str, str]:
+    """The footer keys of a stage that began at ``started`` (epoch) and ``clock`` (perf)."""
+    return {STARTED: f"{started:.6f}", SECONDS: f"{time.perf_counter() - clock:.6f}"}
+
+
+@task(name="generate", **_RETRY, **_TASK)
 def generate(
     passages_uri: str,
     generations_uri: str,
@@ -441,9 +542,76 @@ def generate(
     shard's previous generations reuses that answer, and passages with equal keys in the shard
     are generated once. Rows keep passage order; ``cached`` marks the reused ones. Progress
     counts the passages actually generated (and their output tokens).
+
+    Each chunk's answers are committed to :func:`work_uri` as they come; a later attempt
+    (a retry, or a new run after a crash) takes them up as answers of this shard's generation
+    (not ``cached``: they were never part of a committed table), so the table it commits is the
+    one an uninterrupted run would have written. The chunks are removed once it is committed.
     """
     entity_schema = schema_of(schema)
-    engine = engine_for(model, device, batch_tokens, backend, constrained)
+    work = work_uri(generations_uri)
+    with holding_engine():  # one shard at a time on this process's engine
+        started, clock = time.time(), time.perf_counter()
+        engine = engine_for(model, device, batch_tokens, backend, constrained)
+        table, made, resumed = _generate_rows(
+            engine,
+            passages_uri,
+            generations_uri,
+            work,
+            entity_schema,
+            run_id,
+            max_new_tokens,
+            chunk_size,
+        )
+        settings = engine_settings(engine)
+        meta = _metadata(
+            run_id,
+            **annotation_settings(
+                passages_uri,
+                model,
+                entity_schema.name,
+                max_new_tokens,
+                backend=backend,
+                constrained=constrained,
+            ),
+            **{
+                "bioner.model_id": engine.model_id,
+                "bioner.params": repr(GenerationParams()),
+                "bioner.engine_settings": canonical_json(settings),
+                "bioner.generated": str(made),
+                RESUMED: str(resumed),
+            },
+        )
+        meta |= _timing(started, clock)
+    uri = storage.write_rows(table, generations_uri, GENERATIONS_V2, meta)
+    if storage.exists(work):
+        storage.remove_tree(work)  # committed: the chunks are no longer needed
+    return uri
+
+
+def prune_work(out: str) -> None:
+    """Remove ``out/_work`` and its table folders where they are empty (after a run: while
+    shards run, another task may be about to write into them)."""
+    root = storage.join(out, WORK)
+    if s3.is_s3(out) or not storage.is_dir(root):
+        return
+    for folder in [*sorted(storage.local_path(root).iterdir()), storage.local_path(root)]:
+        # Not empty: an interrupted shard's chunks, kept for the next run.
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _generate_rows(
+    engine: Engine,
+    passages_uri: str,
+    generations_uri: str,
+    work: str,
+    entity_schema: EntitySchema,
+    run_id: str,
+    max_new_tokens: int | None,
+    chunk_size: int,
+) -> tuple[list[dict[str, Any]], int, int]:
+    """The generation rows of a shard, the answers made for it and those of them resumed."""
     settings = engine_settings(engine)
     passages = storage.read_table(passages_uri, PASSAGES_V1).to_pylist()
     # Each passage is asked in its own language where the schema has a counterpart in it.
@@ -452,7 +620,10 @@ def generate(
     # One request per passage, or per window of a passage too long for the model's context.
     whole_texts = [p["text"] for p in passages]
     whole_params = per_schema_params(engine, whole_texts, passage_schemas, base, max_new_tokens)
-    whole_prompts = [build_prompt(t, s) for t, s in zip(whole_texts, passage_schemas, strict=True)]
+    whole_prompts = [
+        build_prompt(t, s, engine.prompt_version)
+        for t, s in zip(whole_texts, passage_schemas, strict=True)
+    ]
     spans = context_windows(
         engine, whole_texts, passage_schemas, whole_prompts, whole_params, base, max_new_tokens
     )
@@ -464,10 +635,13 @@ def generate(
         params, prompts = whole_params, whole_prompts
     else:
         params = per_schema_params(engine, texts, schemas, base, max_new_tokens)
-        prompts = [build_prompt(text, s) for text, s in zip(texts, schemas, strict=True)]
+        prompts = [
+            build_prompt(text, s, engine.prompt_version)
+            for text, s in zip(texts, schemas, strict=True)
+        ]
     requests = [decoding_params(p, s.name, settings) for p, s in zip(params, schemas, strict=True)]
     keys = [
-        cache_key(text, engine.model_id, PROMPT_VERSION, request, prompt=prompt)
+        cache_key(text, engine.model_id, engine.prompt_version, request, prompt=prompt)
         for text, prompt, request in zip(texts, prompts, requests, strict=True)
     ]
     found = previous_generations(generations_uri)
@@ -476,27 +650,34 @@ def generate(
         if key not in found and key not in todo:
             todo[key] = i
 
-    made: dict[str, dict[str, Any]] = {}
-    tokens = 0
+    saved = saved_chunks(work) if todo else {}
+    made: dict[str, dict[str, Any]] = {k: saved[k] for k in todo if k in saved}
+    resumed = len(made)
+    tokens = sum(row["output_tokens"] for row in made.values())
     if todo:
-        report("generate", 0, len(todo), tokens=0)
-    for chunk in _chunks(list(todo.values()), chunk_size):
+        report("generate", len(made), len(todo), tokens=tokens)
+    remaining = [i for key, i in todo.items() if key not in made]
+    for chunk in _chunks(remaining, chunk_size):
         answers = engine.generate(
             [prompts[i] for i in chunk],
             [params[i] for i in chunk],
             targets=[SymbolicTarget.of(texts[i], schemas[i]) for i in chunk],
         )
+        rows = []
         for i, g in zip(chunk, answers, strict=True):
-            made[keys[i]] = {"run_id": run_id, **dataclasses.asdict(g)}
+            rows.append({"cache_key": keys[i], "run_id": run_id, **dataclasses.asdict(g)})
             tokens += g.output_tokens
+        part = storage.join(work, f"part-{uuid.uuid4().hex}.parquet")
+        storage.write_rows(rows, part, GENERATION_CHUNKS_V1, _metadata(run_id))
+        made.update((row["cache_key"], row) for row in rows)
         report("generate", len(made), len(todo), tokens=tokens)
 
-    rows: list[dict[str, Any]] = []
+    table: list[dict[str, Any]] = []
     fresh = set(made)
     for i, (a, b), key, request in zip(owner, windows, keys, requests, strict=True):
         p = passages[i]
         answer = made.get(key) or found[key]
-        rows.append(
+        table.append(
             {
                 "doc_id": p["doc_id"],
                 "doc_version": p["doc_version"],
@@ -505,7 +686,7 @@ def generate(
                 "window_end": b,
                 "cache_key": key,
                 "model_id": engine.model_id,
-                "prompt_version": PROMPT_VERSION,
+                "prompt_version": engine.prompt_version,
                 "params": canonical_json(request),
                 "run_id": answer["run_id"],
                 "text": answer["text"],
@@ -516,24 +697,30 @@ def generate(
             }
         )
         fresh.discard(key)  # a repeat of a passage generated above is a reuse
-    meta = _metadata(
-        run_id,
-        **annotation_settings(
-            passages_uri,
-            model,
-            entity_schema.name,
-            max_new_tokens,
-            backend=backend,
-            constrained=constrained,
-        ),
-        **{
-            "bioner.model_id": engine.model_id,
-            "bioner.params": repr(base),
-            "bioner.engine_settings": canonical_json(settings),
-            "bioner.generated": str(len(made)),
-        },
-    )
-    return storage.write_rows(rows, generations_uri, GENERATIONS_V2, meta)
+    return table, len(made), resumed
+
+
+def sweep_partial(out: str) -> int:
+    """Remove the temporary files a killed run left in ``out``'s annotation tables.
+
+    A write goes to a hidden ``.<name>.<hex>.tmp`` beside its target and is renamed into place
+    whole, so such a file is never read as a table; after a ``kill -9`` it stays behind. Only
+    safe while no other run writes to ``out`` (one writer per ``OUT``, as for the ingest).
+    Returns the number removed. S3 writes leave nothing in the bucket (they go up whole).
+    """
+    if s3.is_s3(out):
+        return 0
+    removed = 0
+    for table in (*TABLES[3:], WORK):
+        root = storage.join(out, table)
+        if not storage.is_dir(root):
+            continue
+        for uri in storage.files_under(root):
+            name = uri.rpartition("/")[2]
+            if name.startswith(".") and name.endswith(".tmp"):
+                storage.remove(uri)
+                removed += 1
+    return removed
 
 
 # --------------------------------------------------------------------------- decode
@@ -603,7 +790,7 @@ def entities_of(
     return entities, issues
 
 
-@task(name="decode", **_TASK)
+@task(name="decode", **_RETRY, **_TASK)
 def decode(
     generations_uri: str,
     passages_uri: str,
@@ -614,6 +801,7 @@ def decode(
     run_id: str,
 ) -> tuple[str, str]:
     """Turn generations into entities (document offsets) and a table of decode issues."""
+    started, clock = time.time(), time.perf_counter()
     entity_schema = schema_of(schema)
     texts = {
         (r["id"], r["version"]): r["text"]
@@ -652,6 +840,7 @@ def decode(
     meta = _metadata(run_id, **{k: settings.get(k, "") for k in _SETTINGS})
     for key in ("bioner.model_id", "bioner.engine_settings"):
         meta[key] = settings.get(key, "")
+    meta |= _timing(started, clock)
     storage.write_rows(issue_rows, issues_uri, DECODE_ISSUES_V1, meta)
     storage.write_rows(entities, entities_uri, ENTITIES_V1, meta)  # last: marks the shard done
     return entities_uri, issues_uri
@@ -663,9 +852,11 @@ def decode(
 def shard_summary(paths: ShardPaths) -> dict[str, Any]:
     """Counts of one finished shard, read from its tables (footers and a few columns).
 
-    ``generated`` passages were answered by the engine in the run that wrote the shard,
-    ``cached`` ones reused an answer (see :func:`generate`); the token counts are those the
-    engine spent, cached answers excluded.
+    ``generated`` passages were answered by the engine in the run that wrote the shard
+    (``resumed`` of them recovered from an interrupted attempt's chunks), ``cached`` ones
+    reused an answer (see :func:`generate`); the token counts are those the engine spent,
+    cached answers excluded. ``lossy_issues``: decode issues that cost or moved a span;
+    ``timing``: ``{stage: (started, seconds)}`` from the footers of the tasks that wrote it.
     """
     generations = read_generations(paths.generations)
     cached = (
@@ -674,8 +865,10 @@ def shard_summary(paths: ShardPaths) -> dict[str, Any]:
         else [False] * generations.num_rows
     )
     spent = generations.filter(pa.array([not c for c in cached], pa.bool_()))
-    issue_kinds = storage.read_table(paths.decode_issues, DECODE_ISSUES_V1, ["kind"])
+    issues = storage.read_table(paths.decode_issues, DECODE_ISSUES_V1, ["kind", "lossy"])
     entities = storage.count_rows(paths.entities)
+    generated_meta = storage.read_metadata(paths.generations)
+    decoded_meta = storage.read_metadata(paths.entities)
     return {
         "documents": storage.count_rows(paths.documents),
         "tombstones": (
@@ -688,7 +881,14 @@ def shard_summary(paths: ShardPaths) -> dict[str, Any]:
         "prompt_tokens": sum(spent["prompt_tokens"].to_pylist()),
         "output_tokens": sum(spent["output_tokens"].to_pylist()),
         "truncated": generations["finish_reason"].to_pylist().count("length"),
+        "resumed": int(generated_meta.get(RESUMED, 0)),
         "spans": entities,
         "entities": entities,
-        "issues": dict(Counter(issue_kinds["kind"].to_pylist())),
+        "lossy_issues": issues["lossy"].to_pylist().count(True),
+        "issues": dict(Counter(issues["kind"].to_pylist())),
+        "timing": {
+            stage: (float(meta[STARTED]), float(meta[SECONDS]))
+            for stage, meta in (("generate", generated_meta), ("decode", decoded_meta))
+            if STARTED in meta and SECONDS in meta
+        },
     }

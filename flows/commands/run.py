@@ -23,6 +23,7 @@ from bioner.ingest import read_pubmed
 from bioner.labels import SCHEMAS
 from bioner.records import Document
 from bioner.segment import DEFAULT_MAX_CHARS
+from flows import report
 from flows.commands._common import (
     console,
     error,
@@ -38,6 +39,7 @@ from flows.commands._prefect import (
     quiet_libraries,
     quiet_prefect_logs,
 )
+from flows.runners import RUNNERS, RunnerSettings
 from infra import storage
 from infra.ingest_store import (
     ShardsChanged,
@@ -77,6 +79,49 @@ def no_constrain_option() -> typer.models.OptionInfo:
     )
 
 
+def chunk_size_option() -> typer.models.OptionInfo:
+    """``--chunk-size``: passages per engine call."""
+    return typer.Option(
+        32,
+        "--chunk-size",
+        min=1,
+        max=100_000,
+        help="Passages per engine call: the unit of progress, and of the work kept when a "
+        "run is interrupted (a rerun resumes after the last whole chunk).",
+    )
+
+
+def runner_option() -> typer.models.OptionInfo:
+    """``--runner``: where shard tasks run."""
+    return typer.Option(
+        None,
+        "--runner",
+        envvar="BIONER_TASK_RUNNER",
+        help=f"Task runner for the shards: {', '.join(RUNNERS)} (default thread; ray and "
+        "dask need the scale extra).",
+        show_default=False,
+    )
+
+
+def runner_address_option() -> typer.models.OptionInfo:
+    """``--runner-address``: the Ray or Dask cluster to use."""
+    return typer.Option(
+        None,
+        "--runner-address",
+        envvar="BIONER_RUNNER_ADDRESS",
+        help="Ray (ray://host:10001, auto) or Dask (tcp://host:8786) cluster; default: a "
+        "local one.",
+        show_default=False,
+    )
+
+
+def max_concurrency_option() -> typer.models.OptionInfo:
+    """``--max-concurrency``: shards in flight at once."""
+    return typer.Option(
+        4, "--max-concurrency", min=1, max=4096, help="Shards annotated at once, at most."
+    )
+
+
 def main(
     inputs: list[Path] = inputs_argument(),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the output tables."),
@@ -111,12 +156,17 @@ def main(
     ),
     engine: str = engine_option(),
     no_constrain: bool = no_constrain_option(),
+    chunk_size: int = chunk_size_option(),
+    runner: str | None = runner_option(),
+    runner_address: str | None = runner_address_option(),
+    max_concurrency: int = max_concurrency_option(),
 ) -> None:
     """Annotate corpus files: ingest, segment, generate, decode; tables under --out."""
     quiet_libraries()
     _check_inputs([str(p) for p in inputs])
     check_schema(schema)
     check_engine(engine)
+    check_runner(runner, runner_address)
     try:
         check_config(str(out), shards)
     except ShardsChanged as e:
@@ -149,11 +199,15 @@ def main(
                     n_shards=shards,
                     backend=engine,
                     constrained=not no_constrain,
+                    chunk_size=chunk_size,
+                    runner=runner,
+                    runner_address=runner_address,
+                    max_concurrency=max_concurrency,
                 )
         except (InputError, ModelFolderError) as e:
             raise fail(str(e)) from None
-        except ImportError as e:  # the engine's libraries are not installed
-            raise fail(f"--engine {engine}: {e}") from None
+        except ImportError as e:  # the engine's or the runner's libraries are not installed
+            raise fail(str(e)) from None
     for note in summary["ingest"]["notes"]:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     for line in error_lines(summary["ingest"]):
@@ -163,6 +217,14 @@ def main(
 
 
 # --------------------------------------------------------------------------- options and checks
+
+
+def check_runner(runner: str | None, address: str | None) -> None:
+    """A one-line error for an unknown runner, or an address the thread runner cannot use."""
+    try:
+        RunnerSettings.resolve(runner, address)
+    except ValueError as e:
+        raise fail(str(e)) from None
 
 
 def check_schema(schema: str) -> None:
@@ -252,6 +314,26 @@ def print_summary(summary: dict[str, Any], *, untrained: bool = False) -> None:
     )
     add_annotation_rows(table, summary)
     Console().print(table, highlight=False)
+    Console().print(stage_table(summary), highlight=False)
+
+
+def stage_table(summary: dict[str, Any]) -> Table:
+    """Records in, out, quarantined, tombstoned and rejected per stage, time and throughput,
+    and the share of wall time spent in orchestration."""
+    time = summary["time"]
+    table = Table(
+        title="per stage",
+        title_justify="left",
+        caption=f"wall {time['wall_seconds']:.1f} s: stages {time['stage_seconds']:.1f} s, "
+        f"orchestration {time['orchestration_seconds']:.1f} s "
+        f"({100 * time['orchestration_share']:.1f}%)",
+        caption_justify="left",
+    )
+    for i, (_, title) in enumerate(report.COLUMNS):
+        table.add_column(title, justify="left" if i == 0 else "right")
+    for row in summary["stages"]:
+        table.add_row(*report.stage_cells(row))
+    return table
 
 
 def summary_table(title: str) -> Table:

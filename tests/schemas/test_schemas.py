@@ -20,6 +20,7 @@ from schemas import (
     DECODE_ISSUES_V1,
     DOCUMENTS_V2,
     ENTITIES_V1,
+    ENTITIES_V2,
     GENERATIONS_V1,
     GENERATIONS_V2,
     INGEST_EVENTS_V1,
@@ -53,7 +54,7 @@ TABLES = {
         },
     ),
     "decode_issues": (DECODE_ISSUES_V1, DecodeIssue, {**PASSAGE_KEY, "lossy": bool}),
-    "entities": (ENTITIES_V1, Entity, {}),
+    "entities": (ENTITIES_V2, Entity, {"reason": str | None}),
 }
 
 
@@ -133,7 +134,8 @@ def test_ingest_events_are_document_columns_plus_their_place():
 
 def test_every_schema_is_tested_and_tagged_with_a_version():
     tested = {schema_version(s) for s, _, _ in TABLES.values()}
-    assert {schema_version(s) for s in CURRENT} == tested | {"ingest_events/1"}
+    # entities/1: decode's table before the selector (entities/2 adds its reason, tested below)
+    assert {schema_version(s) for s in CURRENT} == tested | {"ingest_events/1", "entities/1"}
     versions = [schema_version(s) for s in ALL]
     assert len(versions) == len(set(versions)) and all(SCHEMA_KEY in s.metadata for s in ALL)
     # old files stay readable
@@ -145,6 +147,14 @@ def test_generations_v2_adds_the_cache_columns_to_v1():
     v2 = {f.name: f for f in GENERATIONS_V2}
     assert set(v2) - set(v1) == {"window_start", "window_end", "cache_key", "params", "cached"}
     assert all(v2[name] == field for name, field in v1.items())
+
+
+def test_entities_v2_adds_the_selector_reason_to_v1():
+    v1 = {f.name: f for f in ENTITIES_V1}
+    v2 = {f.name: f for f in ENTITIES_V2}
+    assert set(v2) - set(v1) == {"reason"} and v2["reason"].nullable
+    assert all(v2[name] == field for name, field in v1.items())
+    assert matches(Entity, ENTITIES_V1, {}) == []
 
 
 def restore(record: type, value: object) -> object:

@@ -15,7 +15,7 @@ from bioner.constraint import SymbolicTarget
 from bioner.gencache import cache_key
 from bioner.generation import Generation, GenerationParams
 from bioner.labels import SCHEMAS, schema_for
-from bioner.prompts import PROMPT_VERSION
+from bioner.prompts import COMPACT_PROMPT_VERSION, PROMPT_VERSION
 from bioner.records import Span
 from infra import storage
 from infra.ingest_store import THROUGH, ingest_paths
@@ -170,6 +170,7 @@ def test_decode_hand_written_generations_to_exact_entity_rows(shard):
         ("1", 2, "truncated", 2, True),
     ]
     summary = t.shard_summary(shard)
+    assert set(summary.pop("timing")) == {"decode"}  # the V1 generations carry no timing
     assert summary | {"issues": None} == {
         "documents": 2,
         "tombstones": 1,
@@ -180,8 +181,10 @@ def test_decode_hand_written_generations_to_exact_entity_rows(shard):
         "prompt_tokens": 50,
         "output_tokens": 25,
         "truncated": 1,
+        "resumed": 0,
         "spans": 6,
         "entities": 6,
+        "lossy_issues": 2,
         "issues": None,
     }
     assert summary["issues"] == {"unknown_type": 1, "truncated": 1}
@@ -202,6 +205,7 @@ class EchoEngine:
     and records what it was asked."""
 
     model_id = "echo@1"
+    prompt_version = PROMPT_VERSION
 
     def __init__(self, answer=None, settings=None) -> None:
         self.answer = answer or (lambda n: "None")
@@ -426,7 +430,7 @@ def test_another_model_prompt_or_parameters_regenerate_everything(shard, monkeyp
     if change == "model":
         monkeypatch.setattr(engine, "model_id", "echo@2", raising=False)
     elif change == "prompt_version":
-        monkeypatch.setattr(t, "PROMPT_VERSION", "symbolic-v0")
+        monkeypatch.setattr(engine, "prompt_version", COMPACT_PROMPT_VERSION)
     elif change == "schema":
         args["schema"] = "bc5cdr"
     elif change == "max_new_tokens":
@@ -519,3 +523,124 @@ def test_a_passage_longer_than_the_context_is_tagged_in_windows_and_merged(tmp_p
     found = [(e["start"], e["text"]) for e in storage.read_table(entities_uri).to_pylist()]
     start = passage["start"]
     assert sorted(found) == [(start + m.start(), "delirium") for m in re.finditer("delirium", text)]
+
+
+# --------------------------------------------------------------------------- resume, engines
+
+
+class Killed(Exception):
+    """Stands for the process dying in the middle of a shard."""
+
+
+class DyingEngine(EchoEngine):
+    """An echo engine that dies on its ``calls``-th generate call."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__(answer=lambda n: f"None {n}")
+        self.calls_left = calls
+
+    def generate(self, prompts, params, targets=None):
+        self.calls_left -= 1
+        if self.calls_left == 0:
+            raise Killed
+        return super().generate(prompts, params, targets)
+
+
+def test_an_interrupted_shard_keeps_its_chunks_and_resumes_to_the_same_table(
+    shard, monkeypatch, tmp_path
+):
+    # Uninterrupted: the table to reach, in a copy of the shard.
+    whole = dataclasses.replace(shard, generations=str(tmp_path / "ref" / "shard=0.parquet"))
+    use(monkeypatch, EchoEngine(answer=lambda n: f"None {n}"))
+    t.generate.fn(whole.passages, whole.generations, "m", "ncbi", "run-0", chunk_size=2)
+    expected = storage.read_table(whole.generations, GENERATIONS_V2).to_pylist()
+
+    use(monkeypatch, DyingEngine(calls=3))  # two chunks of 2 done, dies in the third
+    with pytest.raises(Killed):
+        t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-1", chunk_size=2)
+    work = t.work_uri(shard.generations)
+    assert work.endswith("/out/_work/generations/shard=0")
+    parts = storage.list_dir(work)
+    assert len(parts) == 2 and all(p.startswith("part-") for p in parts)
+    assert not storage.exists(shard.generations)  # nothing committed as the table
+    # Files being written when the process died: hidden temporaries, never read as tables.
+    (storage.local_path(work) / ".part-x.parquet.0a1b.tmp").write_bytes(b"PAR1 torn")
+    torn = tmp_path / "out" / "generations" / ".shard=0.parquet.0a1b.tmp"
+    torn.parent.mkdir()
+    torn.write_bytes(b"PAR1 torn")
+
+    engine = use(monkeypatch, EchoEngine(answer=lambda n: f"None {n + 4}"))
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-2", chunk_size=2)
+    assert len(engine.prompts) == 1  # only the passage of the lost chunk is generated again
+    rows = storage.read_table(shard.generations, GENERATIONS_V2).to_pylist()
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "run_id"} for r in rs]  # noqa: E731
+    assert strip(rows) == strip(expected)
+    assert [r["run_id"] for r in rows] == ["run-1"] * 4 + ["run-2"]
+    assert storage.read_metadata(shard.generations)[t.RESUMED] == "4"
+    assert not storage.exists(work)  # committed: the chunks are gone
+    assert t.sweep_partial(str(tmp_path / "out")) == 1 and not torn.exists()
+    t.prune_work(str(tmp_path / "out"))
+    assert not (tmp_path / "out" / t.WORK).exists()
+
+
+def test_an_unreadable_chunk_is_generated_again(shard, monkeypatch):
+    work = t.work_uri(shard.generations)
+    storage.write_bytes(b"not parquet", storage.join(work, "part-bad.parquet"))
+    assert t.saved_chunks(work) == {}
+    engine = use(monkeypatch, EchoEngine())
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-1")
+    assert len(engine.prompts) == 5
+
+
+def test_stage_timing_is_in_the_footers(shard, monkeypatch):
+    use(monkeypatch, EchoEngine())
+    t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-1")
+    t.decode.fn(
+        shard.generations,
+        shard.passages,
+        shard.documents,
+        shard.entities,
+        shard.decode_issues,
+        "ncbi",
+        "run-1",
+    )
+    timing = t.shard_summary(shard)["timing"]
+    assert set(timing) == {"generate", "decode"}
+    (g_start, g_seconds), (d_start, d_seconds) = timing["generate"], timing["decode"]
+    assert g_seconds >= 0 and d_seconds >= 0 and d_start >= g_start
+
+
+def test_one_engine_per_process_reused_until_other_settings(monkeypatch):
+    built = []
+
+    def load(model, **kwargs):
+        built.append((model, kwargs))
+        return object()
+
+    monkeypatch.setattr(t, "load_engine", load)
+    monkeypatch.setattr(t, "_engines", {})
+    first = t.engine_for("a", "cpu", 512)
+    assert t.engine_for("a", "cpu", 512) is first and len(built) == 1
+    other = t.engine_for("a", "cpu", 1024)  # another batch budget: another engine
+    assert other is not first and len(built) == 2
+    assert t.loaded_engines() == [t.EngineKey("a", "cpu", 1024)]  # the first one is dropped
+
+
+def test_retries_are_for_transient_errors_with_backoff():
+    from infra.s3 import StorageError
+    from tasks._common import transient
+
+    class Failed:
+        def __init__(self, error):
+            self.error = error
+
+        def result(self):
+            raise self.error
+
+    assert transient(None, None, Failed(StorageError("s3://b/k: SlowDown")))
+    assert not transient(None, None, Failed(StorageError("s3://b/k: denied", transient=False)))
+    assert not transient(None, None, Failed(FileNotFoundError("gone")))
+    assert not transient(None, None, Failed(ValueError("bad input")))
+    for task in (t.generate, t.decode):
+        assert task.retries == 3
+        assert task.retry_delay_seconds == [2, 4, 8] and task.retry_jitter_factor == 0.5

@@ -1,0 +1,136 @@
+"""``bioner evaluate``: the evaluate flow on a few documents of each test set, tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bioner.labels import SCHEMAS
+from bioner.metrics import evaluate
+from bioner.readers.canonical import read_canonical
+from flows.cli import app
+from infra import evaluation as ev
+
+runner = CliRunner()
+FAST = ["--limit", "1", "--max-new-tokens", "8", "--threads", "1"]
+
+
+def available_sets() -> list[str]:
+    """The test sets whose data is here; the others are skipped with the reason printed."""
+    found = []
+    for name in ev.EVAL_SETS:
+        if problem := ev.missing_data(name):
+            print(f"skipping the {name} set: {problem}")
+        else:
+            found.append(name)
+    return found
+
+
+@pytest.fixture(scope="module")
+def evaluated(prefect_backend, tiny_model, tmp_path_factory) -> tuple[Path, list[str], str]:
+    """One run over the first document of every available set: (out, sets, stdout)."""
+    sets = available_sets()
+    if not sets:
+        pytest.skip(f"no test set data under {ev.data_dir()} (set BIONER_DATA_DIR)")
+    out = tmp_path_factory.mktemp("evaluate") / "report"
+    args = ["evaluate", "--model", str(tiny_model), "--sets", ",".join(sets), "--out", str(out)]
+    result = runner.invoke(app, [*args, *FAST])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return out, sets, result.stdout
+
+
+def test_the_report_files_have_every_set_and_the_provenance(evaluated):
+    out, sets, stdout = evaluated
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["sets"]) == sets
+    assert report["model_id"].startswith("tiny@") and report["untrained"] is True
+    assert report["prompt_version"] == "symbolic-v1"
+    assert report["constraint_version"].startswith("copy-")
+    assert report["engine"]["backend"] == "transformers"
+    assert report["limit"] == 1
+    for name, r in report["sets"].items():
+        assert r["set"] == name and r["documents"] == 1 and r["limit"] == 1
+        assert r["passages"] >= 1 and r["requests"] >= r["passages"]
+        assert r["schema"] == ev.schema_name(name)
+        assert r["model_id"] == report["model_id"]
+        assert set(r["speed"]) >= {"seconds", "passages_per_s", "tokens_per_s", "output_tokens"}
+        assert r["speed"]["output_tokens"] > 0 and r["speed"]["tokens_per_s"] > 0
+        assert set(r["decode_issues"]) == {"total", "by_kind", "lossy_passages"}
+        assert r["decode_issues"]["total"] == sum(r["decode_issues"]["by_kind"].values())
+        labels = list(SCHEMAS[r["schema"]].labels)
+        for kind in ("strict", "relaxed"):
+            assert list(r["metrics"][kind]["per_type"])[: len(labels)] == labels
+            assert r["metrics"][kind]["macro"]["labels"] == labels
+        assert (out / "sets" / f"{name}.json").is_file()
+    md = (out / "report.md").read_text()
+    assert md.startswith("# bioner evaluation")
+    for name in sets:
+        assert f"\n| {name} | 1 | " in md and f"\n## {name}: " in md
+    assert report["outputs"]["json"] == str(out / "report.json")
+    # The table at the end names every set; the reports' paths follow it.
+    assert "bioner evaluate" in stdout and all(name in stdout for name in sets)
+    assert str(out / "report.md") in stdout.replace("\n", "")
+
+
+def test_the_metrics_are_bioner_metrics_on_the_decoded_spans(evaluated, shared_data):
+    out, sets, _ = evaluated
+    report = json.loads((out / "report.json").read_text())
+    for name in sets:
+        gold = ev.load_eval_set(name, shared_data, limit=1)
+        pred = read_canonical((out / "sets" / f"{name}.pred.jsonl").read_text())
+        assert [d.id for d in pred] == [d.id for d in gold]
+        assert [d.text for d in pred] == [d.text for d in gold]
+        for d in pred:
+            for s in d.spans:  # every predicted span is a real substring of its document
+                assert s.end <= len(d.text)
+        expected = evaluate(
+            {d.id: d.spans for d in gold},
+            {d.id: d.spans for d in pred},
+            labels=SCHEMAS[ev.schema_name(name)].labels,
+        )
+        assert report["sets"][name]["metrics"] == expected.to_dict()
+        assert report["sets"][name]["predicted_spans"] == sum(len(d.spans) for d in pred)
+
+
+def test_no_constrain_and_json_output(prefect_backend, tiny_model, tmp_path):
+    name = next(iter(available_sets()), None)
+    if name is None:
+        pytest.skip(f"no test set data under {ev.data_dir()}")
+    args = ["evaluate", "--model", str(tiny_model), "--sets", name, "--out", str(tmp_path)]
+    result = runner.invoke(app, [*args, *FAST, "--no-constrain", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["constraint_version"] == "off"
+    assert list(report["sets"]) == [name]
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def test_an_unknown_set_is_one_line(tiny_model, tmp_path):
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(tiny_model), "--sets", "ncbi,genia", "-o", str(tmp_path)]
+    )
+    line = _one_line_error(result)
+    assert "'genia'" in line and "known: ncbi, bc5cdr, jnlpba, cmeee" in line
+
+
+def test_a_missing_model_folder_is_one_line(tmp_path):
+    result = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "nope"), "--sets", "ncbi"])
+    assert "no such model folder" in _one_line_error(result)
+
+
+def test_missing_data_is_one_line(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("BIONER_DATA_DIR", str(tmp_path / "empty"))
+    result = runner.invoke(app, ["evaluate", "--model", str(tiny_model), "--sets", "jnlpba"])
+    line = _one_line_error(result)
+    assert "jnlpba" in line and "BIONER_DATA_DIR" in line
+    assert not (tmp_path / "out").exists()
