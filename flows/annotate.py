@@ -42,6 +42,7 @@ from infra import storage
 from infra.ingest_store import THROUGH
 from tasks import annotate as t
 from tasks._common import GPU_TAG
+from tasks.select import SELECTED_TABLE, select_shard, selection_is_current, selection_summary
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +284,14 @@ def annotate_corpus(
     runner: str | None = None,
     runner_address: str | None = None,
     max_concurrency: Annotated[int, Field(ge=1, le=4096)] = DEFAULT_CONCURRENCY,
+    selector: str | None = None,
 ) -> dict[str, Any]:
     """Annotate corpus ``inputs`` with ``model``; tables under ``out``; returns a summary.
+
+    ``selector``: a selector folder (``bioner train-selector``); every shard's entities are
+    then scored into ``OUT/selected/shard=<k>.parquet`` (all candidates kept, with score,
+    decision and reason), skipped where that table already holds this selector's decisions on
+    the current entities.
 
     The summary's counts are those of the shards annotated by this run (``generated`` passages
     answered by the engine, ``cached`` ones reused, ``resumed`` ones recovered from an
@@ -337,6 +344,7 @@ def annotate_corpus(
     )
     shards = {shard: t.ShardPaths.under(out, shard) for shard in stale}
     summary = _annotate(out, shards, request, settings, max_concurrency)
+    select_row = _select(out, ingested["n_shards"], selector, device, summary) if selector else None
     totals = ingested["totals"]
     written = [t.ShardPaths.under(out, k) for k in ingested["shards_written"]]
     summary["stages"] = [
@@ -356,17 +364,53 @@ def annotate_corpus(
             unit="documents",
         ),
         *_annotation_rows(summary),
+        *([select_row] if select_row else []),
     ]
     summary["seconds"] = {row["stage"]: row["seconds"] for row in summary["stages"]}
     summary["ingest"] = {
         k: ingested[k] for k in ("n_shards", "notes", "inputs", "totals", "current")
     }
     summary["outputs"] = {table: storage.join(out, table) for table in t.TABLES}
+    if selector:
+        summary["outputs"][SELECTED_TABLE] = storage.join(out, SELECTED_TABLE)
     summary["outputs"]["ingest_manifest"] = ingested["outputs"]["manifest"]
     summary["outputs"]["summary"] = storage.join(out, "summary.json")
-    _finish(summary, started, [ingest_span, segment_span])
+    _finish(summary, started, [ingest_span, segment_span, *summary.pop("select_intervals", [])])
     storage.write_text(json.dumps(summary, indent=2) + "\n", summary["outputs"]["summary"])
     return summary
+
+
+def _select(
+    out: str, n_shards: int, selector: str, device: str, summary: dict[str, Any]
+) -> dict[str, Any]:
+    """The select stage over every shard with entities; its stage row. Shards whose selected
+    table is current (same entities, same selector) are skipped and not counted; the summary
+    gets ``rejected`` and ``selected`` (candidates, accepted, reasons) of the shards done."""
+    intervals: list[tuple[float, float]] = []
+    candidates = accepted = 0
+    reasons: Counter[str] = Counter()
+    for shard in range(n_shards):
+        entities = t.ShardPaths.under(out, shard).entities
+        selected = storage.join(out, SELECTED_TABLE, f"shard={shard}.parquet")
+        if not storage.exists(entities) or selection_is_current(entities, selected, selector):
+            continue
+        begun = time.time()
+        select_shard(entities, selector, selected, run_id=summary["run_id"], device=device)
+        intervals.append((begun, time.time()))
+        done = selection_summary(selected)
+        candidates += done["candidates"]
+        accepted += done["accepted"]
+        reasons.update(done["reasons"])
+    summary["rejected"] = candidates - accepted
+    summary["selected"] = {
+        "candidates": candidates,
+        "accepted": accepted,
+        "reasons": dict(reasons),
+    }
+    summary["select_intervals"] = intervals
+    return report.stage_row(
+        "select", candidates, accepted, intervals, rejected=candidates - accepted, unit="entities"
+    )
 
 
 def document_shards(documents: str) -> dict[int, str]:

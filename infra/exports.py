@@ -181,7 +181,7 @@ def _out_parts(out: str, rejected: bool, skipped: Counter[str]) -> Iterator[_Par
         if not storage.exists(doc_uri):
             raise FileNotFoundError(f"{doc_uri}: the entities of this shard have no documents")
         docs = storage.read_table(doc_uri, DOCUMENTS_V2, _DOC_COLUMNS)
-        ents = storage.read_table(storage.join(out, "entities", name), ENTITIES_V1, _ENTITY_COLUMNS)
+        ents = publish.entity_table(out, name, _ENTITY_COLUMNS)
         part = _current(docs, ents, deleted, rejected)
         yield _Part(name.removesuffix(".parquet"), part.documents, part.entities)
 

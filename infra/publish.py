@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from infra import s3, storage
 from infra.s3 import StorageError
-from schemas import DOCUMENTS_V2, ENTITIES_V1, TOMBSTONES_V2
+from schemas import DOCUMENTS_V2, ENTITIES_V1, ENTITIES_V2, TOMBSTONES_V2
 
 try:
     import deltalake
@@ -207,6 +207,30 @@ class RunTables:
     deleted: list[str]
 
 
+#: The selector's table beside ``entities`` (tasks.select) and its footer key naming the run
+#: of the entities it was made from.
+SELECTED = "selected"
+_CANDIDATES_RUN = "bioner.candidates_run_id"
+
+
+def entity_table(out: str, name: str, columns: list[str] | None = None) -> pa.Table:
+    """The entities of shard file ``name`` of ``OUT``, as ENTITIES_V1 columns.
+
+    The selector's decisions (``OUT/selected/<name>``: every entity with ``score`` and
+    ``selected`` set) when that table was made from the shard's current entities; the decoded
+    entities (``selected`` null: no selector has seen them) otherwise.
+    """
+    entities = storage.join(out, "entities", name)
+    selected = storage.join(out, SELECTED, name)
+    columns = columns or ENTITIES_V1.names
+    if storage.exists(selected):
+        made_from = storage.read_metadata(selected).get(_CANDIDATES_RUN)
+        if made_from == storage.read_metadata(entities).get("bioner.run_id"):
+            table = storage.read_table(selected, ENTITIES_V2, columns)
+            return table.cast(pa.schema([ENTITIES_V1.field(c) for c in columns]))
+    return storage.read_table(entities, ENTITIES_V1, columns)
+
+
 def _shards(out: str, table: str) -> list[str]:
     folder = storage.join(out, table)
     return [
@@ -229,7 +253,7 @@ def run_tables(out: str, run_id: str | None = None) -> RunTables:
     if missing:
         raise FileNotFoundError(f"{missing[0]}: the entities of this shard have no documents")
     docs = _concat([storage.read_table(u, DOCUMENTS_V2) for u in documents], DOCUMENTS_V2)
-    ents = _concat([storage.read_table(u, ENTITIES_V1) for u in entity_parts], ENTITIES_V1)
+    ents = _concat([entity_table(out, n) for n in names], ENTITIES_V1)
     tombstone_parts = _shards(out, "tombstones")
     deleted = sorted(
         {

@@ -14,6 +14,7 @@ on the dev split (:mod:`infra.selector.data`), and saves the selector folder.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections import Counter
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: The table folder the selected entities of ``OUT/entities/shard=<k>.parquet`` go to.
 SELECTED_TABLE = "selected"
+#: Footer key of a selected table: the run id of the candidates table it was made from.
+_CANDIDATES_RUN = "bioner.candidates_run_id"
 _READABLE = {schema_version(ENTITIES_V1): ENTITIES_V1, schema_version(ENTITIES_V2): ENTITIES_V2}
 _MALFORMED = {Reason.NO_PASSAGE, Reason.OUTSIDE_PASSAGE, Reason.TEXT_MISMATCH}
 
@@ -74,9 +77,30 @@ def entities_schema(uri: str) -> Any:
 
 
 @functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=2)
 def selector_for(selector_dir: str, device: str = "cpu", gpu: str = "auto") -> Selector:
     """The selector of this process, loaded once per folder and reused by every shard."""
     return Selector.load(selector_dir, device=device, gpu=gpu)
+
+
+def selector_version(selector_dir: str) -> str:
+    """The content version of a selector folder, from its config alone (no weights loaded)."""
+    config = Path(selector_dir) / "selector.json"
+    try:
+        return str(json.loads(config.read_text("utf-8"))["version"])
+    except (OSError, ValueError, KeyError) as e:
+        raise FileNotFoundError(f"{config}: no selector config ({e})") from None
+
+
+def selection_is_current(candidates_uri: str, out_uri: str, selector_dir: str) -> bool:
+    """Whether ``out_uri`` holds this selector's decisions on the candidates as they are now:
+    same candidates run (decode writes a new table on every change) and same selector."""
+    if not storage.exists(out_uri) or not storage.exists(candidates_uri):
+        return False
+    meta = storage.read_metadata(out_uri)
+    return meta.get(_CANDIDATES_RUN) == storage.read_metadata(candidates_uri).get(
+        "bioner.run_id", ""
+    ) and meta.get("bioner.selector_version") == selector_version(selector_dir)
 
 
 def record_name(row: Mapping[str, Any]) -> str:
@@ -171,6 +195,7 @@ def select_shard(
             run_id or settings.get("bioner.run_id", ""),
             **{
                 "bioner.selector": str(selector_dir),
+                _CANDIDATES_RUN: settings.get("bioner.run_id", ""),
                 "bioner.selector_version": str(selector.info.get("version", "")),
                 "bioner.selector_threshold": repr(selector.settings.threshold),
                 "bioner.selector_method": selector.settings.method,

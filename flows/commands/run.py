@@ -160,6 +160,12 @@ def main(
     runner: str | None = runner_option(),
     runner_address: str | None = runner_address_option(),
     max_concurrency: int = max_concurrency_option(),
+    selector: Path | None = typer.Option(
+        None,
+        "--selector",
+        help="Selector folder (bioner train-selector): score every entity into OUT/selected "
+        "(accepted and rejected both kept, with score and reason).",
+    ),
 ) -> None:
     """Annotate corpus files: ingest, segment, generate, decode; tables under --out."""
     quiet_libraries()
@@ -172,6 +178,8 @@ def main(
     except ShardsChanged as e:
         raise fail(str(e)) from None
     model_dir = _resolve_model(model)
+    if selector is not None and not (selector / "selector.json").is_file():
+        raise fail(f"{selector}: not a selector folder (no selector.json; see train-selector)")
 
     prefect_defaults()
     with quiet_prefect_logs(), progress_bars() as listener:
@@ -203,6 +211,7 @@ def main(
                     runner=runner,
                     runner_address=runner_address,
                     max_concurrency=max_concurrency,
+                    selector=str(selector) if selector else None,
                 )
         except (InputError, ModelFolderError) as e:
             raise fail(str(e)) from None

@@ -160,3 +160,42 @@ def test_train_selector_on_a_tiny_benchmark_folder(tmp_path):
     assert "dev F1" in text and "3 steps (max_steps)" in text
     config = json.loads((tmp_path / "sel" / "selector.json").read_text())
     assert config["set"] == "ncbi" and config["training"]["gold_spans"] == 20
+
+
+def test_run_with_a_selector_scores_every_entity_once(prefect_backend, tiny_model, selector_dir,
+                                                       tmp_path):  # fmt: skip
+    # The select stage of bioner run: every entity kept in OUT/selected with a decision, the
+    # summary's counts reconcile, and a rerun with nothing changed selects nothing again.
+    from flows.cli import app as bioner
+    from flows.commands.run import SAMPLE
+
+    out = tmp_path / "out"
+    args = ["run", str(SAMPLE), "--out", str(out), "--model", str(tiny_model),
+            "--max-new-tokens", "48", "--selector", str(selector_dir)]  # fmt: skip
+    first = runner.invoke(bioner, args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads((out / "summary.json").read_text())
+    entities = sum(storage.count_rows(str(f)) for f in (out / "entities").iterdir())
+    selected = [r for f in sorted((out / "selected").iterdir())
+                for r in storage.read_table(str(f), ENTITIES_V2).to_pylist()]  # fmt: skip
+    assert entities > 0 and len(selected) == entities
+    assert all(r["reason"] and (r["selected"] is (r["reason"] == "accepted")) for r in selected)
+    chosen = summary["selected"]
+    assert chosen["candidates"] == entities
+    assert chosen["accepted"] == sum(r["selected"] for r in selected)
+    assert summary["rejected"] == entities - chosen["accepted"]
+    (row,) = [r for r in summary["stages"] if r["stage"] == "select"]
+    assert (row["in"], row["out"], row["rejected"]) == (entities, chosen["accepted"],
+                                                       summary["rejected"])  # fmt: skip
+    # Publishing takes the selector's decisions, rejected entities included.
+    from infra.publish import run_tables
+
+    published = run_tables(str(out)).entities
+    assert published.num_rows == entities
+    assert published["selected"].null_count == 0
+    assert sum(published["selected"].to_pylist()) == chosen["accepted"]
+    again = runner.invoke(bioner, args)
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "summary.json").read_text())["selected"]["candidates"] == 0
+    bad = runner.invoke(bioner, [*args[:-1], str(tmp_path)])
+    assert bad.exit_code == 2 and "not a selector folder" in bad.output
