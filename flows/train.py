@@ -1,4 +1,5 @@
-"""The training flow: fine-tune the tagger (``bioner train`` as a Prefect flow).
+"""The training flows: fine-tune the tagger (``bioner train`` as a Prefect flow), train the
+selector (``bioner train-selector``).
 
 Builds the same :class:`~infra.training.sft.SFTConfig` as the command and runs it as one task
 (:func:`tasks.train.train_model`), tagged ``gpu`` on a GPU device so that Prefect's tag
@@ -15,6 +16,8 @@ from prefect import flow
 from pydantic import Field
 
 from flows.runners import is_gpu
+from infra.selector.train import TrainConfig
+from tasks import select as select_tasks
 from tasks._common import GPU_TAG
 from tasks.train import train_model
 
@@ -67,3 +70,33 @@ def train_tagger(
     }
     task = train_model.with_options(tags={GPU_TAG}) if is_gpu(device) else train_model
     return task(config)
+
+
+@flow(name="train-selector", validate_parameters=True)
+def train_selector(
+    set_name: str,
+    out: str,
+    encoder: str | None = None,
+    data_root: str | None = None,
+    max_steps: Annotated[int, Field(ge=1)] = 300,
+    time_budget_min: Annotated[float, Field(gt=0)] | None = None,
+    max_train_spans: Annotated[int, Field(ge=1)] | None = None,
+    trainable_layers: Annotated[int, Field(ge=1)] | None = None,
+    device: str = "cpu",
+    threads: Annotated[int, Field(ge=1)] | None = None,
+    seed: int = 0,
+) -> str:
+    """Train the contrastive selector on benchmark ``set_name`` (``bioner train-selector`` as a
+    flow: one task, tagged ``gpu`` on a GPU device); returns the selector folder ``out``."""
+    config = TrainConfig(
+        max_steps=max_steps,
+        time_budget_s=time_budget_min * 60 if time_budget_min else None,
+        max_train_spans=max_train_spans,
+        trainable_layers=trainable_layers,
+        device=device,
+        threads=threads,
+        seed=seed,
+    )
+    task = select_tasks.train_selector
+    task = task.with_options(tags={GPU_TAG}) if is_gpu(device) else task
+    return task(set_name, out, encoder=encoder, data_root=data_root, config=config)

@@ -136,7 +136,8 @@ def test_train_selector_checks_its_options_first(tmp_path):
     assert result.exit_code == 2 and "no benchmark data folder" in result.output
 
 
-def test_train_selector_on_a_tiny_benchmark_folder(tmp_path):
+def tiny_ncbi(tmp_path):
+    """An NCBI-disease folder of toy PubTator train/dev files and a tiny encoder for it."""
     docs = [d for d in toy_documents(60, seed=4) if d.spans[0].label == "Disease"]
     folder = tmp_path / "data" / "ncbi-disease" / "pubtator"
     folder.mkdir(parents=True)
@@ -148,7 +149,11 @@ def test_train_selector_on_a_tiny_benchmark_folder(tmp_path):
             lines += [f"{pmid}|t|{d.text}", f"{pmid}|a|None.",
                       f"{pmid}\t{s.start}\t{s.end}\t{s.text(d.text)}\tDiseaseClass\tD1", ""]  # fmt: skip
         (folder / f"NCBI{split}set_corpus.txt").write_text("\n".join(lines) + "\n")
-    encoder = build_tiny_encoder(tmp_path / "enc", [d.text for d in docs])
+    return tmp_path / "data", build_tiny_encoder(tmp_path / "enc", [d.text for d in docs])
+
+
+def test_train_selector_on_a_tiny_benchmark_folder(tmp_path):
+    _, encoder = tiny_ncbi(tmp_path)
     result = runner.invoke(
         app,
         ["train-selector", "--set", "ncbi", "--out", str(tmp_path / "sel"), "--encoder",
@@ -160,6 +165,16 @@ def test_train_selector_on_a_tiny_benchmark_folder(tmp_path):
     assert "dev F1" in text and "3 steps (max_steps)" in text
     config = json.loads((tmp_path / "sel" / "selector.json").read_text())
     assert config["set"] == "ncbi" and config["training"]["gold_spans"] == 20
+
+
+def test_train_selector_flow(prefect_backend, tmp_path):
+    from flows.train import train_selector
+
+    data, encoder = tiny_ncbi(tmp_path)
+    out = train_selector("ncbi", str(tmp_path / "sel"), encoder=str(encoder),
+                         data_root=str(data), max_steps=2, threads=1)  # fmt: skip
+    config = json.loads((tmp_path / "sel" / "selector.json").read_text())
+    assert out == str(tmp_path / "sel") and config["training"]["gold_spans"] == 20
 
 
 def test_run_with_a_selector_scores_every_entity_once(prefect_backend, tiny_model, selector_dir,
