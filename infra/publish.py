@@ -210,7 +210,16 @@ class RunTables:
 #: The selector's table beside ``entities`` (tasks.select) and its footer key naming the run
 #: of the entities it was made from.
 SELECTED = "selected"
-_CANDIDATES_RUN = "bioner.candidates_run_id"
+CANDIDATES_RUN = "bioner.candidates_run_id"
+
+
+def made_from_current(entities: str, selected: str) -> bool:
+    """Whether the selected table ``selected`` was made from the entities table as it is now
+    (decode writes a new table, with a new run id, on every change)."""
+    if not storage.exists(selected) or not storage.exists(entities):
+        return False
+    made_from = storage.read_metadata(selected).get(CANDIDATES_RUN)
+    return made_from == storage.read_metadata(entities).get("bioner.run_id", "")
 
 
 def entity_table(out: str, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -223,11 +232,9 @@ def entity_table(out: str, name: str, columns: list[str] | None = None) -> pa.Ta
     entities = storage.join(out, "entities", name)
     selected = storage.join(out, SELECTED, name)
     columns = columns or ENTITIES_V1.names
-    if storage.exists(selected):
-        made_from = storage.read_metadata(selected).get(_CANDIDATES_RUN)
-        if made_from == storage.read_metadata(entities).get("bioner.run_id"):
-            table = storage.read_table(selected, ENTITIES_V2, columns)
-            return table.cast(pa.schema([ENTITIES_V1.field(c) for c in columns]))
+    if made_from_current(entities, selected):
+        table = storage.read_table(selected, ENTITIES_V2, columns)
+        return table.cast(pa.schema([ENTITIES_V1.field(c) for c in columns]))
     return storage.read_table(entities, ENTITIES_V1, columns)
 
 

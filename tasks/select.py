@@ -29,7 +29,7 @@ from bioner.errors import InputError
 from bioner.labels import dataset
 from bioner.records import Span
 from bioner.selector import Candidate, Reason, candidate_in_passage
-from infra import storage
+from infra import publish, storage
 from infra.selector.data import load_set
 from infra.selector.selector import Selector
 from infra.selector.train import TrainConfig, train
@@ -41,9 +41,7 @@ from tasks.progress import report
 log = logging.getLogger(__name__)
 
 #: The table folder the selected entities of ``OUT/entities/shard=<k>.parquet`` go to.
-SELECTED_TABLE = "selected"
-#: Footer key of a selected table: the run id of the candidates table it was made from.
-_CANDIDATES_RUN = "bioner.candidates_run_id"
+SELECTED_TABLE = publish.SELECTED
 _READABLE = {schema_version(ENTITIES_V1): ENTITIES_V1, schema_version(ENTITIES_V2): ENTITIES_V2}
 _MALFORMED = {Reason.NO_PASSAGE, Reason.OUTSIDE_PASSAGE, Reason.TEXT_MISMATCH}
 
@@ -95,12 +93,10 @@ def selector_version(selector_dir: str) -> str:
 def selection_is_current(candidates_uri: str, out_uri: str, selector_dir: str) -> bool:
     """Whether ``out_uri`` holds this selector's decisions on the candidates as they are now:
     same candidates run (decode writes a new table on every change) and same selector."""
-    if not storage.exists(out_uri) or not storage.exists(candidates_uri):
+    if not publish.made_from_current(candidates_uri, out_uri):
         return False
-    meta = storage.read_metadata(out_uri)
-    return meta.get(_CANDIDATES_RUN) == storage.read_metadata(candidates_uri).get(
-        "bioner.run_id", ""
-    ) and meta.get("bioner.selector_version") == selector_version(selector_dir)
+    made_by = storage.read_metadata(out_uri).get("bioner.selector_version")
+    return made_by == selector_version(selector_dir)
 
 
 def record_name(row: Mapping[str, Any]) -> str:
@@ -195,7 +191,7 @@ def select_shard(
             run_id or settings.get("bioner.run_id", ""),
             **{
                 "bioner.selector": str(selector_dir),
-                _CANDIDATES_RUN: settings.get("bioner.run_id", ""),
+                publish.CANDIDATES_RUN: settings.get("bioner.run_id", ""),
                 "bioner.selector_version": str(selector.info.get("version", "")),
                 "bioner.selector_threshold": repr(selector.settings.threshold),
                 "bioner.selector_method": selector.settings.method,
