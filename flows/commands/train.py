@@ -1,7 +1,9 @@
-"""``bioner train-data``, ``bioner train`` and ``bioner superfilter``: fine-tune a tagger.
+"""``bioner train-data``, ``init-model``, ``train`` and ``superfilter``: fine-tune a tagger.
 
 ``train-data`` builds instruction examples from the shared benchmark data into a folder and
-prints the statistics; ``superfilter`` keeps the most informative examples by a weak model's
+prints the statistics; ``init-model`` makes a small randomly initialised Llama whose byte-level
+tokenizer is trained on a data folder's passages (the start of the reference model, which is
+trained from scratch); ``superfilter`` keeps the most informative examples by a weak model's
 IFD scores into a new folder; ``train`` fine-tunes a local model folder on a data folder. torch
 is imported only by the commands that need it, so ``--help`` stays fast.
 """
@@ -136,6 +138,49 @@ def train_data(
         f"{built.stats['total_examples']} training examples, {built.stats['total_eval_examples']} "
         f"evaluation examples -> {out} (statistics in {out / STATS_FILE}); "
         "CMeEE-V2's own train split is not available: 80% of its dev split is used instead",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def init_model(
+    data: Path = typer.Option(
+        ..., "--data", help="Data folder (train.jsonl): its passages train the tokenizer."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for the new, untrained model."),
+    vocab_size: int = typer.Option(8000, "--vocab-size", min=300),
+    hidden_size: int = typer.Option(256, "--hidden-size", min=8),
+    layers: int = typer.Option(4, "--layers", min=1),
+    heads: int = typer.Option(8, "--heads", min=1),
+    max_positions: int = typer.Option(2048, "--max-positions", min=64),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """A small random Llama to train from scratch, with a tokenizer learnt from the data."""
+    from infra.llm.tiny import build_tiny_model
+    from infra.training.data import read_examples
+
+    if hidden_size % heads:
+        raise fail(f"--hidden-size {hidden_size} is not a multiple of --heads {heads}")
+    try:
+        examples = read_examples(data)
+    except FileNotFoundError as e:
+        raise fail(f"{e.filename}: no training data (make it with bioner train-data)") from None
+    # Each passage once, in file order (a passage has one example per schema and format).
+    texts = list(dict.fromkeys(e.text for e in examples))
+    build_tiny_model(
+        out,
+        corpus_texts=texts,
+        seed=seed,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        layers=layers,
+        heads=heads,
+        max_positions=max_positions,
+        initializer_range=0.02,  # the usual start for training (the demo model's 0.3 is noise)
+    )
+    console.print(
+        f"untrained {layers}x{hidden_size} Llama, tokenizer of {vocab_size} from "
+        f"{len(texts)} passages -> {out}",
         highlight=False,
         soft_wrap=True,
     )

@@ -17,6 +17,7 @@ from infra.llm.local import marker
 
 app = typer.Typer()
 app.command("train-data")(train_cmd.train_data)
+app.command("init-model")(train_cmd.init_model)
 app.command("train")(train_cmd.train)
 app.command("superfilter")(train_cmd.superfilter)
 runner = CliRunner()
@@ -111,3 +112,26 @@ def test_train_reports_a_missing_model(tmp_path, data_dir):
         ],
     )
     assert result.exit_code == 2 and "no such model folder" in result.output
+
+
+def test_init_model_learns_its_tokenizer_from_the_data(data_dir, examples, tmp_path):
+    from transformers import AutoConfig, AutoTokenizer
+
+    out = tmp_path / "init"
+    args = ["init-model", "--data", str(data_dir), "--out", str(out), "--vocab-size", "400"]
+    result = runner.invoke(app, [*args, "--hidden-size", "32", "--layers", "1", "--heads", "4"])
+    assert result.exit_code == 0, result.output
+    config = AutoConfig.from_pretrained(out)
+    assert (config.hidden_size, config.num_hidden_layers, config.initializer_range) == (32, 1, 0.02)
+    assert marker(out)["trained"] is False
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    text = examples[0].text
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_init_model_refuses_a_folder_without_data(tmp_path):
+    result = runner.invoke(
+        app, ["init-model", "--data", str(tmp_path), "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code != 0
+    assert "train.jsonl" in result.output and "train-data" in result.output
