@@ -8,8 +8,9 @@ Each measurement runs ``bioner run`` as a user would, in a fresh process with a 
 folder, and reports: the process's wall time (imports, Prefect's start included) and documents
 per second over it; the flow's own wall time, the part of it spent inside stages and the rest,
 orchestration (Prefect's calls, scheduling, subflows, waiting on futures), from the run's
-summary. The model is whatever ``bioner run`` takes (``--model``; by default the UNTRAINED tiny
-model): generation speed is then meaningless, but the orchestration share is not.
+summary. The model is whatever ``bioner run`` takes (``--model``; by default the reference
+tagger in ``models/reference``); ``--max-new-tokens 1`` keeps generation out of the way when
+only the orchestration share is wanted.
 ``abstracts`` takes the first N documents of the BC5CDR PubTator files in ``BIONER_DATA_DIR``
 (default ../shared/data).
 """
