@@ -165,6 +165,8 @@ def init_model(
         examples = read_examples(data)
     except FileNotFoundError as e:
         raise fail(f"{e.filename}: no training data (make it with bioner train-data)") from None
+    except ValueError as e:  # a malformed line: the message names the file and line
+        raise fail(str(e)) from None
     # Each passage once, in file order (a passage has one example per schema and format).
     texts = list(dict.fromkeys(e.text for e in examples))
     build_tiny_model(

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bioner.errors import InputError
 from bioner.labels import DATASETS
 from bioner.readers.canonical import write_canonical
 from bioner.records import AnnotatedDocument
@@ -185,8 +186,18 @@ def read_examples(path: Path) -> list[Example]:
     """Examples of a JSON lines file (``train.jsonl``), or of a data folder's ``train.jsonl``."""
     if path.is_dir():
         path = path / TRAIN_FILE
+    examples = []
     with path.open(encoding="utf-8") as fh:
-        return [Example.from_json(json.loads(line)) for line in fh if line.strip()]
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                examples.append(Example.from_json(json.loads(line)))
+            except (ValueError, TypeError, KeyError) as e:
+                what = f"missing field {e}" if isinstance(e, KeyError) else str(e)
+                # This function resolved the file, so it names it (with the line).
+                raise InputError(f"{path}: line {n}: not a training example: {what}") from None
+    return examples
 
 
 def write_examples(examples: Iterable[Example], path: Path) -> None:

@@ -135,3 +135,24 @@ def test_init_model_refuses_a_folder_without_data(tmp_path):
     )
     assert result.exit_code != 0
     assert "train.jsonl" in result.output and "train-data" in result.output
+
+
+@pytest.mark.parametrize("command", ["init-model", "train", "superfilter"])
+@pytest.mark.parametrize("line", ["{not json", '{"id": "x"}'])
+def test_commands_name_the_file_and_line_of_a_malformed_example(
+    tiny_model, data_dir, tmp_path, command, line
+):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    good = (data_dir / "train.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    (bad / "train.jsonl").write_text(good + "\n" + line + "\n", encoding="utf-8")
+    out = tmp_path / "m"
+    args = [command, "--data", str(bad), "--out", str(out)]
+    if command != "init-model":
+        args += ["--model", str(tiny_model)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert f"{bad / 'train.jsonl'}: line 2: not a training example" in message
+    assert "Traceback" not in result.output
+    assert not (out / "model.safetensors").exists()
