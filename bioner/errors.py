@@ -4,13 +4,25 @@ from __future__ import annotations
 
 
 class InputError(ValueError):
-    """Malformed input: says where (line or record) and what; the caller adds the file name."""
+    """Malformed input: says where (line or record) and what.
 
-    def __init__(self, message: str, *, line: int | None = None, record: str | None = None):
+    The caller adds the file name with :meth:`located`, unless the raiser resolved the file
+    itself and passes ``file``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        record: str | None = None,
+        file: str | None = None,
+    ):
         self.message = message
         self.line = line
         self.record = record
-        super().__init__(self.where() + message)
+        self.file = file
+        super().__init__(self.located(file) if file else self.where() + message)
 
     def where(self) -> str:
         parts = []

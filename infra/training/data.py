@@ -195,8 +195,10 @@ def read_examples(path: Path) -> list[Example]:
                 examples.append(Example.from_json(json.loads(line)))
             except (ValueError, TypeError, KeyError) as e:
                 what = f"missing field {e}" if isinstance(e, KeyError) else str(e)
-                # This function resolved the file, so it names it (with the line).
-                raise InputError(f"{path}: line {n}: not a training example: {what}") from None
+                # This function resolved the file, so it names it.
+                raise InputError(
+                    f"not a training example: {what}", line=n, file=str(path)
+                ) from None
     return examples
 
 
