@@ -67,6 +67,7 @@ _RECORD_TAGS = (_ARTICLE, _CITATION, _BOOK, _DELETE)
 _RECORDS_OF = {ROOT_TAGS[0]: (_ARTICLE, _BOOK, _DELETE), ROOT_TAGS[1]: (_CITATION, _DELETE)}
 
 _HEAD_BYTES = 1 << 16  # read to find the root and any DOCTYPE entity declarations
+_FEED_BYTES = 1 << 16  # fed to the parser at a time
 _RAW_CHARS = 2000  # of a quarantined record's XML kept for inspection
 #: Lines from here on are not known: libxml2 keeps an element's line in 16 bits, so a record
 #: past line 65,535 may read 65,535 (quarantined records get no line there).
@@ -114,11 +115,16 @@ def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombs
 
 
 def _records(stream: BinaryIO, source: str) -> Iterator[tuple[int, IngestItem]]:
-    """The items of :func:`read_pubmed`, each with the position of its record."""
+    """The items of :func:`read_pubmed`, each with the position of its record.
+
+    The XML is fed to a pull parser block by block and its events are drained after every
+    block, also after a syntax error: so every record completed before a break is yielded
+    before the error is raised, whatever the lxml release (``iterparse`` in lxml 6.2 raises
+    without yielding the records it has already parsed in the failing block).
+    """
     head = stream.read(_HEAD_BYTES)
     root = _check_head(head)
-    context = etree.iterparse(
-        _Prepended(head, stream),
+    parser = etree.XMLPullParser(
         events=("end",),
         tag=_RECORDS_OF.get(root, _RECORD_TAGS),
         resolve_entities=False,
@@ -128,31 +134,54 @@ def _records(stream: BinaryIO, source: str) -> Iterator[tuple[int, IngestItem]]:
         remove_pis=True,
     )
     position = 0
-    try:
-        for _, elem in context:
-            tag = elem.tag
-            if tag == _CITATION:
-                parent = elem.getparent()
-                if parent is None or parent.tag != ROOT_TAGS[1]:
-                    continue  # the citation inside a PubmedArticle: read at the article's end
-            if position == 0:
-                _check_tree(elem.getroottree())
-            position += 1
-            if tag == _ARTICLE:
-                citation = next(elem.iterchildren(_CITATION), None)
-                yield position, _article(elem, citation, position, source)
-            elif tag == _CITATION:
-                yield position, _article(elem, elem, position, source)
-            elif tag == _DELETE:
-                for item in _tombstones(elem, position, source):
-                    yield position, item
+    block = head
+    document = None  # the root element, once the whole stream is parsed
+    while True:
+        error = None
+        closing = not block
+        try:
+            if closing:
+                document = parser.close()
             else:
-                yield position, _book(elem, position, source)
-            _release(elem)
-    except etree.XMLSyntaxError as e:
-        raise _broken(e, context.error_log) from None
-    if position == 0 and context.root is not None:
-        _check_tree(context.root.getroottree())
+                parser.feed(block)
+        except etree.XMLSyntaxError as e:
+            error = e
+        # A close() that fails may first end the elements left open (lxml >= 6.2): those
+        # records are cut off, so its events are not read.
+        if error is None or not closing:
+            for _, elem in parser.read_events():
+                if elem.tag == _CITATION:
+                    parent = elem.getparent()
+                    if parent is None or parent.tag != ROOT_TAGS[1]:
+                        continue  # the citation inside a PubmedArticle: read at the article's end
+                if position == 0:
+                    _check_tree(elem.getroottree())
+                position += 1
+                for item in _items(elem, position, source):
+                    yield position, item
+                _release(elem)
+        if error is not None:
+            raise _broken(error, parser.feed_error_log)
+        if closing:
+            break
+        # After a fatal error libxml2 stops and feed() does not raise: close() does, and the
+        # rest of the file is not read.
+        block = b"" if _fatal(parser.feed_error_log) else stream.read(_FEED_BYTES)
+    if position == 0 and document is not None:
+        _check_tree(document.getroottree())
+
+
+def _items(elem: etree._Element, position: int, source: str) -> Iterator[IngestItem]:
+    """What one record element gives: a document, tombstones, or a quarantined record."""
+    tag = elem.tag
+    if tag == _ARTICLE:
+        yield _article(elem, next(elem.iterchildren(_CITATION), None), position, source)
+    elif tag == _CITATION:
+        yield _article(elem, elem, position, source)
+    elif tag == _DELETE:
+        yield from _tombstones(elem, position, source)
+    else:
+        yield _book(elem, position, source)
 
 
 class NotSplittable(Exception):
@@ -270,24 +299,6 @@ def sniff_root(head: bytes) -> str | None:
     return None
 
 
-class _Prepended:
-    """A readable stream that first returns the head already read for sniffing."""
-
-    __slots__ = ("_head", "_stream")
-
-    def __init__(self, head: bytes, stream: BinaryIO) -> None:
-        self._head = head
-        self._stream = stream
-
-    def read(self, size: int = -1) -> bytes:
-        if self._head:
-            if size < 0:
-                size = len(self._head)
-            chunk, self._head = self._head[:size], self._head[size:]
-            return chunk
-        return self._stream.read(size)
-
-
 def _check_head(head: bytes) -> str | None:
     """The root element's name; refuses at once what is not a PubMed file."""
     if not head.strip():
@@ -325,6 +336,10 @@ def _wrong_root(root: str | None) -> InputError:
     found = "nothing" if root is None else f"<{root}>"
     expected = " or ".join(f"<{t}>" for t in ROOT_TAGS)
     return InputError(f"not a PubMed file: root element is {found}, expected {expected}")
+
+
+def _fatal(log: etree._ListErrorLog) -> bool:
+    return any(e.level == etree.ErrorLevels.FATAL for e in log)
 
 
 def _broken(error: etree.XMLSyntaxError, log: etree._ListErrorLog) -> InputError:

@@ -523,6 +523,44 @@ def test_truncated_file_says_where():
     assert e.value.line == 5
 
 
+@pytest.mark.parametrize("tail", [b"", b"\n"])
+def test_file_cut_right_after_a_record_keeps_that_record(tail):
+    # The parser is fed block by block: the last record's end tag is in the data, so the record
+    # is read; only the root is left open (lxml 6.2's close() would end it, and the record cut
+    # off in the next test, by itself).
+    data = xml(article("1"), article("2")).getvalue()
+    cut = data.rindex(b"</PubmedArticle>") + len(b"</PubmedArticle>")
+    items = []
+    with pytest.raises(InputError, match="Premature end of data in tag PubmedArticleSet"):
+        items.extend(read_pubmed(io.BytesIO(data[:cut] + tail)))
+    assert [i.id for i in items] == ["1", "2"]
+
+
+def test_file_cut_inside_a_record_end_tag_drops_that_record():
+    data = xml(article("1"), article("2")).getvalue()
+    cut = data.rindex(b"</PubmedArticle>") + len(b"</PubmedArticle>") - 1
+    items = []
+    with pytest.raises(InputError, match="expected '>'") as e:
+        items.extend(read_pubmed(io.BytesIO(data[:cut])))
+    assert [i.id for i in items] == ["1"]
+    assert e.value.line == 5
+
+
+def test_break_far_into_a_file_yields_every_record_before_it():
+    # Many feed blocks of good records, then a break: each block's records come out first.
+    records = [
+        article(str(i), abstract=f"<AbstractText>{'word ' * 200}</AbstractText>")
+        for i in range(1, 301)
+    ]
+    data = xml(*records).getvalue()
+    assert len(data) > 4 * (1 << 16)
+    end = data.rindex(b"</PubmedArticle>")
+    items = []
+    with pytest.raises(InputError, match="XML broken"):
+        items.extend(read_pubmed(io.BytesIO(data[:end] + b"</Oops>" + data[end:])))
+    assert [i.id for i in items] == [str(i) for i in range(1, 300)]
+
+
 def test_undefined_entity_without_doctype_is_broken_xml_at_its_line():
     data = xml(article("1"), article("2", title="T &nbsp; x"), head=b"")
     items = []
