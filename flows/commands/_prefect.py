@@ -105,7 +105,8 @@ class _Rate(ProgressColumn):
             done = f"{count:,}/{int(task.total or 0):,} {unit}"
         else:
             done = f"{count:,} {unit}"
-        elapsed = task.elapsed or 0.0
+        # A finished bar keeps its own time; ``elapsed`` would go on counting.
+        elapsed = (task.finished_time if task.finished else task.elapsed) or 0.0
         rate = count / elapsed if elapsed > 0 else 0.0
         text = f"{done}, {rate:,.1f} {unit}/s"
         tokens = task.fields.get("tokens")
@@ -115,13 +116,15 @@ class _Rate(ProgressColumn):
 
 
 @contextmanager
-def progress_bars() -> Iterator[object]:
+def progress_bars(unit: str = "items") -> Iterator[object]:
     """A :data:`tasks.progress.Listener` drawing one rich bar per reported stage, on stderr.
 
-    While a file is parsed the bar measures bytes and the text counts records.
+    While a file is parsed the bar measures bytes and the text counts records. ``unit`` names
+    what a stage counts when the stage is not one of the pipeline's own (``generate``,
+    ``compact``): evaluation reports one stage per set, in passages.
     """
     progress = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description:>8}"),
         BarColumn(),
         _Rate(),
         TimeElapsedColumn(),
@@ -137,9 +140,13 @@ def progress_bars() -> Iterator[object]:
             if not progress.live.is_started:
                 progress.start()
             bars[stage] = progress.add_task(stage, total=total)
-        unit = "records" if count is not None else _UNITS.get(stage, "items")
         progress.update(
-            bars[stage], completed=done, total=total, count=count, unit=unit, tokens=tokens
+            bars[stage],
+            completed=done,
+            total=total,
+            count=count,
+            unit="records" if count is not None else _UNITS.get(stage, unit),
+            tokens=tokens,
         )
 
     try:

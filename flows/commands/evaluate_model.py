@@ -12,8 +12,6 @@ predictions file against a gold file; this command makes the predictions.)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +19,16 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Task as ProgressTask
 from rich.table import Table
-from rich.text import Text
 
 from bioner.errors import InputError
 from flows.commands._common import console, fail
-from flows.commands._prefect import prefect_defaults, quiet_libraries, quiet_prefect_logs
+from flows.commands._prefect import (
+    prefect_defaults,
+    progress_bars,
+    quiet_libraries,
+    quiet_prefect_logs,
+)
 from flows.commands.run import (
     UNTRAINED_WARNING,
     check_engine,
@@ -90,7 +90,7 @@ def main(
         )
 
     prefect_defaults()
-    with quiet_prefect_logs(), set_bars() as listener:
+    with quiet_prefect_logs(), progress_bars(unit="passages") as listener:
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
         from flows.evaluate import evaluate
         from tasks.progress import listening
@@ -124,50 +124,6 @@ def main(
 
 
 # --------------------------------------------------------------------------- output
-
-
-class _Rate(ProgressColumn):
-    """Passages done of the set, passages/s and output tokens/s while the set generated."""
-
-    def render(self, task: ProgressTask) -> Text:
-        # A finished bar keeps its own time; ``elapsed`` would go on counting.
-        elapsed = (task.finished_time if task.finished else task.elapsed) or 0.0
-        done = int(task.completed)
-        tokens = task.fields.get("tokens") or 0
-        rate = done / elapsed if elapsed > 0 else 0.0
-        speed = tokens / elapsed if elapsed > 0 else 0.0
-        return Text(
-            f"{done:,}/{int(task.total or 0):,}, {rate:,.1f} passages/s, {speed:,.0f} tokens/s",
-            style="progress.data.speed",
-        )
-
-
-@contextmanager
-def set_bars() -> Iterator[Any]:
-    """A :data:`tasks.progress.Listener` drawing one rich bar per set on stderr."""
-    progress = Progress(
-        TextColumn("{task.description:>8}"),
-        BarColumn(),
-        _Rate(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-    bars: dict[str, int] = {}
-
-    def listener(
-        stage: str, done: int, total: int, count: int | None = None, tokens: int | None = None
-    ) -> None:
-        if stage not in bars:
-            if not progress.live.is_started:
-                progress.start()
-            bars[stage] = progress.add_task(stage, total=total)
-        progress.update(bars[stage], completed=done, total=total, tokens=tokens)
-
-    try:
-        yield listener
-    finally:
-        progress.stop()
 
 
 def _pct(x: float) -> str:
