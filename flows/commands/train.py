@@ -148,17 +148,39 @@ def init_model(
         ..., "--data", help="Data folder (train.jsonl): its passages train the tokenizer."
     ),
     out: Path = typer.Option(..., "--out", help="Folder for the new, untrained model."),
+    from_encoder: str | None = typer.Option(
+        None,
+        "--from-encoder",
+        help="Warm start: a local BERT-style encoder folder, or 'minilm' for the MiniLM of the "
+        "selector extra. Its layers become a decoder; default: a random Llama.",
+    ),
     vocab_size: int = typer.Option(8000, "--vocab-size", min=300),
-    hidden_size: int = typer.Option(256, "--hidden-size", min=8),
-    layers: int = typer.Option(4, "--layers", min=1),
-    heads: int = typer.Option(8, "--heads", min=1),
-    max_positions: int = typer.Option(2048, "--max-positions", min=64),
+    hidden_size: int | None = typer.Option(
+        None, "--hidden-size", min=8, help="Random Llama only. [default: 256]"
+    ),
+    layers: int | None = typer.Option(
+        None, "--layers", min=1, help="Random Llama only. [default: 4]"
+    ),
+    heads: int | None = typer.Option(
+        None, "--heads", min=1, help="Random Llama only. [default: 8]"
+    ),
+    max_positions: int | None = typer.Option(
+        None, "--max-positions", min=64, help="[default: 2048; 1024 with --from-encoder]"
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """A small random Llama to train from scratch, with a tokenizer learnt from the data."""
-    from infra.llm.tiny import build_tiny_model
+    """A small model to train: a random Llama, or a decoder warm-started from an encoder.
+
+    Either way its tokenizer is a byte-level BPE learnt from the data's passages.
+    """
     from infra.training.data import read_examples
 
+    if from_encoder is not None:
+        given = [n for n, v in (("--hidden-size", hidden_size), ("--layers", layers),
+                                ("--heads", heads)) if v is not None]  # fmt: skip
+        if given:
+            raise fail(f"{', '.join(given)}: the shape of a warm start comes from the encoder")
+    hidden_size, layers, heads = hidden_size or 256, layers or 4, heads or 8
     if hidden_size % heads:
         raise fail(f"--hidden-size {hidden_size} is not a multiple of --heads {heads}")
     try:
@@ -169,6 +191,11 @@ def init_model(
         raise fail(str(e)) from None
     # Each passage once, in file order (a passage has one example per schema and format).
     texts = list(dict.fromkeys(e.text for e in examples))
+    if from_encoder is not None:
+        _init_warm(out, from_encoder, texts, vocab_size, max_positions or 1024, seed)
+        return
+    from infra.llm.tiny import build_tiny_model
+
     build_tiny_model(
         out,
         corpus_texts=texts,
@@ -177,12 +204,36 @@ def init_model(
         hidden_size=hidden_size,
         layers=layers,
         heads=heads,
-        max_positions=max_positions,
+        max_positions=max_positions or 2048,
         initializer_range=0.02,  # the usual start for training (the demo model's 0.3 is noise)
     )
     console.print(
         f"untrained {layers}x{hidden_size} Llama, tokenizer of {vocab_size} from "
         f"{len(texts)} passages -> {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _init_warm(
+    out: Path, encoder: str, texts: list[str], vocab_size: int, max_positions: int, seed: int
+) -> None:
+    from infra.llm.warmstart import WarmStartError, build_warm_model
+    from infra.selector.encoder import EncoderError, default_encoder_path
+
+    try:
+        folder = default_encoder_path() if encoder.lower() == "minilm" else Path(encoder)
+        record = build_warm_model(
+            out, folder, texts, vocab_size=vocab_size, max_positions=max_positions, seed=seed
+        )
+    except (WarmStartError, EncoderError) as e:
+        raise fail(str(e)) from None
+    console.print(
+        f"untrained {record['encoder_layers']}x{record['encoder_hidden_size']} BERT decoder "
+        f"warm-started from {record['encoder_name'] or folder}: {record['parameters']:,} "
+        f"parameters; tokenizer of {record['vocab_size']} from {len(texts)} passages, "
+        f"{record['tokens_from_wordpieces']} tokens from WordPiece embeddings, "
+        f"{record['tokens_from_unk']} from [UNK] -> {out}",
         highlight=False,
         soft_wrap=True,
     )
