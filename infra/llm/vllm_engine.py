@@ -104,6 +104,24 @@ class LoRAAdapter:
         return f"{self.name}@{self.digest}"
 
 
+#: Architectures of this project's small models that vLLM has no implementation of.
+_NOT_IN_VLLM = {"BertLMHeadModel": "a BERT decoder (bioner init-model --from-encoder)"}
+
+
+def _check_architecture(model_dir: Path) -> None:
+    """Refuse, before vLLM starts, a model folder whose architecture vLLM cannot run."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelFolderError(f"{model_dir / 'config.json'}: unreadable ({e})") from None
+    for name in config.get("architectures") or ():
+        if name in _NOT_IN_VLLM:
+            raise ModelFolderError(
+                f"{model_dir}: {_NOT_IN_VLLM[name]}, which vLLM does not run: "
+                "use the transformers engine (--engine transformers)"
+            )
+
+
 class VLLMEngine:
     """A local model run by vLLM behind the :class:`bioner.generation.Engine` protocol.
 
@@ -142,6 +160,7 @@ class VLLMEngine:
             raise ValueError(f"constraint_form must be one of {', '.join(_FORMS)}")
         self.constraint_form = constraint_form
         self.model_dir = check_model_dir(model_dir)
+        _check_architecture(self.model_dir)
         self.adapter = LoRAAdapter.load(lora_dir) if lora_dir is not None else None
         self.constrained = constrained
         self.use_tqdm = use_tqdm

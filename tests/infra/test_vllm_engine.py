@@ -250,6 +250,22 @@ def test_missing_model_folder_is_checked_before_vllm(fake_vllm, tmp_path):
     assert fake_vllm.LLM.instances == []
 
 
+def test_a_bert_decoder_is_refused_before_vllm(fake_vllm, tiny_model, tmp_path):
+    import shutil
+
+    from infra.llm.vllm_engine import VLLMEngine
+
+    folder = tmp_path / "bert-decoder"
+    shutil.copytree(tiny_model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(
+        json.dumps({**config, "architectures": ["BertLMHeadModel"]})
+    )
+    with pytest.raises(ModelFolderError, match=r"BERT decoder .* \(--engine transformers\)"):
+        VLLMEngine(folder)
+    assert fake_vllm.LLM.instances == []
+
+
 def test_missing_vllm_says_what_to_install(monkeypatch, tiny_model):
     from infra.llm.vllm_engine import VLLMEngine
 
