@@ -269,6 +269,12 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:1 ..."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or bf16-mixed."),
+    save_dtype: str | None = typer.Option(
+        None,
+        "--save-dtype",
+        help="fp32 or bf16: the saved model's weights (bf16 halves the folder); "
+        "default: as trained. Checkpoints keep the training dtype.",
+    ),
     gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing"),
     threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads for torch."),
     save_every: int = typer.Option(200, "--save-every", min=0, help="Checkpoint every N steps."),
@@ -308,6 +314,7 @@ def train(
             seed=seed,
             device=device,
             precision=precision,  # type: ignore[arg-type]
+            save_dtype=save_dtype,
             gradient_checkpointing=gradient_checkpointing,
             threads=threads,
             save_every=save_every,

@@ -106,6 +106,8 @@ class SFTConfig:
     # hardware
     device: str = "cpu"
     precision: Precision = "fp32"
+    #: dtype of the saved model ("fp32" or "bf16"; None: as trained); checkpoints keep theirs.
+    save_dtype: str | None = None
     gradient_checkpointing: bool = False
     threads: int | None = None
     # bookkeeping
@@ -117,6 +119,8 @@ class SFTConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16", "bf16-mixed"):
             raise ValueError(f"precision must be fp32, bf16 or bf16-mixed: {self.precision!r}")
+        if self.save_dtype not in (None, "fp32", "bf16"):
+            raise ValueError(f"save_dtype must be fp32 or bf16: {self.save_dtype!r}")
         if self.batch_size < 1 or self.grad_accum < 1 or self.epochs < 1:
             raise ValueError("batch_size, grad_accum and epochs must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
@@ -607,13 +611,14 @@ def save_final(
     the tokenizer, and the ``bioner-model.json`` marker with ``"trained": true``."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}.get(config.save_dtype or "")
     if config.lora:
         model.save_pretrained(out / "adapter")
         if config.merge_lora:
             merged = model.merge_and_unload()
-            merged.save_pretrained(out)
+            (merged.to(dtype) if dtype else merged).save_pretrained(out)
     else:
-        model.save_pretrained(out)
+        (model.to(dtype) if dtype else model).save_pretrained(out)
     tokenizer.save_pretrained(out)
     per_dataset: dict[str, int] = {}
     for e in examples:
@@ -641,6 +646,7 @@ def save_final(
         "final_loss": state["losses"][-1] if state["losses"] else None,
         "training_time_s": round(float(state["training_time_s"]), 1),
         "merged": bool(config.lora and config.merge_lora),
+        "saved_dtype": config.save_dtype or ("bf16" if config.precision == "bf16" else "fp32"),
     }
     (out / MARKER).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return out

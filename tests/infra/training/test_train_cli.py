@@ -97,6 +97,27 @@ def test_train_and_superfilter(tiny_model, data_dir, tmp_path):
     assert (sf / "train.jsonl").is_file() and "kept" in result.output
 
 
+def test_train_saves_the_model_in_bf16_on_request(tiny_model, data_dir, tmp_path):
+    import torch
+    from safetensors import safe_open
+
+    out = tmp_path / "model"
+    args = ["train", "--model", str(tiny_model), "--data", str(data_dir), "--out", str(out),
+            "--max-steps", "2", "--batch-size", "2", "--threads", "1", "--no-progress",
+            "--save-every", "1"]  # fmt: skip
+    result = runner.invoke(app, [*args, "--save-dtype", "bf16"])
+    assert result.exit_code == 0, result.output
+    with safe_open(out / "model.safetensors", framework="pt") as f:
+        dtypes = {str(f.get_slice(k).get_dtype()) for k in f.keys()}  # noqa: SIM118
+    assert dtypes == {"BF16"}
+    assert marker(out)["saved_dtype"] == "bf16"
+    checkpoint = next((out / "checkpoints").glob("step-*"))
+    weights = torch.load(checkpoint / "trainable.pt", weights_only=True)
+    assert {w.dtype for w in weights.values()} == {torch.float32}
+    bad = runner.invoke(app, [*args[:6], str(tmp_path / "other"), *args[7:], "--save-dtype", "fp8"])
+    assert bad.exit_code == 2 and "save_dtype must be fp32 or bf16" in bad.output
+
+
 def test_train_reports_a_missing_model(tmp_path, data_dir):
     result = runner.invoke(
         app,
