@@ -42,6 +42,7 @@ def test_layers_and_positions_come_from_the_encoder(encoder, warm):
     source = AutoModel.from_pretrained(encoder).state_dict()
     model = AutoModelForCausalLM.from_pretrained(warm)
     assert type(model).__name__ == "BertLMHeadModel" and model.config.is_decoder
+    assert model.config.attention_probs_dropout_prob == 0.0  # SDPA's fused kernel
     target = model.bert.state_dict()
     for name in ("encoder.layer.0.attention.self.query.weight", "encoder.layer.1.output.dense.bias",
                  "embeddings.LayerNorm.weight", "embeddings.token_type_embeddings.weight"):  # fmt: skip
