@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 try:
     import torch
@@ -82,8 +83,6 @@ def build_tiny_model(
     The folder appears complete or not at all (built aside, then renamed), so a cache of it
     is safe against interrupted builds. Returns ``out_dir``.
     """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(_corpus(corpus_texts), vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -104,24 +103,29 @@ def build_tiny_model(
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    record = {
+        "trained": False,
+        "kind": "tiny-random-llama",
+        "version": TINY_VERSION,
+        "seed": seed,
+        "warning": "UNTRAINED: random weights, outputs are meaningless",
+    }
+    return save_model_folder(out_dir, model, tokenizer, record)
+
+
+def save_model_folder(out_dir: str | Path, model: Any, tokenizer: Any, record: dict) -> Path:
+    """Save ``model``, ``tokenizer`` and the marker ``record`` to ``out_dir``, all or nothing.
+
+    The folder is built aside and renamed over any previous one, so a cache of it is safe
+    against interrupted builds. Returns ``out_dir``.
+    """
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / MARKER).write_text(
-            json.dumps(
-                {
-                    "trained": False,
-                    "kind": "tiny-random-llama",
-                    "version": TINY_VERSION,
-                    "seed": seed,
-                    "warning": "UNTRAINED: random weights, outputs are meaningless",
-                },
-                indent=2,
-            )
-            + "\n",
-            encoding="utf-8",
-        )
+        (staging / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)

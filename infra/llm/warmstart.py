@@ -19,9 +19,6 @@ transform is new (sentence encoders ship no MLM head); its decoder is tied to th
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,8 +32,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
         "install the llm extra: pip install -e .[llm]"
     ) from e
 
-from infra.llm.local import MARKER
-from infra.llm.tiny import _corpus, _train_tokenizer
+from infra.llm.tiny import _corpus, _train_tokenizer, save_model_folder
 
 #: Encoder architectures whose weights map onto :class:`BertLMHeadModel` one to one.
 ENCODER_TYPES = ("bert",)
@@ -72,8 +68,6 @@ def build_warm_model(
         )
     if getattr(encoder_config, "position_embedding_type", "absolute") != "absolute":
         raise WarmStartError(f"{encoder_dir}: only absolute position embeddings are mapped")
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     encoder = AutoModel.from_pretrained(encoder_dir, local_files_only=True)
     pieces = AutoTokenizer.from_pretrained(encoder_dir, local_files_only=True)
@@ -142,16 +136,7 @@ def build_warm_model(
         "seed": seed,
         "warning": "UNTRAINED: pretrained encoder layers, new vocabulary and head",
     }
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    save_model_folder(out_dir, model, tokenizer, record)
     return record
 
 
