@@ -45,3 +45,30 @@ def accumulation_groups(n_batches: int, grad_accum: int) -> list[range]:
     if grad_accum < 1:
         raise ValueError("grad_accum must be >= 1")
     return [range(b, min(b + grad_accum, n_batches)) for b in range(0, n_batches, grad_accum)]
+
+
+def token_chunks(lengths: Sequence[int], max_tokens: int | None) -> list[list[int]]:
+    """Split one batch into micro-batches whose padded size stays within ``max_tokens``.
+
+    ``lengths`` are the batch's example lengths; the result holds positions into it, shortest
+    examples first, each micro-batch at most ``max_tokens`` tokens once padded to its longest
+    example (``len(chunk) * max(lengths of chunk)``). An example longer than the cap goes alone.
+    ``None`` keeps the batch whole. Memory of a training step grows with the padded size, so
+    this caps it without changing the step: its loss is still summed over every micro-batch
+    and divided by the step's response tokens.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    if max_tokens is None:
+        return [order] if order else []
+    if max_tokens < 1:
+        raise ValueError("max_tokens must be >= 1")
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in order:  # ascending, so the newest example is the chunk's longest
+        if current and (len(current) + 1) * lengths[i] > max_tokens:
+            chunks.append(current)
+            current = []
+        current.append(i)
+    if current:
+        chunks.append(current)
+    return chunks

@@ -262,6 +262,13 @@ def train(
     ),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     grad_accum: int = typer.Option(1, "--grad-accum", min=1),
+    max_batch_tokens: int | None = typer.Option(
+        None,
+        "--max-batch-tokens",
+        min=1,
+        help="Cap on padded tokens per forward pass: a larger batch runs as micro-batches of "
+        "the same optimizer step (caps memory; the update is unchanged).",
+    ),
     lr: float = typer.Option(1e-4, "--lr", min=0.0),
     weight_decay: float = typer.Option(0.0, "--weight-decay", min=0.0),
     warmup_ratio: float = typer.Option(0.03, "--warmup-ratio", min=0.0, max=1.0),
@@ -308,6 +315,7 @@ def train(
             time_budget_s=time_budget * 60 if time_budget else None,
             batch_size=batch_size,
             grad_accum=grad_accum,
+            max_batch_tokens=max_batch_tokens,
             lr=lr,
             weight_decay=weight_decay,
             warmup_ratio=warmup_ratio,

@@ -7,7 +7,8 @@ Trainer's callbacks and hidden state:
 * **response-only loss**: labels carry ``-100`` on every prompt token (:mod:`.encoding`), and
   the loss of an optimizer step is the sum of token losses over all micro-batches of the step
   divided by the step's number of response tokens, so gradient accumulation gives the same
-  update as one big batch;
+  update as one big batch, and so does ``max_batch_tokens``, which runs a batch whose padded
+  size is over the cap as several micro-batches (memory grows with the longest example);
 * **resume = uninterrupted**: a checkpoint holds the trainable weights, the optimizer, the
   scheduler, the RNG states and the data position (epoch, next batch); the batch plan of an
   epoch is a pure function of (lengths, batch size, seed, epoch)
@@ -50,7 +51,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
     ) from e
 
 from bioner.prompts import PROMPT_VERSION
-from bioner.training.batching import accumulation_groups, epoch_plan
+from bioner.training.batching import accumulation_groups, epoch_plan, token_chunks
 from bioner.training.data import Example
 from infra.llm.local import MARKER, check_model_dir, marker, model_id_of
 from infra.training.data import read_examples
@@ -102,6 +103,9 @@ class SFTConfig:
     warmup_ratio: float = 0.03
     max_grad_norm: float = 1.0
     bucket_window: int = 50
+    #: padded tokens per forward pass: a batch over it runs as several micro-batches of the
+    #: same optimizer step (same update up to float rounding; caps memory, not the math)
+    max_batch_tokens: int | None = None
     seed: int = 0
     # hardware
     device: str = "cpu"
@@ -125,6 +129,8 @@ class SFTConfig:
             raise ValueError("batch_size, grad_accum and epochs must be >= 1")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
+        if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
+            raise ValueError("max_batch_tokens must be >= 1")
 
     # What a resumed run must share with the run it resumes.
     _RESUME_KEYS = (
@@ -511,7 +517,12 @@ def train(
             total = sum(n_targets(b) for b in batches)
             loss_total = 0.0
             optimizer.zero_grad(set_to_none=True)
-            for b in batches:
+            micro = [
+                [b[i] for i in chunk]
+                for b in batches
+                for chunk in token_chunks([len(e) for e in b], config.max_batch_tokens)
+            ]
+            for b in micro:
                 tensors = {k: v.to(device) for k, v in collate(b, pad_id).items()}
                 with _autocast(config):
                     loss = _loss_sum(model, tensors)

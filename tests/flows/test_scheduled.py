@@ -166,10 +166,12 @@ def test_train_tagger_flow_trains_and_a_rerun_resumes(prefect_backend, tiny_mode
         batch_size=2,
         threads=1,
         save_every=1,
+        max_batch_tokens=64,
     )
     first = train_tagger(**args)
     assert (first["steps"], first["stopped"], first["resumed"]) == (2, "max_steps", False)
     assert marker(tmp_path / "trained")["trained"] is True
+    assert marker(tmp_path / "trained")["config"]["max_batch_tokens"] == 64
     second = train_tagger(**args)  # a finished run: resumed at its last step, nothing redone
     assert (second["steps"], second["resumed"]) == (2, True)
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bioner.training.batching import accumulation_groups, epoch_plan
+from bioner.training.batching import accumulation_groups, epoch_plan, token_chunks
 
 
 def _lengths(n=1000, seed=1):
@@ -52,3 +52,19 @@ def test_accumulation_groups():
         accumulation_groups(3, 0)
     with pytest.raises(ValueError):
         epoch_plan([1], 0, 0, 0)
+
+
+def test_token_chunks_cap_the_padded_size_and_keep_every_example():
+    lengths = _lengths(64, seed=3)
+    for cap in (1, 300, 700, 2000, 10**6):
+        chunks = token_chunks(lengths, cap)
+        assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+        for c in chunks:  # over the cap only when one example alone is longer
+            assert len(c) * max(lengths[i] for i in c) <= cap or len(c) == 1
+    assert token_chunks(lengths, None) == [sorted(range(64), key=lambda i: (lengths[i], i))]
+    assert len(token_chunks(lengths, 10**6)) == 1
+    assert token_chunks([5, 3, 9, 4], 15) == [[1, 3, 0], [2]]
+    assert token_chunks([5, 3, 9, 4], 12) == [[1, 3], [0], [2]]
+    assert token_chunks([], 10) == []
+    with pytest.raises(ValueError):
+        token_chunks(lengths, 0)

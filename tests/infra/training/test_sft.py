@@ -74,6 +74,34 @@ def test_resume_gives_the_same_model_as_an_uninterrupted_run(tiny_model, data_di
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_token_cap_splits_batches_without_changing_the_update(
+    tiny_model, data_dir, tmp_path, monkeypatch
+):
+    from infra.training import sft
+
+    padded: list[int] = []
+    collate = sft.collate
+
+    def spy(batch, pad_id):
+        tensors = collate(batch, pad_id)
+        padded.append(tensors["input_ids"].numel())
+        return tensors
+
+    monkeypatch.setattr(sft, "collate", spy)
+    kw = {"max_steps": 3, "batch_size": 4}
+    whole = train(_config(tiny_model, data_dir, tmp_path / "a", **kw))
+    assert len(padded) == 3
+    cap = min(padded) - 1  # every batch of 4 is over it
+    padded.clear()
+    split = train(_config(tiny_model, data_dir, tmp_path / "b", max_batch_tokens=cap, **kw))
+    assert len(padded) > 3 and max(padded) <= cap
+    assert split.losses == pytest.approx(whole.losses, rel=1e-5)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    # Adam turns float-rounding differences of tiny gradients into steps well under lr (3e-3)
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+    assert marker(tmp_path / "b")["config"]["max_batch_tokens"] == cap
+
+
 def test_epoch_budget_and_bucketed_batches(tiny_model, data_dir, tmp_path):
     result = train(_config(tiny_model, data_dir, tmp_path / "m", epochs=2, batch_size=3))
     # 4 examples, batches of 3 -> 2 batches an epoch, 2 epochs

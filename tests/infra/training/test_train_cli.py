@@ -69,6 +69,8 @@ def test_train_and_superfilter(tiny_model, data_dir, tmp_path):
         "2",
         "--threads",
         "1",
+        "--max-batch-tokens",
+        "64",
         "--no-progress",
     ]
     result = runner.invoke(app, args)
@@ -76,6 +78,7 @@ def test_train_and_superfilter(tiny_model, data_dir, tmp_path):
     assert "max_steps: 2/2 steps" in result.output
     info = marker(out)
     assert info["trained"] is True and info["command"]
+    assert info["config"]["max_batch_tokens"] == 64
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "checkpoints" in again.output
     sf = tmp_path / "sf"
