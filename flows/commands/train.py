@@ -167,6 +167,12 @@ def init_model(
     max_positions: int | None = typer.Option(
         None, "--max-positions", min=64, help="[default: 2048; 1024 with --from-encoder]"
     ),
+    attention: str = typer.Option(
+        "causal",
+        "--attention",
+        help="Warm start only: 'prefix' keeps the encoder's bidirectional attention over the "
+        "prompt (a prefix-LM; the answer stays causal), 'causal' makes it a plain decoder.",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """A small model to train: a random Llama, or a decoder warm-started from an encoder.
@@ -180,6 +186,10 @@ def init_model(
                                 ("--heads", heads)) if v is not None]  # fmt: skip
         if given:
             raise fail(f"{', '.join(given)}: the shape of a warm start comes from the encoder")
+    if attention not in ("causal", "prefix"):
+        raise fail(f"--attention {attention!r}: causal or prefix")
+    if attention != "causal" and from_encoder is None:
+        raise fail("--attention prefix needs --from-encoder (the random Llama is causal)")
     hidden_size, layers, heads = hidden_size or 256, layers or 4, heads or 8
     if hidden_size % heads:
         raise fail(f"--hidden-size {hidden_size} is not a multiple of --heads {heads}")
@@ -192,7 +202,7 @@ def init_model(
     # Each passage once, in file order (a passage has one example per schema and format).
     texts = list(dict.fromkeys(e.text for e in examples))
     if from_encoder is not None:
-        _init_warm(out, from_encoder, texts, vocab_size, max_positions or 1024, seed)
+        _init_warm(out, from_encoder, texts, vocab_size, max_positions or 1024, seed, attention)
         return
     from infra.llm.tiny import build_tiny_model
 
@@ -216,7 +226,13 @@ def init_model(
 
 
 def _init_warm(
-    out: Path, encoder: str, texts: list[str], vocab_size: int, max_positions: int, seed: int
+    out: Path,
+    encoder: str,
+    texts: list[str],
+    vocab_size: int,
+    max_positions: int,
+    seed: int,
+    attention: str,
 ) -> None:
     from infra.llm.warmstart import WarmStartError, build_warm_model
     from infra.selector.encoder import EncoderError, default_encoder_path
@@ -224,12 +240,19 @@ def _init_warm(
     try:
         folder = default_encoder_path() if encoder.lower() == "minilm" else Path(encoder)
         record = build_warm_model(
-            out, folder, texts, vocab_size=vocab_size, max_positions=max_positions, seed=seed
+            out,
+            folder,
+            texts,
+            vocab_size=vocab_size,
+            max_positions=max_positions,
+            seed=seed,
+            attention=attention,
         )
     except (WarmStartError, EncoderError) as e:
         raise fail(str(e)) from None
     console.print(
-        f"untrained {record['encoder_layers']}x{record['encoder_hidden_size']} BERT decoder "
+        f"untrained {record['encoder_layers']}x{record['encoder_hidden_size']} BERT "
+        f"{'prefix-LM' if attention == 'prefix' else 'decoder'} "
         f"warm-started from {record['encoder_name'] or folder}: {record['parameters']:,} "
         f"parameters; tokenizer of {record['vocab_size']} from {len(texts)} passages, "
         f"{record['tokens_from_wordpieces']} tokens from WordPiece embeddings, "

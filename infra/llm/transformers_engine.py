@@ -36,6 +36,7 @@ from bioner.constraint import CONSTRAINT_VERSION, SymbolicTarget
 from bioner.generation import Generation, GenerationParams
 from infra.llm.constrained import CopyConstraintProcessor, TokenTrie
 from infra.llm.local import check_model_dir, model_id_of, prompt_version
+from infra.llm.prefixlm import is_prefix_lm, prefill
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,12 @@ class TransformersEngine:
             self.model_dir, local_files_only=True, dtype=dtype
         ).to(self.device)
         self.model.eval()
+        #: Prefix-LM (:mod:`infra.llm.prefixlm`): prompts are prefilled reading both ways.
+        self.prefix_lm = is_prefix_lm(self.model)
+        if self.prefix_lm and prompt_lookup_tokens:
+            raise ValueError(
+                f"{self.model_dir}: prompt-lookup decoding is not available for a prefix-LM"
+            )
         self.stop_ids = self._stop_ids()
         self.max_context: int | None = getattr(self.model.config, "max_position_embeddings", None)
         #: Prompt-lookup decoding: draft this many tokens by matching the output's last n-gram
@@ -105,6 +112,8 @@ class TransformersEngine:
             "constrained": CONSTRAINT_VERSION if constrained else "off",
             "dtype": str(self.model.dtype).removeprefix("torch."),
         }
+        if self.prefix_lm:
+            self.settings["attention"] = "prefix"
 
     def _stop_ids(self) -> list[int]:
         ids = self.model.generation_config.eos_token_id
@@ -268,11 +277,15 @@ class TransformersEngine:
                     self.trie, targets, prompt_length, self.stop_ids, self.tokenizer
                 )
             )
+        extra: dict[str, Any] = {}
         with torch.inference_mode():
+            if self.prefix_lm and prompt_length > 1:
+                extra["past_key_values"] = prefill(self.model, input_ids, attention_mask)
             output = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=config,
+                **extra,
                 logits_processor=processors,
                 stopping_criteria=StoppingCriteriaList(
                     [_RowLimits(limits, prompt_length, self.device)]

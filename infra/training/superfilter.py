@@ -26,6 +26,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 from bioner.training.data import Example
 from bioner.training.filter import FilterOptions, Scored, select, summary
 from infra.llm.local import check_model_dir
+from infra.llm.prefixlm import training_mask
 from infra.training.data import read_examples, write_examples
 from infra.training.encoding import (
     IGNORE_INDEX,
@@ -57,11 +58,10 @@ def mean_losses(
         tensors = {
             k: v.to(device) for k, v in collate([encoded[i] for i in indices], pad_id).items()
         }
+        mask = training_mask(model, tensors["attention_mask"], tensors["prompt_lengths"])
         with torch.inference_mode():
             logits = (
-                model(input_ids=tensors["input_ids"], attention_mask=tensors["attention_mask"])
-                .logits[:, :-1, :]
-                .float()
+                model(input_ids=tensors["input_ids"], attention_mask=mask).logits[:, :-1, :].float()
             )
         targets = tensors["labels"][:, 1:]
         token_loss = F.cross_entropy(

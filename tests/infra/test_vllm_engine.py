@@ -266,6 +266,21 @@ def test_a_bert_decoder_is_refused_before_vllm(fake_vllm, tiny_model, tmp_path):
     assert fake_vllm.LLM.instances == []
 
 
+def test_a_prefix_lm_is_refused_before_vllm(fake_vllm, tiny_model, tmp_path):
+    # vLLM would run it causally: outputs that look right and are not.
+    import shutil
+
+    from infra.llm.vllm_engine import VLLMEngine
+
+    folder = tmp_path / "prefix-llama"
+    shutil.copytree(tiny_model, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "bioner_attention": "prefix"}))
+    with pytest.raises(ModelFolderError, match=r"a prefix-LM .* \(--engine transformers\)"):
+        VLLMEngine(folder)
+    assert fake_vllm.LLM.instances == []
+
+
 def test_missing_vllm_says_what_to_install(monkeypatch, tiny_model):
     from infra.llm.vllm_engine import VLLMEngine
 

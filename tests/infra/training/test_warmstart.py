@@ -104,6 +104,112 @@ def test_the_engine_batches_it_like_one_at_a_time(warm):
     assert [g.text for g in batched] == [engine.generate([p], params)[0].text for p in prompts]
 
 
+@pytest.fixture(scope="module")
+def prefix_warm(encoder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("prefix") / "model"
+    build_warm_model(
+        out, encoder, TEXTS, vocab_size=400, max_positions=600, seed=0, attention="prefix"
+    )
+    return out
+
+
+def test_prefix_mask():
+    from infra.llm.prefixlm import prefix_mask
+
+    attention = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]])
+    mask = prefix_mask(attention, torch.tensor([2, 0]))[:, 0].int()
+    assert mask[0].tolist() == [
+        [1, 1, 0, 0, 0],  # the prefix (2 tokens) reads itself both ways
+        [1, 1, 0, 0, 0],
+        [1, 1, 1, 0, 0],  # then causal
+        [1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 0],  # a pad reads nothing past the real tokens
+    ]
+    assert mask[1].tolist() == torch.tril(torch.ones(5, 5, dtype=torch.int)).tolist()
+
+
+def test_a_prefix_lm_reads_the_prompt_both_ways_and_the_answer_causally(prefix_warm):
+    from transformers import AutoModelForCausalLM
+
+    from infra.llm.prefixlm import is_prefix_lm, training_mask
+
+    model = AutoModelForCausalLM.from_pretrained(prefix_warm).eval()
+    assert is_prefix_lm(model) and marker(prefix_warm)["attention"] == "prefix"
+    ids = torch.randint(10, 390, (1, 12))
+    n_prompt = torch.tensor([6])
+
+    def logits(x):
+        mask = training_mask(model, torch.ones_like(x), n_prompt)
+        with torch.no_grad():
+            return model(input_ids=x, attention_mask=mask).logits[0]
+
+    embeddings = model.get_input_embeddings().weight
+
+    def changed(x, at):  # another token with another embedding (many start as [UNK]'s)
+        y = x.clone()
+        y[0, at] = next(
+            t for t in range(400) if not torch.equal(embeddings[t], embeddings[int(x[0, at])])
+        )
+        return y
+
+    base = logits(ids)
+    in_prompt = changed(ids, 4)  # a prefix token: earlier positions see it
+    assert not torch.allclose(logits(in_prompt)[0], base[0], atol=1e-5)
+    in_answer = changed(ids, 9)  # an answer token: earlier ones do not
+    assert torch.allclose(logits(in_answer)[:9], base[:9], atol=1e-5)
+    assert not torch.allclose(logits(in_answer)[9], base[9], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def sharp_prefix(prefix_warm, tmp_path_factory):
+    """The prefix-LM with large random weights: its answers depend on how the prompt attends
+    (the tiny encoder's own weights are too small for the attention pattern to show)."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("sharp") / "model"
+    shutil.copytree(prefix_warm, out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for weight in model.parameters():
+            if weight.dim() == 2:
+                weight.copy_(torch.randn(weight.shape, generator=generator) * 0.5)
+    model.save_pretrained(out)
+    return out
+
+
+def test_the_engine_generates_a_prefix_lm_as_it_was_trained(sharp_prefix):
+    # Greedy decoding through the engine (prefill + cache, left-padded batches) equals greedy
+    # decoding by whole-sequence forwards under the training mask.
+    from infra.llm.prefixlm import training_mask
+
+    engine = TransformersEngine(sharp_prefix, batch_tokens=4096, constrained=False)
+    assert engine.settings["attention"] == "prefix"
+    model, stops = engine.model, set(engine.stop_ids)
+    prompts = ["Disease: short", "Chemical: famotidine and delirium in older patients", "患者"]
+    params = GenerationParams(max_new_tokens=6)
+    batched = engine.generate(prompts, params)
+    for prompt, got in zip(prompts, batched, strict=True):
+        ids = torch.tensor([engine.encode_prompt(prompt)])
+        n_prompt = torch.tensor([ids.shape[1]])
+        new: list[int] = []
+        for _ in range(6):
+            with torch.no_grad():
+                mask = training_mask(model, torch.ones_like(ids), n_prompt)
+                token = int(model(input_ids=ids, attention_mask=mask).logits[0, -1].argmax())
+            if token in stops:
+                break
+            new.append(token)
+            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+        assert got.text == engine.tokenizer.decode(new, skip_special_tokens=True), prompt
+    engine.prefix_lm = False  # the same weights run causally answer otherwise
+    assert [g.text for g in engine.generate(prompts, params)] != [g.text for g in batched]
+    with pytest.raises(ValueError, match="prompt-lookup decoding is not available"):
+        TransformersEngine(sharp_prefix, prompt_lookup_tokens=3)
+
+
 def test_refuses_a_folder_that_is_not_a_bert_encoder(tiny_model, tmp_path):
     with pytest.raises(WarmStartError, match=r"a llama model; a warm start takes a bert encoder"):
         build_warm_model(tmp_path / "m", tiny_model, TEXTS, vocab_size=400)
@@ -134,11 +240,27 @@ def test_init_model_from_encoder_then_train(encoder, data_dir, tmp_path):
     assert marker(out)["trained"] is True
 
 
+def test_init_model_prefix_then_train_keeps_the_attention(encoder, data_dir, tmp_path):
+    start, out = tmp_path / "start", tmp_path / "trained"
+    args = ["init-model", "--data", str(data_dir), "--out", str(start), "--vocab-size", "400"]
+    result = runner.invoke(app, [*args, "--from-encoder", str(encoder), "--attention", "prefix"])
+    assert result.exit_code == 0, result.output
+    assert "BERT prefix-LM warm-started" in result.output
+    result = runner.invoke(
+        app,
+        ["train", "--model", str(start), "--data", str(data_dir), "--out", str(out),
+         "--max-steps", "2", "--batch-size", "2", "--threads", "1", "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["bioner_attention"] == "prefix"
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--layers", "2"], "--layers: the shape of a warm start comes from the encoder"),
         (["--from-encoder", "/nonexistent/enc"], "/nonexistent/enc: not a model folder"),
+        (["--attention", "both"], "--attention 'both': causal or prefix"),
     ],
 )
 def test_init_model_from_encoder_refuses_bad_options(encoder, data_dir, tmp_path, extra, message):
@@ -148,4 +270,11 @@ def test_init_model_from_encoder_refuses_bad_options(encoder, data_dir, tmp_path
     result = runner.invoke(app, [*args, *extra])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_random_llama_cannot_be_a_prefix_lm(data_dir, tmp_path):
+    args = ["init-model", "--data", str(data_dir), "--out", str(tmp_path / "m")]
+    result = runner.invoke(app, [*args, "--attention", "prefix"])
+    assert result.exit_code == 2 and "--attention prefix needs --from-encoder" in result.output
     assert not (tmp_path / "m").exists()
