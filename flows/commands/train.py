@@ -24,7 +24,7 @@ from bioner.training.data import FORMATS, BuildOptions
 from bioner.training.filter import FilterOptions
 from flows.commands._common import console, fail
 from infra.datasets import data_dir
-from infra.llm.local import ModelFolderError
+from infra.llm.local import MARKER, ModelFolderError
 from infra.training.data import (
     DATASET_NAMES,
     STATS_FILE,
@@ -364,6 +364,32 @@ def train(
         f"loss {result.losses[-1] if result.losses else float('nan'):.4f}, "
         f"{result.training_time_s / 60:.1f} min, {result.examples_seen} examples seen "
         f"({result.skipped_too_long} skipped as too long) -> {out}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def export_checkpoint(
+    checkpoint: Path = typer.Argument(
+        ..., help="A checkpoint folder: OUT/checkpoints/step-NNNNNNNN of a bioner train run."
+    ),
+    out: Path = typer.Option(..., "--out", help="New folder for the model."),
+    save_dtype: str | None = typer.Option(
+        None, "--save-dtype", help="fp32 or bf16; default: as the run would have saved it."
+    ),
+) -> None:
+    """Save a training checkpoint as a model folder, to evaluate an intermediate step."""
+    from infra.training.sft import export_checkpoint as export
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        folder = export(checkpoint, out, save_dtype=save_dtype)
+    except (ModelFolderError, FileNotFoundError, FileExistsError, ValueError) as e:
+        raise fail(str(e)) from None
+    info = json.loads((folder / MARKER).read_text("utf-8"))
+    console.print(
+        f"step {info['steps']}/{info['planned_steps']} of {checkpoint} "
+        f"(loss {info['final_loss']:.4f}, {info['saved_dtype']}) -> {folder}",
         highlight=False,
         soft_wrap=True,
     )

@@ -388,13 +388,7 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(
-    path: Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-) -> dict[str, Any]:
-    """Restore weights, optimizer, scheduler and RNG from ``path``; returns its state."""
+def _load_trainable(path: Path, model: torch.nn.Module) -> None:
     params = trainable_parameters(model)
     weights = torch.load(path / "trainable.pt", map_location="cpu", weights_only=True)
     if set(weights) != set(params):
@@ -402,6 +396,16 @@ def load_checkpoint(
     with torch.no_grad():
         for name, tensor in weights.items():
             params[name].copy_(tensor)
+
+
+def load_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> dict[str, Any]:
+    """Restore weights, optimizer, scheduler and RNG from ``path``; returns its state."""
+    _load_trainable(path, model)
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
     _set_rng_state(torch.load(path / "rng.pt", weights_only=False))
@@ -437,6 +441,12 @@ def _loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.T
     )
 
 
+def _steps(config: SFTConfig, n_examples: int) -> tuple[int, int]:
+    """Optimizer steps per epoch and in the whole run."""
+    steps_per_epoch = math.ceil(math.ceil(n_examples / config.batch_size) / config.grad_accum)
+    return steps_per_epoch, config.max_steps or steps_per_epoch * config.epochs
+
+
 def train(
     config: SFTConfig,
     *,
@@ -463,9 +473,7 @@ def train(
     if not encoded:
         raise ValueError(f"every example is longer than max_length={config.max_length} tokens")
     lengths = [len(e) for e in encoded]
-    n_batches = math.ceil(len(encoded) / config.batch_size)
-    steps_per_epoch = math.ceil(n_batches / config.grad_accum)
-    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    steps_per_epoch, total_steps = _steps(config, len(encoded))
     epochs = math.ceil(total_steps / steps_per_epoch)
 
     model = build_model(config)
@@ -579,6 +587,42 @@ def train(
     last_ckpt = checkpoint()
     save_final(config, model, tokenizer, state, total_steps, stopped, skipped, examples)
     return _result(config, state, total_steps, stopped, skipped, last_ckpt)
+
+
+def export_checkpoint(
+    checkpoint: str | Path, out: str | Path, *, save_dtype: str | None = None
+) -> Path:
+    """Save the model of a training checkpoint as a model folder in ``out``, as the run would
+    have saved it had it stopped there (marker ``"stopped": "checkpoint"``), to evaluate or
+    compare intermediate steps. The base model and data the run used must still be where its
+    settings say (paths are as the run was given them)."""
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / _STATE).is_file():
+        raise FileNotFoundError(f"{checkpoint}: not a training checkpoint (no {_STATE})")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: not empty; export into a new folder")
+    state = json.loads((checkpoint / _STATE).read_text("utf-8"))
+    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
+    known = {f.name for f in dataclasses.fields(SFTConfig)}
+    saved = {k: v for k, v in saved.items() if k in known}
+    config = SFTConfig(
+        **{**saved, "out": str(out), "save_dtype": save_dtype or saved.get("save_dtype")}
+    )
+    for path, what in ((config.model, "base model"), (config.data, "training data")):
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"{checkpoint}: its {what} {path} is not here (run from the folder it trained in)"
+            )
+    tokenizer = load_tokenizer(check_model_dir(config.model))
+    examples = load_examples(config)
+    if _data_digest(examples) != state["data_digest"]:
+        raise ValueError(f"{checkpoint}: the training examples in {config.data} have changed")
+    encoded, skipped = encode_all(tokenizer, examples, config.max_length)
+    total_steps = _steps(config, len(encoded))[1]
+    model = build_model(config)
+    _load_trainable(checkpoint, model)
+    return save_final(config, model, tokenizer, state, total_steps, "checkpoint", skipped, examples)
 
 
 def _check_resumable(config: SFTConfig, saved: dict[str, Any], digest: str, ckpt: Path) -> None:

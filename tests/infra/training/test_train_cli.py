@@ -9,17 +9,25 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import typer
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from flows.commands import train as train_cmd
 from infra.llm.local import marker
+
+
+def _weights(folder):
+    return load_file(folder / "model.safetensors")
+
 
 app = typer.Typer()
 app.command("train-data")(train_cmd.train_data)
 app.command("init-model")(train_cmd.init_model)
 app.command("train")(train_cmd.train)
 app.command("superfilter")(train_cmd.superfilter)
+app.command("export-checkpoint")(train_cmd.export_checkpoint)
 runner = CliRunner()
 
 
@@ -180,3 +188,32 @@ def test_commands_name_the_file_and_line_of_a_malformed_example(
     assert f"{bad / 'train.jsonl'}: line 2: not a training example" in message
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_export_checkpoint_saves_an_intermediate_step(tiny_model, data_dir, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--model", str(tiny_model), "--data", str(data_dir), "--out", str(out),
+            "--max-steps", "4", "--batch-size", "2", "--threads", "1", "--save-every", "2",
+            "--keep-checkpoints", "3", "--no-progress"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    step2 = out / "checkpoints" / "step-00000002"
+    result = runner.invoke(app, ["export-checkpoint", str(step2), "--out", str(tmp_path / "s2")])
+    assert result.exit_code == 0, result.output
+    assert "step 2/4" in result.output
+    info = marker(tmp_path / "s2")
+    assert (info["steps"], info["planned_steps"], info["stopped"]) == (2, 4, "checkpoint")
+    assert info["trained"] is True and info["prompt"] == marker(out)["prompt"]
+    # the last checkpoint's export is the run's own final model
+    result = runner.invoke(
+        app, ["export-checkpoint", str(out / "checkpoints" / "step-00000004"), "--out",
+              str(tmp_path / "s4")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    final, exported = _weights(out), _weights(tmp_path / "s4")
+    assert final.keys() == exported.keys()
+    assert all(torch.equal(final[k], exported[k]) for k in final)
+    assert not all(torch.equal(final[k], _weights(tmp_path / "s2")[k]) for k in final)
+    again = runner.invoke(app, ["export-checkpoint", str(step2), "--out", str(tmp_path / "s2")])
+    assert again.exit_code == 2 and "not empty" in again.output
+    bad = runner.invoke(app, ["export-checkpoint", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "not a training checkpoint" in bad.output
