@@ -21,7 +21,7 @@ def train_model(config: dict[str, Any]) -> dict[str, Any]:
     fields); resumes when the output folder has a checkpoint. Returns the result's facts."""
     from infra.training.sft import SFTConfig, latest_checkpoint, train  # torch: only here
 
-    settings = SFTConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
+    settings = SFTConfig.from_json(config)
     resume = latest_checkpoint(Path(settings.out)) is not None
     result = train(settings, resume=resume)
     return {

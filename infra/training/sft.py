@@ -161,6 +161,11 @@ class SFTConfig:
             k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
         }
 
+    @classmethod
+    def from_json(cls, saved: dict[str, Any]) -> SFTConfig:
+        """The config of :meth:`to_json`'s output (lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+
 
 @dataclass
 class StepInfo:
@@ -603,11 +608,10 @@ def export_checkpoint(
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out}: not empty; export into a new folder")
     state = json.loads((checkpoint / _STATE).read_text("utf-8"))
-    saved = {k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()}
     known = {f.name for f in dataclasses.fields(SFTConfig)}
-    saved = {k: v for k, v in saved.items() if k in known}
-    config = SFTConfig(
-        **{**saved, "out": str(out), "save_dtype": save_dtype or saved.get("save_dtype")}
+    saved = {k: v for k, v in state["config"].items() if k in known}
+    config = SFTConfig.from_json(
+        {**saved, "out": str(out), "save_dtype": save_dtype or saved.get("save_dtype")}
     )
     for path, what in ((config.model, "base model"), (config.data, "training data")):
         if not Path(path).exists():

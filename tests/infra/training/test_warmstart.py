@@ -224,12 +224,19 @@ app.command("train")(train_cmd.train)
 runner = CliRunner()
 
 
-def test_init_model_from_encoder_then_train(encoder, data_dir, tmp_path):
+@pytest.mark.parametrize(
+    ("extra", "banner", "attention"),
+    [
+        ([], "BERT decoder warm-started", "causal"),
+        (["--attention", "prefix"], "BERT prefix-LM warm-started", "prefix"),
+    ],
+)
+def test_init_model_from_encoder_then_train(encoder, data_dir, tmp_path, extra, banner, attention):
     start, out = tmp_path / "start", tmp_path / "trained"
     args = ["init-model", "--data", str(data_dir), "--out", str(start), "--vocab-size", "400"]
-    result = runner.invoke(app, [*args, "--from-encoder", str(encoder)])
+    result = runner.invoke(app, [*args, "--from-encoder", str(encoder), *extra])
     assert result.exit_code == 0, result.output
-    assert "BERT decoder warm-started" in result.output
+    assert banner in result.output
     assert json.loads((start / "config.json").read_text())["max_position_embeddings"] == 1024
     result = runner.invoke(
         app,
@@ -238,21 +245,7 @@ def test_init_model_from_encoder_then_train(encoder, data_dir, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert marker(out)["trained"] is True
-
-
-def test_init_model_prefix_then_train_keeps_the_attention(encoder, data_dir, tmp_path):
-    start, out = tmp_path / "start", tmp_path / "trained"
-    args = ["init-model", "--data", str(data_dir), "--out", str(start), "--vocab-size", "400"]
-    result = runner.invoke(app, [*args, "--from-encoder", str(encoder), "--attention", "prefix"])
-    assert result.exit_code == 0, result.output
-    assert "BERT prefix-LM warm-started" in result.output
-    result = runner.invoke(
-        app,
-        ["train", "--model", str(start), "--data", str(data_dir), "--out", str(out),
-         "--max-steps", "2", "--batch-size", "2", "--threads", "1", "--no-progress"],
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert json.loads((out / "config.json").read_text())["bioner_attention"] == "prefix"
+    assert json.loads((out / "config.json").read_text())["bioner_attention"] == attention
 
 
 @pytest.mark.parametrize(
