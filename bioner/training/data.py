@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bioner.codec import json_entities, symbolic
-from bioner.labels import DatasetSpec, EntitySchema, EntityType
+from bioner.labels import DatasetSpec, EntitySchema, EntityType, schema_for
 from bioner.prompts import PROMPT_VERSION, build_prompt, check_prompt_version
 from bioner.records import AnnotatedDocument, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
@@ -389,6 +389,13 @@ _COPY_TYPE = EntityType("Copy", "Copy", "any span of the passage")
 COPY_SCHEMAS = {
     language: EntitySchema(COPY_DATASET, language, (_COPY_TYPE,)) for language in ("en", "zh")
 }
+
+
+def example_schema(example: Example) -> EntitySchema:
+    """The schema ``example`` was asked with: the copy examples' own, else its dataset's."""
+    if example.dataset == COPY_DATASET:
+        return COPY_SCHEMAS[example.language]
+    return schema_for(example.schema, example.language)
 
 
 def _random_spans(rng: random.Random, bounds: list[tuple[int, int]], most: int) -> list[Span]:

@@ -292,6 +292,13 @@ def train(
         help="Cap on padded tokens per forward pass: a larger batch runs as micro-batches of "
         "the same optimizer step (caps memory; the update is unchanged).",
     ),
+    loss: str = typer.Option(
+        "token",
+        "--loss",
+        help="token: cross-entropy over the vocabulary; constrained: over the tokens "
+        "copy-constrained decoding allows at each position (the model is then meant to run "
+        "constrained; see infra/training/constrained_loss.py).",
+    ),
     lr: float = typer.Option(1e-4, "--lr", min=0.0),
     weight_decay: float = typer.Option(0.0, "--weight-decay", min=0.0),
     warmup_ratio: float = typer.Option(0.03, "--warmup-ratio", min=0.0, max=1.0),
@@ -339,6 +346,7 @@ def train(
             batch_size=batch_size,
             grad_accum=grad_accum,
             max_batch_tokens=max_batch_tokens,
+            loss=loss,
             lr=lr,
             weight_decay=weight_decay,
             warmup_ratio=warmup_ratio,

@@ -275,3 +275,35 @@ class CopyConstraintProcessor(LogitsProcessor):
         scores = scores.clone()
         scores[constrained] = scores[constrained] + mask
         return scores
+
+
+def allowed_along(
+    trie: TokenTrie,
+    automaton: CopyAutomaton,
+    tokens: Sequence[int],
+    stop_ids: Sequence[int],
+    boundaries: frozenset[int] | None = None,
+) -> list[list[int] | None]:
+    """What :class:`CopyConstraintProcessor` would allow before each of ``tokens`` (an answer's
+    ids, its stop token last), walking the answer: the training twin of the decoding mask.
+
+    Each position's list holds the token itself even where the mask would not (a training
+    answer spelt with other tokens than the copy's canonical ones); a position is None once
+    the answer has left the valid ones (e.g. two lines of one type), and so is every later one.
+    """
+    out: list[list[int] | None] = []
+    state: State | None = automaton.start
+    stops = list(stop_ids)
+    for token in tokens:
+        if state is None:
+            out.append(None)
+            continue
+        allowed = trie.allowed(automaton, state, boundaries)
+        if automaton.accepting(state) or not allowed:
+            allowed = [*allowed, *stops]
+        if token not in allowed:
+            allowed.append(token)
+        out.append(allowed)
+        data = trie.table[token] if token < len(trie.table) else None
+        state = automaton.walk(data, state) if data else None
+    return out

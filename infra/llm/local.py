@@ -46,6 +46,16 @@ def marker(model_dir: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def check_decoding(model_dir: str | Path, constrained: bool) -> None:
+    """ValueError when a model trained with the constrained loss (marker ``training_loss``) is
+    asked to decode unconstrained: it was never taught to copy the passage on its own."""
+    if not constrained and marker(model_dir).get("training_loss") == "constrained":
+        raise ValueError(
+            f"{model_dir}: trained with the constrained loss, it copies only under "
+            "copy-constrained decoding; run it constrained (without --no-constrain)"
+        )
+
+
 def prompt_version(model_dir: str | Path) -> str:
     """The prompt version a model folder was trained with (its marker's ``"prompt"``).
 

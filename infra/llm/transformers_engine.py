@@ -35,7 +35,7 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
 from bioner.constraint import CONSTRAINT_VERSION, SymbolicTarget
 from bioner.generation import Generation, GenerationParams
 from infra.llm.constrained import CopyConstraintProcessor, TokenTrie
-from infra.llm.local import check_model_dir, model_id_of, prompt_version
+from infra.llm.local import check_decoding, check_model_dir, model_id_of, prompt_version
 from infra.llm.prefixlm import is_prefix_lm, prefill
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,15 @@ class _RowLimits(StoppingCriteria):
         return (input_ids.shape[1] - self.prompt_length) >= self.limits
 
 
+def stop_token_ids(generation_config: Any, tokenizer: Any) -> list[int]:
+    """The tokens that end an answer: the generation config's EOS ids, then the tokenizer's."""
+    ids = getattr(generation_config, "eos_token_id", None)
+    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
 class TransformersEngine:
     """A local Hugging Face causal LM behind the :class:`bioner.generation.Engine` protocol."""
 
@@ -76,6 +85,7 @@ class TransformersEngine:
         if prompt_lookup_tokens < 0:
             raise ValueError("prompt_lookup_tokens must be >= 0")
         self.model_dir = check_model_dir(model_dir)
+        check_decoding(self.model_dir, constrained)
         self.model_id = model_id_of(self.model_dir)
         self.prompt_version = prompt_version(self.model_dir)
         self.device = torch.device(device)
@@ -116,10 +126,7 @@ class TransformersEngine:
             self.settings["attention"] = "prefix"
 
     def _stop_ids(self) -> list[int]:
-        ids = self.model.generation_config.eos_token_id
-        ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
-        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
-            ids.append(self.tokenizer.eos_token_id)
+        ids = stop_token_ids(self.model.generation_config, self.tokenizer)
         if not ids:
             raise ValueError(f"{self.model_dir}: the model defines no end-of-sequence token")
         return ids

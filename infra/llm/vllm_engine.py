@@ -30,7 +30,13 @@ from typing import Any
 from bioner.codec.grammar import EBNF_VERSION, GRAMMAR_VERSION, symbolic_ebnf, symbolic_regex
 from bioner.constraint import SymbolicTarget
 from bioner.generation import Generation, GenerationParams
-from infra.llm.local import ModelFolderError, check_model_dir, model_id_of, prompt_version
+from infra.llm.local import (
+    ModelFolderError,
+    check_decoding,
+    check_model_dir,
+    model_id_of,
+    prompt_version,
+)
 from infra.llm.prefixlm import ATTENTION_KEY
 
 log = logging.getLogger(__name__)
@@ -167,6 +173,7 @@ class VLLMEngine:
             raise ValueError(f"constraint_form must be one of {', '.join(_FORMS)}")
         self.constraint_form = constraint_form
         self.model_dir = check_model_dir(model_dir)
+        check_decoding(self.model_dir, constrained)
         _check_architecture(self.model_dir)
         self.adapter = LoRAAdapter.load(lora_dir) if lora_dir is not None else None
         self.constrained = constrained

@@ -10,8 +10,10 @@ Labels are the response tokens; every prompt position is ``-100`` (no loss).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 IGNORE_INDEX = -100
 
@@ -34,11 +36,32 @@ def encode_response(tokenizer: Any, response: str) -> list[int]:
 
 
 @dataclass(frozen=True, slots=True)
+class AllowedSets:
+    """Per response token, the token ids the loss is normalised over (training under the copy
+    constraint, :mod:`infra.training.constrained_loss`): those of position ``k`` are
+    ``ids[offsets[k]:offsets[k + 1]]``; an empty range means the whole vocabulary."""
+
+    ids: np.ndarray  # int32
+    offsets: np.ndarray  # int32, one more than the response's tokens
+
+    def __post_init__(self) -> None:
+        if len(self.offsets) < 1 or self.offsets[0] != 0 or self.offsets[-1] != len(self.ids):
+            raise ValueError("allowed-set offsets must run from 0 to the number of ids")
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+@dataclass(frozen=True, slots=True)
 class Encoded:
-    """One example's ids: ``input_ids = prompt + response``; loss on the response only."""
+    """One example's ids: ``input_ids = prompt + response``; loss on the response only.
+
+    ``allowed``: the response tokens' allowed sets when the loss is the constrained one.
+    """
 
     input_ids: tuple[int, ...]
     n_prompt: int
+    allowed: AllowedSets | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.input_ids)

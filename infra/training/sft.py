@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -42,7 +43,6 @@ from typing import Any, Literal
 
 try:
     import torch
-    from torch.nn import functional as F
     from transformers import AutoModelForCausalLM, AutoTokenizer
 except ImportError as e:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -55,6 +55,8 @@ from bioner.training.batching import accumulation_groups, epoch_plan, token_chun
 from bioner.training.data import Example
 from infra.llm.local import MARKER, check_model_dir, marker, model_id_of
 from infra.llm.prefixlm import training_mask
+from infra.llm.transformers_engine import stop_token_ids
+from infra.training.constrained_loss import LOSSES, ConstraintSets, loss_sum, restriction
 from infra.training.data import read_examples
 from infra.training.encoding import IGNORE_INDEX, Encoded, encode_example
 
@@ -107,6 +109,9 @@ class SFTConfig:
     #: padded tokens per forward pass: a batch over it runs as several micro-batches of the
     #: same optimizer step (same update up to float rounding; caps memory, not the math)
     max_batch_tokens: int | None = None
+    #: "token": cross-entropy over the vocabulary; "constrained": over the tokens the copy
+    #: constraint allows at each position (:mod:`infra.training.constrained_loss`)
+    loss: str = "token"
     seed: int = 0
     # hardware
     device: str = "cpu"
@@ -132,6 +137,8 @@ class SFTConfig:
             raise ValueError("max_steps must be >= 1")
         if self.max_batch_tokens is not None and self.max_batch_tokens < 1:
             raise ValueError("max_batch_tokens must be >= 1")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}: {self.loss!r}")
 
     # What a resumed run must share with the run it resumes.
     _RESUME_KEYS = (
@@ -154,6 +161,7 @@ class SFTConfig:
         "bucket_window",
         "seed",
         "precision",
+        "loss",
     )
 
     def to_json(self) -> dict[str, Any]:
@@ -212,9 +220,13 @@ def load_examples(config: SFTConfig) -> list[Example]:
 
 
 def encode_all(
-    tokenizer: Any, examples: Sequence[Example], max_length: int
+    tokenizer: Any,
+    examples: Sequence[Example],
+    max_length: int,
+    constraint: ConstraintSets | None = None,
 ) -> tuple[list[Encoded], int]:
-    """Encoded examples no longer than ``max_length`` tokens, and how many were skipped.
+    """Encoded examples no longer than ``max_length`` tokens, and how many were skipped;
+    with ``constraint``, each with its allowed sets (the constrained loss).
 
     Too long examples are skipped, not truncated: a cut response teaches an unfinished copy.
     """
@@ -224,13 +236,15 @@ def encode_all(
         if len(enc) > max_length:
             skipped += 1
         else:
-            out.append(enc)
+            out.append(constraint.attach(enc, ex) if constraint is not None else enc)
     return out, skipped
 
 
 def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on prompt and pad),
-    and each row's ``prompt_lengths`` (a prefix-LM's mask needs them)."""
+    and each row's ``prompt_lengths`` (a prefix-LM's mask needs them); when examples carry
+    allowed sets, the restricted positions and their ids
+    (:func:`infra.training.constrained_loss.restriction`)."""
     width = max(len(e) for e in batch)
     ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -241,7 +255,10 @@ def collate(batch: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
         mask[row, :n] = 1
         labels[row, :n] = torch.tensor(e.labels)
     prompts = torch.tensor([e.n_prompt for e in batch], dtype=torch.long)
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "prompt_lengths": prompts}
+    out = {"input_ids": ids, "attention_mask": mask, "labels": labels, "prompt_lengths": prompts}
+    if any(e.allowed is not None for e in batch):
+        out.update(restriction(batch, width))
+    return out
 
 
 def n_targets(batch: Sequence[Encoded]) -> int:
@@ -433,17 +450,32 @@ def _autocast(config: SFTConfig) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
+def _keeps_logits(model: torch.nn.Module) -> bool:
+    """Whether the model's forward takes ``logits_to_keep`` (most causal LMs of transformers)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
 def _loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Summed response loss of one micro-batch.
+
+    No prompt token has a loss, so the output layer runs only from the shortest prompt's last
+    token on (``logits_to_keep``): on a small model with a large vocabulary that layer is a
+    large share of the compute, and the prompt about half of the tokens.
+    """
     mask = training_mask(model, batch["attention_mask"], batch["prompt_lengths"])
-    logits = model(input_ids=batch["input_ids"], attention_mask=mask).logits
-    shifted = logits[:, :-1, :].float()
-    targets = batch["labels"][:, 1:]
-    return F.cross_entropy(
-        shifted.reshape(-1, shifted.size(-1)),
-        targets.reshape(-1),
-        ignore_index=IGNORE_INDEX,
-        reduction="sum",
-    )
+    ids = batch["input_ids"]
+    width = ids.size(1)
+    start = max(int(batch["prompt_lengths"].min()) - 1, 0) if _keeps_logits(model) else 0
+    kwargs = {"logits_to_keep": width - start} if start else {}
+    logits = model(input_ids=ids, attention_mask=mask, **kwargs).logits
+    shifted = logits[:, -(width - start) : -1, :].float()  # predicts columns start+1 .. width-1
+    targets = batch["labels"][:, start + 1 :]
+    positions = batch.get("restrict_positions")
+    if positions is not None and start:  # re-index from the (rows, width - 1) grid
+        row, col = positions // (width - 1), positions % (width - 1)
+        positions = row * (width - 1 - start) + col - start
+    return loss_sum(shifted, targets, positions, batch.get("restrict_ids"))
 
 
 def _steps(config: SFTConfig, n_examples: int) -> tuple[int, int]:
@@ -474,14 +506,17 @@ def train(
     base = check_model_dir(config.model)
     tokenizer = load_tokenizer(base)
     examples = load_examples(config)
-    encoded, skipped = encode_all(tokenizer, examples, config.max_length)
+    model = build_model(config)
+    constraint = None
+    if config.loss == "constrained":
+        constraint = ConstraintSets(tokenizer, stop_token_ids(model.generation_config, tokenizer))
+    encoded, skipped = encode_all(tokenizer, examples, config.max_length, constraint)
     if not encoded:
         raise ValueError(f"every example is longer than max_length={config.max_length} tokens")
     lengths = [len(e) for e in encoded]
     steps_per_epoch, total_steps = _steps(config, len(encoded))
     epochs = math.ceil(total_steps / steps_per_epoch)
 
-    model = build_model(config)
     model.train()
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, total_steps, config.warmup_ratio)
@@ -700,6 +735,7 @@ def save_final(
             "digest": state["data_digest"],
         },
         "config": config.to_json(),
+        "training_loss": config.loss,
         "command": list(config.command) or sys.argv,
         "steps": state["step"],
         "planned_steps": total_steps,

@@ -167,11 +167,13 @@ def test_train_tagger_flow_trains_and_a_rerun_resumes(prefect_backend, tiny_mode
         threads=1,
         save_every=1,
         max_batch_tokens=64,
+        loss="constrained",
     )
     first = train_tagger(**args)
     assert (first["steps"], first["stopped"], first["resumed"]) == (2, "max_steps", False)
     assert marker(tmp_path / "trained")["trained"] is True
     assert marker(tmp_path / "trained")["config"]["max_batch_tokens"] == 64
+    assert marker(tmp_path / "trained")["training_loss"] == "constrained"
     second = train_tagger(**args)  # a finished run: resumed at its last step, nothing redone
     assert (second["steps"], second["resumed"]) == (2, True)
 

@@ -281,6 +281,25 @@ def test_a_prefix_lm_is_refused_before_vllm(fake_vllm, tiny_model, tmp_path):
     assert fake_vllm.LLM.instances == []
 
 
+def test_a_constrained_loss_model_is_refused_unconstrained_before_vllm(
+    fake_vllm, tiny_model, tmp_path
+):
+    # It was never taught to copy: free decoding would break the copy.
+    import shutil
+
+    from infra.llm.local import MARKER
+    from infra.llm.vllm_engine import VLLMEngine
+
+    folder = tmp_path / "constrained-loss"
+    shutil.copytree(tiny_model, folder)
+    info = json.loads((folder / MARKER).read_text())
+    (folder / MARKER).write_text(json.dumps({**info, "training_loss": "constrained"}))
+    with pytest.raises(ValueError, match="constrained loss"):
+        VLLMEngine(folder, constrained=False)
+    assert fake_vllm.LLM.instances == []
+    VLLMEngine(folder)  # constrained: fine
+
+
 def test_missing_vllm_says_what_to_install(monkeypatch, tiny_model):
     from infra.llm.vllm_engine import VLLMEngine
 

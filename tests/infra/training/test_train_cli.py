@@ -79,6 +79,8 @@ def test_train_and_superfilter(tiny_model, data_dir, tmp_path):
         "1",
         "--max-batch-tokens",
         "64",
+        "--loss",
+        "constrained",
         "--no-progress",
     ]
     result = runner.invoke(app, args)
@@ -87,6 +89,7 @@ def test_train_and_superfilter(tiny_model, data_dir, tmp_path):
     info = marker(out)
     assert info["trained"] is True and info["command"]
     assert info["config"]["max_batch_tokens"] == 64
+    assert info["training_loss"] == "constrained"
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "checkpoints" in again.output
     sf = tmp_path / "sf"
