@@ -43,6 +43,7 @@ from bioner.generation import Engine, Generation, GenerationParams
 from bioner.labels import DATASETS
 from bioner.records import AnnotatedDocument
 from infra.datasets import SPLITS, load_split
+from infra.llm.local import marker
 from infra.llm.transformers_engine import TransformersEngine
 from tasks.evaluate import SetRun, evaluate_documents
 
@@ -137,6 +138,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip", nargs="*", default=[], help="sides to skip: demo single free")
     args = parser.parse_args()
+    free_sides = {"demo", "free"} - set(args.skip)
+    if free_sides and marker(args.model).get("training_loss") == "constrained":
+        raise SystemExit(
+            f"error: {args.model}: trained with the constrained loss, it copies only under the "
+            f"copy constraint; the unconstrained sides ({', '.join(sorted(free_sides))}) do not "
+            "apply: compare a token-loss model, or --skip demo free"
+        )
     torch.set_num_threads(args.threads)
 
     schema = DATASETS[SPLITS[args.split].dataset].schema.name
