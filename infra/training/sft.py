@@ -666,7 +666,13 @@ def export_checkpoint(
 
 def _check_resumable(config: SFTConfig, saved: dict[str, Any], digest: str, ckpt: Path) -> None:
     now = config.to_json()
-    then = saved["config"]
+    # A setting added after the checkpoint was written ran at its default there.
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(SFTConfig)
+        if f.default is not dataclasses.MISSING
+    }
+    then = {**defaults, **saved["config"]}
     differ = [k for k in SFTConfig._RESUME_KEYS if now.get(k) != then.get(k)]
     if differ:
         raise ValueError(f"{ckpt}: cannot resume, settings differ: {', '.join(differ)}")

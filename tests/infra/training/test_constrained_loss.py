@@ -167,3 +167,29 @@ def test_logits_only_from_the_shortest_prompt_on_give_the_same_loss(
         monkeypatch.setattr(sft, "_keeps_logits", lambda model: False)
         whole = sft._loss_sum(model, batch)
     assert torch.allclose(kept, whole, rtol=1e-5)
+
+
+def test_a_checkpoint_from_before_the_loss_setting_resumes_with_the_token_loss(
+    tiny_model, data_dir, tmp_path
+):
+    import json
+
+    from infra.training.sft import latest_checkpoint
+
+    config = SFTConfig(
+        model=str(tiny_model),
+        data=str(data_dir),
+        out=str(tmp_path / "m"),
+        batch_size=2,
+        threads=1,
+        log_every=0,
+        max_steps=3,
+    )
+    train(config, stop_after_steps=1)
+    state_file = latest_checkpoint(tmp_path / "m") / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["config"]["loss"]  # as written before the setting existed
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ValueError, match="settings differ: loss"):
+        train(SFTConfig(**{**config.to_json(), "loss": "constrained"}), resume=True)
+    assert train(config, resume=True).steps == 3
