@@ -182,6 +182,29 @@ class TokenTrie:
         return found
 
 
+def mask_at(
+    trie: TokenTrie,
+    automaton: CopyAutomaton,
+    state: State,
+    stop_ids: Sequence[int],
+    boundaries: frozenset[int] | None = None,
+) -> list[int]:
+    """The token ids allowed after ``state``; the stop tokens where the answer may end (or
+    where nothing else is left)."""
+    allowed = trie.allowed(automaton, state, boundaries)
+    if automaton.accepting(state) or not allowed:
+        allowed = [*allowed, *stop_ids]
+    return allowed
+
+
+def step_token(
+    trie: TokenTrie, automaton: CopyAutomaton, state: State | None, token: int
+) -> State | None:
+    """The state after ``token`` (None once the answer has left the valid ones)."""
+    data = trie.table[token] if token < len(trie.table) else None
+    return automaton.walk(data, state) if state is not None and data else None
+
+
 class _Row:
     """One row's automaton and the states after each generated token."""
 
@@ -236,9 +259,7 @@ class CopyConstraintProcessor(LogitsProcessor):
         del row.states[keep + 1 :]
         state = row.states[-1]
         for token in generated[keep:]:
-            data = self.trie.table[token] if token < len(self.trie.table) else None
-            if state is not None:
-                state = row.automaton.walk(data, state) if data else None
+            state = step_token(self.trie, row.automaton, state, token)
             row.tokens.append(token)
             row.states.append(state)
         return state
@@ -261,9 +282,9 @@ class CopyConstraintProcessor(LogitsProcessor):
             else:
                 allowed = row.cache.get(state)
                 if allowed is None:
-                    allowed = self.trie.allowed(row.automaton, state, row.boundaries)
-                    if row.automaton.accepting(state) or not allowed:
-                        allowed = [*allowed, *self.stop_ids]
+                    allowed = mask_at(
+                        self.trie, row.automaton, state, self.stop_ids, row.boundaries
+                    )
                     row.cache[state] = allowed
             rows.extend([r] * len(allowed))
             cols.extend(allowed)
@@ -293,17 +314,11 @@ def allowed_along(
     """
     out: list[list[int] | None] = []
     state: State | None = automaton.start
-    stops = list(stop_ids)
     for token in tokens:
         if state is None:
             out.append(None)
             continue
-        allowed = trie.allowed(automaton, state, boundaries)
-        if automaton.accepting(state) or not allowed:
-            allowed = [*allowed, *stops]
-        if token not in allowed:
-            allowed.append(token)
-        out.append(allowed)
-        data = trie.table[token] if token < len(trie.table) else None
-        state = automaton.walk(data, state) if data else None
+        allowed = mask_at(trie, automaton, state, stop_ids, boundaries)
+        out.append(allowed if token in allowed else [*allowed, token])
+        state = step_token(trie, automaton, state, token)
     return out
