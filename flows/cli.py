@@ -41,6 +41,7 @@ app.command("init-model")(train.init_model)
 app.command("train")(train.train)
 app.command("export-checkpoint")(train.export_checkpoint)
 app.command("superfilter")(train.superfilter)
+app.command("lexicon")(train.lexicon)
 app.command("select")(select.main)
 app.command("train-selector")(select.train_main)
 

@@ -32,9 +32,11 @@ def evaluate(
     constrained: bool = True,
     max_new_tokens: Annotated[int, Field(ge=1)] | None = None,
     threads: Annotated[int, Field(ge=1)] | None = None,
+    lexicon: bool = True,
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``sets`` (names of :data:`infra.evaluation.EVAL_SETS`), the first
-    ``limit`` documents of each; the report goes under ``out`` and is returned."""
+    ``limit`` documents of each; the report goes under ``out`` and is returned. ``lexicon``:
+    apply the model's training lexicon when it has one (the tagger alone is scored too)."""
     names = parse_sets(sets)
     results = {
         name: t.evaluate_set(
@@ -49,6 +51,7 @@ def evaluate(
             constrained=constrained,
             max_new_tokens=max_new_tokens,
             threads=threads,
+            lexicon=lexicon,
         )
         for name in names
     }

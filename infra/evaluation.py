@@ -24,12 +24,16 @@ from bioner.readers.canonical import write_canonical
 from bioner.records import AnnotatedDocument
 from infra import storage
 from infra.datasets import SPLITS, data_dir, load_split
-from infra.training.data import cmeee_eval_documents
+from infra.training.data import TRAIN_SOURCES, cmeee_eval_documents
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
 #: Per-set results and predictions: ``OUT/sets/<name>.json``, ``OUT/sets/<name>.pred.jsonl``.
 SETS_FOLDER = "sets"
+
+
+#: JNLPBA's development document ids, the ones its training source leaves out.
+DEVEL_IDS = next(s.exclude_ids for s in TRAIN_SOURCES if s.dataset == "jnlpba")
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class EvalSet:
     split: str  # key of infra.datasets.SPLITS
     description: str
     eval_part: bool = False  # CMeEE: only the held-out 20% of the split
+    only_ids: str = ""  # file (relative to the data folder) of the document ids to keep
 
     @property
     def path(self) -> str:
@@ -62,9 +67,25 @@ EVAL_SETS: dict[str, EvalSet] = {
             "never in training",
             eval_part=True,
         ),
+        # Development sets: held out of training like the test sets, for choosing settings
+        # (a lexicon rule, a threshold) without looking at a test set.
+        EvalSet(
+            "ncbi-dev", "ncbi", "ncbi/pubtator/devel", "NCBI-disease development split (abstracts)"
+        ),
+        EvalSet(
+            "bc5cdr-dev", "bc5cdr", "bc5cdr/pubtator/devel", "BC5CDR development split (abstracts)"
+        ),
+        EvalSet(
+            "jnlpba-dev",
+            "jnlpba",
+            "jnlpba/standoff/train",
+            "JNLPBA development documents: the 200 of mtl_devel_doc_ids.txt, left out of training",
+            only_ids=DEVEL_IDS,
+        ),
     )
 }
-DEFAULT_SETS = tuple(EVAL_SETS)
+#: The test sets, evaluated when none are named.
+DEFAULT_SETS = ("ncbi", "bc5cdr", "jnlpba", "cmeee")
 
 
 def parse_sets(text: str | Sequence[str]) -> list[str]:
@@ -84,9 +105,9 @@ def missing_data(name: str, root: Path | None = None) -> str | None:
     """Why set ``name`` cannot be read from the data folder, or None when its data is there."""
     root = root or data_dir()
     s = EVAL_SETS[name]
-    path = root / s.path
-    if not path.exists():
-        return f"{path}: no such file; the {name} test set needs it (set BIONER_DATA_DIR)"
+    for path in [root / s.path] + ([root / s.only_ids] if s.only_ids else []):
+        if not path.exists():
+            return f"{path}: no such file; the {name} set needs it (set BIONER_DATA_DIR)"
     return None
 
 
@@ -101,6 +122,10 @@ def load_eval_set(
         raise InputError(problem)
     s = EVAL_SETS[name]
     docs = cmeee_eval_documents(root) if s.eval_part else load_split(s.split, root)
+    if s.only_ids:
+        text = ((root or data_dir()) / s.only_ids).read_text("utf-8")
+        keep = {line.strip() for line in text.splitlines() if line.strip()}
+        docs = [d for d in docs if d.id in keep]
     docs = docs[:limit] if limit is not None else docs
     seen: set[str] = set()
     for d in docs:
@@ -185,6 +210,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: provenance, a summary row per set, then per-type tables."""
+    lexicon = report.get("lexicon")
     lines = [
         "# bioner evaluation",
         "",
@@ -193,6 +219,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- engine: {', '.join(f'{k}={v}' for k, v in report['engine'].items())}",
         f"- prompt version: `{report['prompt_version']}`, constraint version: "
         f"`{report['constraint_version']}`",
+        "- lexicon: "
+        + (
+            f"`{lexicon['digest']}`, an entry becomes a span at ratio ≥ {lexicon['min_ratio']} "
+            f"and count ≥ {lexicon['min_count']} (F1 tagger: the tagger's spans alone)"
+            if lexicon
+            else "none"
+        ),
         f"- limit: {report['limit'] if report['limit'] is not None else 'none (whole sets)'}",
         f"- data: `{report['data_dir']}`, code version {report['code_version']}",
         "",
@@ -200,11 +233,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     header = ["set", "documents", "passages", "gold", "predicted"]
-    header += ["P", "R", "F1", "P relaxed", "R relaxed", "F1 relaxed"]
+    header += ["P", "R", "F1"]
+    header += ["F1 tagger", "lexicon spans"] if lexicon else []
+    header += ["P relaxed", "R relaxed", "F1 relaxed"]
     header += ["decode issues", "passages/s", "tokens/s"]
     rows = []
     for name, r in report["sets"].items():
         m = r["metrics"]
+        tagger = r.get("tagger_metrics")
         rows.append(
             [
                 name,
@@ -213,6 +249,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                 str(m["strict"]["micro"]["support"]),
                 str(r["predicted_spans"]),
                 *_prf(m["strict"]["micro"]),
+                *(
+                    [
+                        _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
+                        str(r["lexicon_added"]),
+                    ]
+                    if lexicon
+                    else []
+                ),
                 *_prf(m["relaxed"]["micro"]),
                 str(r["decode_issues"]["total"]),
                 f"{r['speed']['passages_per_s']:.2f}",

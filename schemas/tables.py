@@ -247,6 +247,20 @@ ENTITIES_V2 = _schema(
     [*ENTITIES_V1, pa.field("reason", pa.string(), nullable=True)],
 )
 
+#: ``bioner.lexicon.Entry`` of one schema's training lexicon (``lexicon.parquet`` beside a
+#: model, ``infra.lexicon``): an annotated string, its most frequent label and the counts.
+LEXICON_V1 = _schema(
+    "lexicon",
+    1,
+    [
+        pa.field("schema", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("annotated", pa.int32(), nullable=False),
+        pa.field("occurrences", pa.int32(), nullable=False),
+    ],
+)
+
 #: The schema each table is written with today. Entities have two: decode writes
 #: ENTITIES_V1 (no selector yet), the selector writes ENTITIES_V2.
 CURRENT = (
@@ -259,6 +273,7 @@ CURRENT = (
     DECODE_ISSUES_V1,
     ENTITIES_V1,
     ENTITIES_V2,
+    LEXICON_V1,
 )
 #: Every schema ever written, old versions included (their files may still be read).
 ALL = (DOCUMENTS_V1, TOMBSTONES_V1, GENERATIONS_V1, *CURRENT)

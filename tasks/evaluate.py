@@ -27,6 +27,7 @@ from bioner.codec.issues import DecodeIssue
 from bioner.constraint import CONSTRAINT_VERSION, SymbolicTarget
 from bioner.generation import Engine, Generation, GenerationParams
 from bioner.labels import EntitySchema, schema_for
+from bioner.lexicon import Lexicon
 from bioner.metrics import Evaluation, evaluate
 from bioner.prompts import PROMPT_VERSION, build_prompt
 from bioner.records import AnnotatedDocument, Passage, Span
@@ -34,6 +35,7 @@ from bioner.segment import DEFAULT_MAX_CHARS, segment
 from infra import evaluation as ev
 from infra.datasets import data_dir as default_data_dir
 from infra.ingest_store import code_version
+from infra.lexicon import lexicon_info, read_lexicons
 from infra.llm.local import is_untrained
 from tasks._common import TASK_OPTIONS as _TASK
 from tasks.annotate import (
@@ -174,6 +176,28 @@ def decode_answers(
     return spans, issues
 
 
+def lexicon_spans(
+    passages: Sequence[Passage],
+    texts: dict[str, str],
+    spans: dict[str, list[Span]],
+    lexicons: dict[str, Lexicon],
+    schema: str,
+) -> dict[str, list[Span]]:
+    """Spans the training lexicon adds per document (document offsets): in each passage, the
+    lexicon of the schema it is asked in fills the gaps the tagger's spans leave
+    (:meth:`bioner.lexicon.Lexicon.fill`). Passages of a schema without a lexicon get none."""
+    added: dict[str, list[Span]] = {doc_id: [] for doc_id in texts}
+    for p in passages:
+        lexicon = lexicons.get(schema_for(schema, p.language).name)
+        if lexicon is None:
+            continue
+        own = [
+            s.shifted(-p.start) for s in spans[p.doc_id] if p.start <= s.start and s.end <= p.end
+        ]
+        added[p.doc_id] += [s.shifted(p.start) for s in lexicon.fill(p.text, own)]
+    return added
+
+
 def spans_across_passages(docs: Sequence[AnnotatedDocument], passages: Sequence[Passage]) -> int:
     """Gold spans that no single passage contains: the pipeline cannot find them."""
     bounds: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -196,6 +220,8 @@ class SetRun:
     seconds: float
     issues: list[list[DecodeIssue]]  # per passage
     across: int  # gold spans crossing a passage boundary
+    tagger: Evaluation | None = None  # the tagger's spans alone, when a lexicon added some
+    lexicon_added: int = 0  # spans the lexicon added
 
     @property
     def lossy_passages(self) -> int:
@@ -233,6 +259,8 @@ class SetRun:
                 "prompt_tokens": sum(g.prompt_tokens for g in self.generations),
             },
             "metrics": self.evaluation.to_dict(),
+            "lexicon_added": self.lexicon_added,
+            "tagger_metrics": self.tagger.to_dict() if self.tagger else None,
         }
 
 
@@ -245,10 +273,13 @@ def evaluate_documents(
     cap: int | None = None,
     chunk_size: int | None = DEFAULT_CHUNK,
     stage: str | None = None,
+    lexicons: dict[str, Lexicon] | None = None,
 ) -> SetRun:
     """Tag gold documents with ``engine`` as the pipeline would, and score the spans.
 
     ``schema`` names the entity schema asked (a dataset's); macro averages run over its types.
+    With ``lexicons`` (by schema name) the training lexicon fills the tagger's gaps; the
+    tagger's spans alone are scored too (``SetRun.tagger``).
     """
     passages = passages_of(docs, max_chars)
     requests = plan_requests(engine, passages, schema, cap)
@@ -258,7 +289,14 @@ def evaluate_documents(
         passages, texts, requests, generations, engine.model_id, engine.prompt_version
     )
     labels = schema_for(schema, None).labels
-    result = evaluate({d.id: d.spans for d in docs}, spans, labels=labels)
+    gold = {d.id: d.spans for d in docs}
+    tagger, added = None, 0
+    if lexicons:
+        tagger = evaluate(gold, spans, labels=labels)
+        extra = lexicon_spans(passages, texts, spans, lexicons, schema)
+        added = sum(map(len, extra.values()))
+        spans = {doc_id: found + extra[doc_id] for doc_id, found in spans.items()}
+    result = evaluate(gold, spans, labels=labels)
     predictions = [AnnotatedDocument(d.document, tuple(sorted(set(spans[d.id])))) for d in docs]
     return SetRun(
         evaluation=result,
@@ -269,6 +307,8 @@ def evaluate_documents(
         seconds=seconds,
         issues=issues,
         across=spans_across_passages(docs, passages),
+        tagger=tagger,
+        lexicon_added=added,
     )
 
 
@@ -298,12 +338,14 @@ def evaluate_set(
     max_new_tokens: int | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     threads: int | None = None,
+    lexicon: bool = True,
 ) -> str:
     """Evaluate ``model`` on test set ``name``; writes ``OUT/sets/<name>.json`` and the
     predictions beside it, and returns the result's URI. Progress is reported as stage
-    ``name``."""
+    ``name``. ``lexicon``: apply the model folder's training lexicon when it has one."""
     ev.set_threads(threads)
     docs = ev.load_eval_set(name, Path(data_dir) if data_dir else None, limit)  # fails fast
+    lexicons = read_lexicons(model) if lexicon and Path(model).is_dir() else None
     engine = engine_for(model, device, batch_tokens, backend, constrained)
     run = evaluate_documents(
         engine,
@@ -313,6 +355,7 @@ def evaluate_set(
         cap=max_new_tokens,
         chunk_size=VLLM_CHUNK if backend == "vllm" else CHUNK,
         stage=name,
+        lexicons=lexicons,
     )
     spec = ev.EVAL_SETS[name]
     result = {
@@ -328,6 +371,7 @@ def evaluate_set(
         "constraint_version": constraint_version(engine, constrained),
         "max_new_tokens": max_new_tokens,
         "max_chars": max_chars,
+        "lexicon": lexicon_info(model) if lexicons is not None else None,
     }
     return ev.write_set_result(result, run.predictions, out)
 
@@ -352,6 +396,7 @@ def write_evaluation_report(
         "engine": first.get("engine", {}),
         "prompt_version": first.get("prompt_version", ""),
         "constraint_version": first.get("constraint_version", ""),
+        "lexicon": first.get("lexicon"),
         "limit": limit,
         "data_dir": str(Path(data_dir) if data_dir else default_data_dir()),
         "code_version": code_version(),

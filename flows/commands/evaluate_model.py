@@ -36,14 +36,17 @@ from flows.commands.run import (
     no_constrain_option,
 )
 from infra.datasets import data_dir
-from infra.evaluation import DEFAULT_SETS, missing_data, parse_sets
+from infra.evaluation import DEFAULT_SETS, EVAL_SETS, missing_data, parse_sets
 from infra.llm.local import ModelFolderError, check_model_dir, is_untrained
 
 
 def main(
     model: Path = typer.Option(..., "--model", envvar="BIONER_MODEL", help="Local model folder."),
     sets: str = typer.Option(
-        ",".join(DEFAULT_SETS), "--sets", help="Comma-separated test sets to evaluate on."
+        ",".join(DEFAULT_SETS),
+        "--sets",
+        help=f"Comma-separated sets to evaluate on; known: {', '.join(EVAL_SETS)} (the -dev "
+        "sets are held out of training, for choosing settings).",
     ),
     out: Path = typer.Option(
         Path("out/evaluate"), "--out", "-o", help="Folder for report.json, report.md and sets/."
@@ -66,6 +69,12 @@ def main(
         None, "--threads", min=1, help="CPU threads for torch (default: torch's own)."
     ),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
+    lexicon: bool = typer.Option(
+        True,
+        "--lexicon/--no-lexicon",
+        help="Apply the model's training lexicon (lexicon.parquet, bioner lexicon) when it has "
+        "one; the tagger alone is scored beside it.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Evaluate a model on the test sets: generate, decode, score; reports under --out."""
@@ -112,6 +121,7 @@ def main(
                     constrained=not no_constrain,
                     max_new_tokens=max_new_tokens,
                     threads=threads,
+                    lexicon=lexicon,
                 )
         except (InputError, ModelFolderError) as e:
             raise fail(str(e)) from None
@@ -139,11 +149,20 @@ def print_report(report: dict[str, Any]) -> None:
         collapse_padding=True,
         pad_edge=False,
     )
+    lexicon = report.get("lexicon")
     columns = ("set", "docs", "passages", "P", "R", "F1", "F1 relaxed", "issues", "pass/s", "tok/s")
+    if lexicon:
+        columns = (*columns[:6], "F1 tagger", "+lexicon", *columns[6:])
     for name in columns:
         table.add_column(name, justify="left" if name == "set" else "right", no_wrap=True)
     for name, r in report["sets"].items():
         strict, relaxed = r["metrics"]["strict"]["micro"], r["metrics"]["relaxed"]["micro"]
+        tagger = r.get("tagger_metrics")
+        with_lexicon = (
+            [_pct(tagger["strict"]["micro"]["f1"]) if tagger else "", str(r["lexicon_added"])]
+            if lexicon
+            else []
+        )
         table.add_row(
             name,
             str(r["documents"]),
@@ -151,6 +170,7 @@ def print_report(report: dict[str, Any]) -> None:
             _pct(strict["precision"]),
             _pct(strict["recall"]),
             _pct(strict["f1"]),
+            *with_lexicon,
             _pct(relaxed["f1"]),
             str(r["decode_issues"]["total"]),
             f"{r['speed']['passages_per_s']:.1f}",
@@ -168,5 +188,13 @@ def print_report(report: dict[str, Any]) -> None:
         "P, R, F1: micro, percent",
         soft_wrap=True,
     )
+    if lexicon:
+        out.print(
+            f"lexicon {lexicon['digest']} (ratio ≥ {lexicon['min_ratio']}, count ≥ "
+            f"{lexicon['min_count']}): F1 tagger is the tagger's spans alone, +lexicon the spans "
+            "the lexicon added",
+            soft_wrap=True,
+            markup=False,
+        )
     for kind in ("json", "markdown"):
         out.print(f"→ {report['outputs'][kind]}", soft_wrap=True, markup=False)

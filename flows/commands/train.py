@@ -434,3 +434,56 @@ def superfilter(
         raise fail(str(e)) from None
     console.print_json(json.dumps(info["datasets"]))
     console.print(f"kept {info['kept']} of {info['examples']} examples -> {out}", highlight=False)
+
+
+def lexicon(
+    data: Path = typer.Option(
+        ..., "--data", help="Data folder (train.jsonl) or JSON lines file the model trained on."
+    ),
+    model: Path = typer.Option(..., "--model", help="Model folder to write lexicon.parquet into."),
+    min_ratio: float = typer.Option(
+        0.5,
+        "--min-ratio",
+        min=0.0,
+        max=1.0,
+        help="A string becomes a span where training annotated it in at least this share of "
+        "its occurrences.",
+    ),
+    min_count: int = typer.Option(1, "--min-count", min=1, help="... and at least this often."),
+) -> None:
+    """Count the training mentions into the model's lexicon, which fills the tagger's gaps."""
+    from bioner.errors import InputError
+    from infra.lexicon import lexicons_from_examples, write_lexicon
+    from infra.llm.local import check_model_dir, model_id_of
+    from infra.training.data import data_digest, read_examples
+
+    if not 0.0 < min_ratio <= 1.0:
+        raise fail(f"--min-ratio must be in (0, 1], got {min_ratio}")
+    try:
+        check_model_dir(model)
+        examples = read_examples(data)
+    except (ModelFolderError, InputError) as e:
+        raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"{data}: {e.strerror or e}") from None
+    lexicons = lexicons_from_examples(examples, min_ratio, min_count)
+    if not lexicons:
+        raise fail(f"{data}: no annotated span to count; the lexicon would be empty")
+    source = {
+        "data": str(data.resolve()),
+        "examples": len(examples),
+        "data_digest": data_digest(examples),
+    }
+    path = write_lexicon(lexicons, model, source)
+    table = Table(title=f"lexicon of {model}", title_justify="left")
+    for i, name in enumerate(("schema", "entries", "spans by the rule")):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for name, lx in sorted(lexicons.items()):
+        table.add_row(Text(name), str(len(lx.entries)), str(lx.active))
+    console.print(table)
+    console.print(
+        f"rule: ratio ≥ {min_ratio}, count ≥ {min_count} → {path}; model id now "
+        f"{model_id_of(model)}",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -22,6 +22,7 @@ The folder written (deterministic: the same data and options give the same bytes
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -200,6 +201,14 @@ def read_examples(path: Path) -> list[Example]:
                     f"not a training example: {what}", line=n, file=str(path)
                 ) from None
     return examples
+
+
+def data_digest(examples: Sequence[Example]) -> str:
+    """A digest of examples (ids, prompts, responses in order): names the data a model saw."""
+    h = hashlib.blake2b(digest_size=8)
+    for e in examples:
+        h.update(e.id.encode() + b"\0" + e.prompt.encode() + b"\0" + e.response.encode() + b"\0")
+    return h.hexdigest()
 
 
 def write_examples(examples: Iterable[Example], path: Path) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import inspect
 import json
 import logging
@@ -57,7 +56,7 @@ from infra.llm.local import MARKER, check_model_dir, marker, model_id_of
 from infra.llm.prefixlm import training_mask
 from infra.llm.transformers_engine import stop_token_ids
 from infra.training.constrained_loss import LOSSES, ConstraintSets, loss_sum, restriction
-from infra.training.data import read_examples
+from infra.training.data import data_digest, read_examples
 from infra.training.encoding import IGNORE_INDEX, Encoded, encode_example
 
 log = logging.getLogger(__name__)
@@ -437,13 +436,6 @@ def load_checkpoint(
 # --------------------------------------------------------------------------- the loop
 
 
-def _data_digest(examples: Sequence[Example]) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for e in examples:
-        h.update(e.id.encode() + b"\0" + e.prompt.encode() + b"\0" + e.response.encode() + b"\0")
-    return h.hexdigest()
-
-
 def _autocast(config: SFTConfig) -> contextlib.AbstractContextManager[Any]:
     if config.precision == "bf16-mixed":
         return torch.autocast(device_type=torch.device(config.device).type, dtype=torch.bfloat16)
@@ -520,7 +512,7 @@ def train(
     model.train()
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, total_steps, config.warmup_ratio)
-    digest = _data_digest(examples)
+    digest = data_digest(examples)
     state: dict[str, Any] = {
         "step": 0,
         "epoch": 0,
@@ -655,7 +647,7 @@ def export_checkpoint(
             )
     tokenizer = load_tokenizer(check_model_dir(config.model))
     examples = load_examples(config)
-    if _data_digest(examples) != state["data_digest"]:
+    if data_digest(examples) != state["data_digest"]:
         raise ValueError(f"{checkpoint}: the training examples in {config.data} have changed")
     encoded, skipped = encode_all(tokenizer, examples, config.max_length)
     total_steps = _steps(config, len(encoded))[1]

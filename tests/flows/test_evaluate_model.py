@@ -108,6 +108,36 @@ def test_no_constrain_and_json_output(prefect_backend, tiny_model, tmp_path):
     assert list(report["sets"]) == [name]
 
 
+@pytest.mark.data
+def test_a_models_lexicon_fills_gaps_and_the_report_scores_the_tagger_alone(
+    prefect_backend, tiny_model, shared_data, tmp_path
+):
+    import shutil
+
+    from bioner.lexicon import Entry, Lexicon
+    from infra.lexicon import write_lexicon
+
+    if ev.missing_data("ncbi", shared_data):
+        pytest.skip(ev.missing_data("ncbi", shared_data))
+    gold = ev.load_eval_set("ncbi", shared_data, limit=1)[0]
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    mentions = {s.text(gold.text) for s in gold.spans}
+    entries = {m: Entry(m, "Disease", 2, 2) for m in mentions}
+    write_lexicon({"ncbi": Lexicon("ncbi", entries)}, model, {"data": "gold"})
+    out = tmp_path / "out"
+    args = ["evaluate", "--model", str(model), "--sets", "ncbi", "--out", str(out), *FAST]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    r = json.loads((out / "report.json").read_text())["sets"]["ncbi"]
+    assert r["lexicon"]["source"] == {"data": "gold"} and r["lexicon_added"] > 0
+    assert r["metrics"]["strict"]["micro"]["tp"] > r["tagger_metrics"]["strict"]["micro"]["tp"]
+    assert "F1 tagger" in result.stdout and "lexicon" in result.stdout
+    plain = runner.invoke(app, [*args, "--no-lexicon", "--out", str(tmp_path / "plain")])
+    assert plain.exit_code == 0, plain.output
+    r = json.loads((tmp_path / "plain/report.json").read_text())["sets"]["ncbi"]
+    assert r["lexicon"] is None and r["tagger_metrics"] is None and r["lexicon_added"] == 0
+
+
 def _one_line_error(result) -> str:
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]

@@ -40,6 +40,9 @@ def test_every_set_is_asked_with_its_datasets_schema():
         "bc5cdr": "bc5cdr",
         "jnlpba": "jnlpba",
         "cmeee": "cmeee",
+        "ncbi-dev": "ncbi",
+        "bc5cdr-dev": "bc5cdr",
+        "jnlpba-dev": "jnlpba",
     }
 
 
@@ -61,6 +64,24 @@ def test_the_cmeee_set_is_the_held_out_part_only(shared_data):
     docs = ev.load_eval_set("cmeee", shared_data)
     assert 500 < len(docs) < 1500  # about 20% of 5000
     assert {cmeee_part(d.id) for d in docs} == {"eval"}
+
+
+@pytest.mark.data
+def test_the_jnlpba_dev_set_is_the_200_documents_training_leaves_out(shared_data):
+    from infra.training.data import TRAIN_SOURCES
+
+    ids = (shared_data / ev.DEVEL_IDS).read_text().split()
+    docs = ev.load_eval_set("jnlpba-dev", shared_data)
+    assert sorted(d.id for d in docs) == sorted(ids) and len(ids) == 200
+    jnlpba = next(s for s in TRAIN_SOURCES if s.dataset == "jnlpba")
+    assert jnlpba.exclude_ids == ev.DEVEL_IDS and jnlpba.split == ev.EVAL_SETS["jnlpba-dev"].split
+
+
+def test_a_dev_set_without_its_id_list_names_the_missing_file(tmp_path):
+    split = tmp_path / ev.EVAL_SETS["jnlpba-dev"].path
+    split.mkdir(parents=True)
+    problem = ev.missing_data("jnlpba-dev", tmp_path)
+    assert problem is not None and str(tmp_path / ev.DEVEL_IDS) in problem
 
 
 def _result(name: str) -> dict:
@@ -118,3 +139,29 @@ def test_the_markdown_report_has_a_summary_row_and_a_type_table_per_set(tmp_path
     )
     assert md.count("| Disease | 1 | 50.00 | 100.00 | 66.67 |") == 2
     assert "## cmeee: a set" in md and "truncated 1" in md
+    assert "- lexicon: none" in md
+
+
+def test_the_markdown_report_shows_the_tagger_alone_beside_the_lexicon(tmp_path):
+    with_lexicon = _result("ncbi")
+    tagger = json.loads(json.dumps(with_lexicon["metrics"]))
+    tagger["strict"]["micro"]["f1"] = 0.5
+    with_lexicon |= {"tagger_metrics": tagger, "lexicon_added": 7}
+    report = {
+        "model": "m",
+        "model_id": "m@abc",
+        "untrained": False,
+        "engine": {"backend": "transformers"},
+        "prompt_version": "symbolic-v1",
+        "constraint_version": "copy-v3",
+        "lexicon": {"digest": "0123abcd", "min_ratio": 0.5, "min_count": 1},
+        "limit": None,
+        "data_dir": "/data",
+        "code_version": "0",
+        "sets": {"ncbi": with_lexicon},
+    }
+    ev.write_report(report, str(tmp_path))
+    md = (tmp_path / "report.md").read_text()
+    assert "`0123abcd`, an entry becomes a span at ratio ≥ 0.5 and count ≥ 1" in md
+    assert "| P | R | F1 | F1 tagger | lexicon spans | P relaxed |" in md
+    assert "| 50.00 | 100.00 | 66.67 | 50.00 | 7 | 50.00 |" in md

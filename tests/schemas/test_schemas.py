@@ -13,6 +13,7 @@ import pytest
 from bioner.codec.issues import DecodeIssue, IssueKind
 from bioner.generation import Generation
 from bioner.ingest import Quarantined, Tombstone
+from bioner.lexicon import Entry
 from bioner.records import Document, Entity, OtherAbstract, Passage, Section
 from schemas import (
     ALL,
@@ -24,6 +25,7 @@ from schemas import (
     GENERATIONS_V1,
     GENERATIONS_V2,
     INGEST_EVENTS_V1,
+    LEXICON_V1,
     PASSAGES_V1,
     QUARANTINE_V1,
     SCHEMA_KEY,
@@ -55,6 +57,7 @@ TABLES = {
     ),
     "decode_issues": (DECODE_ISSUES_V1, DecodeIssue, {**PASSAGE_KEY, "lossy": bool}),
     "entities": (ENTITIES_V2, Entity, {"reason": str | None}),
+    "lexicon": (LEXICON_V1, Entry, {"schema": str}),
 }
 
 

@@ -10,12 +10,14 @@ from bioner.codec import symbolic
 from bioner.constraint import SymbolicTarget
 from bioner.generation import Engine, Generation, GenerationParams
 from bioner.labels import SCHEMAS
+from bioner.lexicon import Entry, Lexicon
 from bioner.metrics import evaluate
 from bioner.prompts import PROMPT_VERSION
 from bioner.records import AnnotatedDocument, Document, Span
 from tasks.evaluate import (
     constraint_version,
     evaluate_documents,
+    lexicon_spans,
     passages_of,
     plan_requests,
     spans_across_passages,
@@ -194,3 +196,42 @@ def test_the_constraint_version_comes_from_the_engine():
     bare.settings = {}
     assert constraint_version(bare, False) == "off"
     assert constraint_version(bare, True).startswith("copy-")
+
+
+def test_a_lexicon_fills_the_taggers_gaps_and_the_tagger_alone_is_scored_too():
+    # The tagger misses Aspirin; the lexicon knows it, and Famotidine, which the tagger found.
+    gold = gold_answers(DOCS)
+    engine = FakeEngine(
+        lambda t: (
+            "Disease: Aspirin caused [cancer]." if t.passage.startswith("Aspirin") else gold(t)
+        )
+    )
+    entries = {
+        "Aspirin": Entry("Aspirin", "Chemical", 9, 10),
+        "Famotidine": Entry("Famotidine", "Chemical", 5, 5),
+        "see": Entry("see", "Disease", 1, 50),  # ratio 0.02: not a span
+    }
+    run = evaluate_documents(
+        engine, DOCS, "bc5cdr", lexicons={"bc5cdr": Lexicon("bc5cdr", entries)}
+    )
+    assert run.lexicon_added == 1
+    assert [d.spans for d in run.predictions] == [d.spans for d in DOCS]
+    assert run.evaluation.strict.micro.f1 == 1.0
+    assert run.tagger is not None
+    assert (run.tagger.strict.micro.tp, run.tagger.strict.micro.fn) == (4, 1)
+    summary = run.summary()
+    assert summary["lexicon_added"] == 1
+    assert summary["tagger_metrics"] == run.tagger.to_dict()
+    assert evaluate_documents(engine, DOCS, "bc5cdr").summary()["tagger_metrics"] is None
+
+
+def test_lexicon_spans_use_each_passages_schema_and_document_offsets():
+    docs = [doc("d1", "No Aspirin. Aspirin here.", ("Aspirin", "Chemical"))]
+    passages = passages_of(docs)
+    assert len(passages) == 2
+    texts = {"d1": docs[0].text}
+    found = {"d1": [Span(3, 10, "Chemical")]}  # the first Aspirin, in the first passage
+    lexicon = Lexicon("bc5cdr", {"Aspirin": Entry("Aspirin", "Chemical", 3, 3)})
+    added = lexicon_spans(passages, texts, found, {"bc5cdr": lexicon}, "bc5cdr")
+    assert added == {"d1": [Span(12, 19, "Chemical")]}
+    assert lexicon_spans(passages, texts, found, {"ncbi": lexicon}, "bc5cdr") == {"d1": []}

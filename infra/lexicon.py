@@ -1,0 +1,114 @@
+"""The training lexicon on disk: ``lexicon.parquet`` in a model folder (``bioner lexicon``).
+
+The file holds every entry of every schema (:data:`schemas.LEXICON_V1`); its footer holds the
+rule (``min_ratio``, ``min_count``) the model is run with, the lexicon version, the digest of
+the entries and the training data it was counted from. The file is part of the model: the
+model id (:func:`infra.llm.local.model_id_of`) covers it, so results made with and without it
+never share an id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+from bioner.errors import InputError
+from bioner.lexicon import (
+    DEFAULT_MIN_COUNT,
+    DEFAULT_MIN_RATIO,
+    LEXICON_VERSION,
+    Annotated,
+    Entry,
+    Lexicon,
+    build_lexicons,
+    lexicon_digest,
+)
+from bioner.training.data import COPY_DATASET, Example
+from infra import storage
+from infra.llm.local import LEXICON_FILE
+from schemas import LEXICON_V1
+
+_META = "bioner.lexicon"
+
+
+def lexicon_path(model_dir: str | Path) -> Path:
+    """Where a model folder keeps its lexicon."""
+    return Path(model_dir) / LEXICON_FILE
+
+
+def lexicons_from_examples(
+    examples: Iterable[Example],
+    min_ratio: float = DEFAULT_MIN_RATIO,
+    min_count: int = DEFAULT_MIN_COUNT,
+) -> dict[str, Lexicon]:
+    """The lexicons of training examples, one per schema; synthetic copy examples are left out
+    (their spans are random)."""
+    return build_lexicons(
+        (
+            Annotated(e.schema, e.text, tuple(e.spans))
+            for e in examples
+            if e.dataset != COPY_DATASET
+        ),
+        min_ratio,
+        min_count,
+    )
+
+
+def write_lexicon(
+    lexicons: Mapping[str, Lexicon], model_dir: str | Path, source: Mapping[str, object]
+) -> Path:
+    """Write ``lexicons`` into ``model_dir`` with their rule and ``source`` (what they were
+    counted from) in the footer; returns the file."""
+    if not lexicons:
+        raise ValueError("no lexicon to write: the training data has no annotated span")
+    rules = {(lx.min_ratio, lx.min_count) for lx in lexicons.values()}
+    if len(rules) != 1:
+        raise ValueError(f"one rule for all schemas, got {sorted(rules)}")
+    (min_ratio, min_count) = rules.pop()
+    rows = [
+        {"schema": name, **asdict(e)}
+        for name in sorted(lexicons)
+        for e in sorted(lexicons[name].entries.values(), key=lambda e: e.text)
+    ]
+    info = {
+        "version": LEXICON_VERSION,
+        "min_ratio": min_ratio,
+        "min_count": min_count,
+        "digest": lexicon_digest(lexicons),
+        "source": dict(source),
+    }
+    path = lexicon_path(model_dir)
+    storage.write_rows(rows, str(path), LEXICON_V1, {_META: json.dumps(info, sort_keys=True)})
+    return path
+
+
+def lexicon_info(model_dir: str | Path) -> dict[str, object] | None:
+    """The footer of a model's lexicon (rule, version, digest, source); None without one."""
+    path = lexicon_path(model_dir)
+    if not path.is_file():
+        return None
+    found = storage.read_metadata(str(path)).get(_META)
+    if found is None:
+        raise InputError(f"{path}: not a bioner lexicon (no {_META} footer)")
+    info = json.loads(found)
+    if info.get("version") != LEXICON_VERSION:
+        raise InputError(
+            f"{path}: lexicon version {info.get('version')!r}; this code reads {LEXICON_VERSION}"
+        )
+    return info
+
+
+def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:
+    """The lexicons of a model folder under its rule, by schema; None when it has none."""
+    info = lexicon_info(model_dir)
+    if info is None:
+        return None
+    table = storage.read_table(str(lexicon_path(model_dir)), LEXICON_V1)
+    entries: dict[str, dict[str, Entry]] = {}
+    for r in table.to_pylist():
+        schema = r.pop("schema")
+        entries.setdefault(schema, {})[r["text"]] = Entry(**r)
+    ratio, count = float(info["min_ratio"]), int(info["min_count"])  # type: ignore[arg-type]
+    return {s: Lexicon(s, e, ratio, count) for s, e in entries.items()}

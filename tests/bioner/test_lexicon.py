@@ -1,0 +1,145 @@
+"""The training lexicon: counts, the rule, unit-bounded matching, gap filling."""
+
+from __future__ import annotations
+
+import pytest
+
+from bioner.lexicon import Annotated, Entry, Lexicon, build_lexicons, lexicon_digest, units
+from bioner.records import Span
+
+
+def at(text: str, mention: str, label: str, nth: int = 0) -> tuple[int, int, str]:
+    start = -1
+    for _ in range(nth + 1):
+        start = text.index(mention, start + 1)
+    return (start, start + len(mention), label)
+
+
+def strings(text: str, spans: list[Span]) -> list[tuple[str, str]]:
+    return [(s.text(text), s.label) for s in spans]
+
+
+def test_units_are_words_cjk_characters_and_single_symbols():
+    text = "HIV-1 infection, 患者CT检查"
+    assert [text[a:b] for a, b in units(text)] == [
+        "HIV", "-", "1", "infection", ",", "患", "者", "CT", "检", "查",
+    ]  # fmt: skip
+
+
+T1 = "Cisplatin caused nephrotoxicity in patients."
+T2 = "Patients given cisplatin and cisplatin-free controls."
+T3 = "The patients were fine."
+PASSAGES = [
+    Annotated("bc5cdr", T1, (at(T1, "Cisplatin", "Chemical"), at(T1, "nephrotoxicity", "Disease"))),
+    Annotated("bc5cdr", T2, (at(T2, "cisplatin", "Chemical"), at(T2, "Patients", "Disease"))),
+    Annotated("bc5cdr", T3, ()),
+]
+
+
+def test_entries_count_annotations_and_unit_bounded_occurrences():
+    lexicon = build_lexicons(PASSAGES)["bc5cdr"]
+    assert set(lexicon.entries) == {"Cisplatin", "nephrotoxicity", "cisplatin", "Patients"}
+    # "cisplatin" occurs twice in T2 (once before "-free": a unit bound), annotated once.
+    assert lexicon.entries["cisplatin"] == Entry("cisplatin", "Chemical", 1, 2)
+    assert lexicon.entries["cisplatin"].ratio == 0.5
+    assert lexicon.entries["nephrotoxicity"] == Entry("nephrotoxicity", "Disease", 1, 1)
+    # Matching is case-sensitive: "patients" in T1 and T3 is another string.
+    assert lexicon.entries["Patients"] == Entry("Patients", "Disease", 1, 1)
+
+
+def test_the_rule_keeps_strings_annotated_in_enough_of_their_occurrences():
+    lexicon = build_lexicons(PASSAGES)["bc5cdr"]
+    assert lexicon.active == 4  # all ratios >= 0.5
+    assert lexicon.with_rule(0.6, 1).active == 3  # "cisplatin" (1 of 2) drops
+    assert lexicon.with_rule(0.5, 2).active == 0  # none annotated twice
+    with pytest.raises(ValueError, match="min_ratio"):
+        lexicon.with_rule(0.0, 1)
+    with pytest.raises(ValueError, match="min_count"):
+        lexicon.with_rule(0.5, 0)
+
+
+def test_a_repeated_passage_is_counted_once():
+    once = build_lexicons(PASSAGES)["bc5cdr"]
+    twice = build_lexicons(PASSAGES + PASSAGES[:2])["bc5cdr"]
+    assert once.entries == twice.entries
+
+
+def test_the_majority_label_wins_ties_go_to_the_first_label_by_name():
+    a = "Dopamine here."
+    b = "Dopamine there."
+    c = "Dopamine everywhere."
+    lexicon = build_lexicons(
+        [
+            Annotated("s", a, (at(a, "Dopamine", "Gene"),)),
+            Annotated("s", b, (at(b, "Dopamine", "Chemical"),)),
+            Annotated("s", c, (at(c, "Dopamine", "Gene"),)),
+        ]
+    )["s"]
+    assert lexicon.entries["Dopamine"] == Entry("Dopamine", "Gene", 2, 3)
+    tie = build_lexicons(
+        [Annotated("s", a, (at(a, "Dopamine", "Gene"),)), Annotated("s", b, (at(b, "Dopamine", "Chemical"),))]
+    )["s"]  # fmt: skip
+    assert tie.entries["Dopamine"].label == "Chemical"
+
+
+def test_spans_inside_a_word_cannot_be_found_again_and_are_left_out():
+    text = "Antiinflammatory drugs."
+    lexicons = build_lexicons([Annotated("s", text, ((4, 16, "Chemical"),))])
+    assert lexicons == {}  # "inflammatory" inside "Antiinflammatory": not an entry
+
+
+def test_schemas_get_their_own_lexicons():
+    zh = "患者出现发热。"
+    lexicons = build_lexicons([*PASSAGES, Annotated("cmeee", zh, (at(zh, "发热", "sym"),))])
+    assert sorted(lexicons) == ["bc5cdr", "cmeee"]
+    assert lexicons["cmeee"].entries["发热"] == Entry("发热", "sym", 1, 1)
+
+
+def test_find_takes_the_longest_match_then_the_leftmost_and_never_inside_a_word():
+    entries = {
+        "lung": Entry("lung", "Body", 5, 5),
+        "lung cancer": Entry("lung cancer", "Disease", 5, 5),
+        "cancer": Entry("cancer", "Disease", 5, 5),
+        "cancer cell": Entry("cancer cell", "Cell", 5, 5),
+        "rare": Entry("rare", "Disease", 1, 100),  # ratio 0.01: never a span
+    }
+    lexicon = Lexicon("s", entries)
+    text = "rare lung cancer cell; lungs; cancer."
+    assert strings(text, lexicon.find(text)) == [
+        ("lung cancer", "Disease"),  # as long as "cancer cell": the leftmost wins
+        ("cancer", "Disease"),  # "lungs" is one unit: no "lung" inside it
+    ]
+
+
+def test_chinese_matches_character_by_character():
+    lexicon = Lexicon(
+        "cmeee", {"发热": Entry("发热", "sym", 3, 3), "头痛": Entry("头痛", "sym", 2, 2)}
+    )
+    text = "患者发热伴头痛，无发热。"
+    assert [(s.start, s.end) for s in lexicon.find(text)] == [(2, 4), (5, 7), (9, 11)]
+
+
+def test_fill_adds_only_matches_that_overlap_no_tagger_span():
+    lexicon = Lexicon(
+        "s", {"cisplatin": Entry("cisplatin", "Chemical", 9, 10), "renal failure": Entry("renal failure", "Disease", 4, 4)}
+    )  # fmt: skip
+    text = "cisplatin and acute renal failure after cisplatin"
+    tagger = [
+        Span(14, 33, "Disease"),
+        Span(40, 49, "Chemical"),
+    ]  # "acute renal failure", 2nd cisplatin
+    assert strings(text, lexicon.fill(text, tagger)) == [("cisplatin", "Chemical")]
+    assert lexicon.fill(text, tagger)[0] == Span(0, 9, "Chemical")
+
+
+def test_an_empty_or_inactive_lexicon_finds_nothing():
+    assert Lexicon("s", {}).find("anything") == []
+    assert Lexicon("s", {"x": Entry("x", "L", 1, 10)}).find("x y x") == []
+
+
+def test_the_digest_names_the_entries_not_the_rule():
+    lexicons = build_lexicons(PASSAGES)
+    stricter = {k: v.with_rule(0.9, 3) for k, v in lexicons.items()}
+    assert lexicon_digest(lexicons) == lexicon_digest(stricter)
+    fewer = build_lexicons(PASSAGES[:1])
+    assert lexicon_digest(fewer) != lexicon_digest(lexicons)

@@ -1,0 +1,107 @@
+"""The lexicon beside a model: bioner lexicon writes it, the reader and the model id see it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from bioner.errors import InputError
+from bioner.lexicon import LEXICON_VERSION, Entry
+from bioner.training.data import COPY_DATASET
+from flows.commands import train as train_cmd
+from infra.lexicon import (
+    lexicon_info,
+    lexicon_path,
+    lexicons_from_examples,
+    read_lexicons,
+    write_lexicon,
+)
+from infra.llm.local import model_id_of
+from infra.training.data import data_digest
+
+app = typer.Typer()
+app.command("lexicon")(train_cmd.lexicon)
+app.command("unused")(lambda: None)  # two commands: the first is called by name
+runner = CliRunner()
+
+
+@pytest.fixture
+def model(tiny_model, tmp_path):
+    return shutil.copytree(tiny_model, tmp_path / "model")
+
+
+def test_the_lexicon_counts_the_training_examples_and_skips_copy_examples(examples):
+    first = examples[0]  # "Famotidine-associated delirium.": delirium is a Disease
+    assert first.text.startswith("Famotidine")
+    # Copy examples' spans are random: counted, delirium would tie as a Chemical.
+    fake = replace(first, id="synthetic", dataset=COPY_DATASET, spans=((22, 30, "Chemical"),))
+    lexicons = lexicons_from_examples([*examples, fake])
+    assert lexicons == lexicons_from_examples(examples)
+    entries = lexicons["bc5cdr"].entries
+    assert entries["Famotidine"] == Entry("Famotidine", "Chemical", 1, 1)
+    assert entries["Cancer"] == Entry("Cancer", "Disease", 1, 1)
+    assert entries["delirium"] == Entry("delirium", "Disease", 1, 1)
+
+
+def test_a_written_lexicon_reads_back_with_its_rule_and_changes_the_model_id(examples, model):
+    before = model_id_of(model)
+    lexicons = lexicons_from_examples(examples, min_ratio=0.75, min_count=1)
+    path = write_lexicon(lexicons, model, {"data": "toy"})
+    assert path == lexicon_path(model) and path.is_file()
+    again = read_lexicons(model)
+    assert again is not None
+    assert {k: v.entries for k, v in again.items()} == {k: v.entries for k, v in lexicons.items()}
+    assert {(v.min_ratio, v.min_count) for v in again.values()} == {(0.75, 1)}
+    info = lexicon_info(model)
+    assert info is not None and info["version"] == LEXICON_VERSION
+    assert info["source"] == {"data": "toy"}
+    assert model_id_of(model) != before
+
+
+def test_a_model_without_a_lexicon_has_none(model):
+    assert read_lexicons(model) is None and lexicon_info(model) is None
+
+
+def test_a_foreign_or_newer_file_is_refused_by_name(examples, model):
+    write_lexicon(lexicons_from_examples(examples), model, {})
+    path = lexicon_path(model)
+    table = pq.read_table(path)
+    meta = table.schema.metadata
+    pq.write_table(table.replace_schema_metadata({b"bioner.schema": meta[b"bioner.schema"]}), path)
+    with pytest.raises(InputError, match=f"{path}: not a bioner lexicon"):
+        read_lexicons(model)
+    newer = meta[b"bioner.lexicon"].replace(LEXICON_VERSION.encode(), b"lexicon-v99")
+    pq.write_table(table.replace_schema_metadata({**meta, b"bioner.lexicon": newer}), path)
+    with pytest.raises(InputError, match="lexicon version 'lexicon-v99'"):
+        read_lexicons(model)
+
+
+def test_bioner_lexicon_writes_the_file_and_prints_the_counts(examples, data_dir, model):
+    result = runner.invoke(app, ["lexicon", "--data", str(data_dir), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "bc5cdr" in result.output and "ratio ≥ 0.5" in result.output
+    info = lexicon_info(model)
+    assert info is not None and info["min_ratio"] == 0.5 and info["min_count"] == 1
+    assert info["source"]["data_digest"] == data_digest(examples)
+    assert info["source"]["examples"] == len(examples)
+
+
+def test_bioner_lexicon_fails_in_one_line(data_dir, model, tmp_path):
+    missing = runner.invoke(app, ["lexicon", "--data", str(data_dir), "--model", str(tmp_path)])
+    assert missing.exit_code == 2
+    assert f"{tmp_path}: not a model folder (no config.json)" in " ".join(missing.output.split())
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "train.jsonl").write_text("", encoding="utf-8")
+    result = runner.invoke(app, ["lexicon", "--data", str(empty), "--model", str(model)])
+    assert result.exit_code == 2 and "the lexicon would be empty" in result.output
+    zero = runner.invoke(
+        app, ["lexicon", "--data", str(data_dir), "--model", str(model), "--min-ratio", "0"]
+    )
+    assert zero.exit_code == 2 and "--min-ratio must be in (0, 1]" in zero.output
+    assert not lexicon_path(model).exists()
