@@ -165,6 +165,7 @@ class Entity:
     score: float | None = None
     selected: bool | None = None
     issues: tuple[str, ...] = field(default=())
+    source: str = "tagger"  # or "lexicon": found by the training lexicon (bioner.lexicon)
 
     def __post_init__(self) -> None:
         if self.start < 0 or self.end <= self.start or self.end - self.start != len(self.text):

@@ -65,6 +65,7 @@ _COUNTS = (
     "truncated",
     "spans",
     "entities",
+    "lexicon_entities",
     "lossy_issues",
 )
 #: The summary ``bioner tag`` writes next to its tables (``bioner run`` writes summary.json).
@@ -87,6 +88,7 @@ class Request:
     chunk_size: int = t.DEFAULT_CHUNK
     backend: str = t.DEFAULT_BACKEND
     constrained: bool = True
+    lexicon: bool = True
 
 
 class AnnotateOptions(BaseModel):
@@ -107,6 +109,7 @@ class AnnotateOptions(BaseModel):
     n_shards: Annotated[int, Field(ge=1, le=65_536)] | None = None
     backend: str = t.DEFAULT_BACKEND
     constrained: bool = True
+    lexicon: bool = True
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK
     runner: str | None = None
@@ -164,6 +167,7 @@ def annotate_shards(
                 chunk_size=request.chunk_size,
                 backend=request.backend,
                 constrained=request.constrained,
+                lexicon=request.lexicon,
             )
         pending[shard] = t.decode.submit(
             generations,  # the URI the generate task returns: decode waits for it
@@ -173,6 +177,8 @@ def annotate_shards(
             paths.decode_issues,
             request.schema,
             request.run_id,
+            model=request.model,
+            lexicon=request.lexicon,
         )
     wait(list(pending.values()))
     for shard in list(pending):
@@ -279,6 +285,7 @@ def annotate_corpus(
     n_shards: Annotated[int, Field(ge=1, le=65_536)] | None = None,
     backend: str = t.DEFAULT_BACKEND,
     constrained: bool = True,
+    lexicon: bool = True,
     workers: Annotated[int, Field(ge=1, le=64)] = 1,
     chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK,
     runner: str | None = None,
@@ -287,6 +294,9 @@ def annotate_corpus(
     selector: str | None = None,
 ) -> dict[str, Any]:
     """Annotate corpus ``inputs`` with ``model``; tables under ``out``; returns a summary.
+
+    ``lexicon``: apply the model's training lexicon (``bioner lexicon``) where it has one for
+    the schema asked: it adds entities (``source`` ``lexicon``) in the gaps the tagger leaves.
 
     ``selector``: a selector folder (``bioner train-selector``); every shard's entities are
     then scored into ``OUT/selected/shard=<k>.parquet`` (all candidates kept, with score,
@@ -330,6 +340,7 @@ def annotate_corpus(
         max_new_tokens,
         backend=backend,
         constrained=constrained,
+        lexicon=lexicon,
     )
     request = Request(
         model,
@@ -341,6 +352,7 @@ def annotate_corpus(
         chunk_size,
         backend,
         constrained,
+        lexicon,
     )
     shards = {shard: t.ShardPaths.under(out, shard) for shard in stale}
     summary = _annotate(out, shards, request, settings, max_concurrency)
@@ -466,6 +478,7 @@ def tag_documents(
     batch_tokens: int = t.DEFAULT_BATCH_TOKENS,
     backend: str = t.DEFAULT_BACKEND,
     constrained: bool = True,
+    lexicon: bool = True,
     chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK,
     runner: str | None = None,
     runner_address: str | None = None,
@@ -507,6 +520,7 @@ def tag_documents(
             backend=backend,
             constrained=constrained,
             version=version,
+            lexicon=lexicon,
         )
     }
     request = Request(
@@ -519,6 +533,7 @@ def tag_documents(
         chunk_size,
         backend,
         constrained,
+        lexicon,
     )
     summary = _annotate(target, stale, request, settings, max_concurrency)
     summary["stages"] = [

@@ -75,7 +75,7 @@ from bioner.readers.bioc import write_bioc
 from bioner.readers.pubtator import write_pubtator
 from bioner.records import AnnotatedDocument, Document, Span, sorted_unique
 from infra import publish, storage
-from schemas import DOCUMENTS_V2, ENTITIES_V1, TOMBSTONES_V2
+from schemas import DOCUMENTS_V2, ENTITIES_V3, TOMBSTONES_V2
 
 FORMATS = ("pubtator", "bioc", "csv", "parquet")
 MANIFEST = "_export.json"
@@ -302,7 +302,7 @@ def _graph_from_out(parts: Iterator[_Part]) -> dict[str, pa.Table]:
 
 
 def _empty_entities() -> pa.Table:
-    return pa.schema([ENTITIES_V1.field(c) for c in _ENTITY_COLUMNS]).empty_table()
+    return pa.schema([ENTITIES_V3.field(c) for c in _ENTITY_COLUMNS]).empty_table()
 
 
 def _concat(tables: list[pa.Table], schema: pa.Schema | None = None) -> pa.Table:

@@ -2,9 +2,9 @@
 
 The file holds every entry of every schema (:data:`schemas.LEXICON_V1`); its footer holds the
 rule (``min_ratio``, ``min_count``) the model is run with, the lexicon version, the digest of
-the entries and the training data it was counted from. The file is part of the model: the
-model id (:func:`infra.llm.local.model_id_of`) covers it, so results made with and without it
-never share an id.
+the entries and the training data it was counted from. The model id
+(:func:`infra.llm.local.model_id_of`) leaves it out, since the generated text does not depend
+on it; runs record :func:`lexicon_setting` instead, so a new lexicon or rule decodes again.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from bioner.lexicon import (
 )
 from bioner.training.data import COPY_DATASET, Example
 from infra import storage
-from infra.llm.local import LEXICON_FILE
 from schemas import LEXICON_V1
+
+LEXICON_FILE = "lexicon.parquet"
 
 _META = "bioner.lexicon"
 
@@ -98,6 +99,16 @@ def lexicon_info(model_dir: str | Path) -> dict[str, object] | None:
             f"{path}: lexicon version {info.get('version')!r}; this code reads {LEXICON_VERSION}"
         )
     return info
+
+
+def lexicon_setting(model_dir: str | Path | None) -> str:
+    """What a run's output depends on of the model's lexicon: version, digest and rule as
+    canonical JSON; ``""`` when there is none (or no model folder)."""
+    info = lexicon_info(model_dir) if model_dir is not None and Path(model_dir).is_dir() else None
+    if info is None:
+        return ""
+    keep = ("version", "digest", "min_ratio", "min_count")
+    return json.dumps({k: info[k] for k in keep}, sort_keys=True, separators=(",", ":"))
 
 
 def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:

@@ -40,8 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from infra import s3, storage
+from infra.entity_tables import read_entities
 from infra.s3 import StorageError
-from schemas import DOCUMENTS_V2, ENTITIES_V1, ENTITIES_V2, TOMBSTONES_V2
+from schemas import DOCUMENTS_V2, ENTITIES_V3, TOMBSTONES_V2
 
 try:
     import deltalake
@@ -61,8 +62,10 @@ _OP = "_bioner_op"
 
 #: ``documents``: the ingest's document columns and the run that published the row.
 PUBLISHED_DOCUMENTS = pa.schema([*DOCUMENTS_V2, pa.field("run_id", pa.string(), nullable=False)])
-#: ``entities``: ENTITIES_V1's columns; ``selected`` is the selector's decision (null: none yet).
-PUBLISHED_ENTITIES = pa.schema(list(ENTITIES_V1))
+#: ``entities``: ENTITIES_V3's columns; ``selected`` is the selector's decision (null: none
+#: yet), ``source`` what found the entity (``tagger`` or ``lexicon``). Tables published before
+#: ``source`` existed gain the column on their next publish (null in their older rows).
+PUBLISHED_ENTITIES = pa.schema(list(ENTITIES_V3))
 PUBLISHED_MENTIONS = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),
@@ -223,19 +226,18 @@ def made_from_current(entities: str, selected: str) -> bool:
 
 
 def entity_table(out: str, name: str, columns: list[str] | None = None) -> pa.Table:
-    """The entities of shard file ``name`` of ``OUT``, as ENTITIES_V1 columns.
+    """The entities of shard file ``name`` of ``OUT``, as PUBLISHED_ENTITIES columns.
 
     The selector's decisions (``OUT/selected/<name>``: every entity with ``score`` and
     ``selected`` set) when that table was made from the shard's current entities; the decoded
-    entities (``selected`` null: no selector has seen them) otherwise.
+    entities (``selected`` null: no selector has seen them) otherwise. Tables of any version
+    are read (:func:`infra.entity_tables.read_entities`).
     """
     entities = storage.join(out, "entities", name)
     selected = storage.join(out, SELECTED, name)
-    columns = columns or ENTITIES_V1.names
-    if made_from_current(entities, selected):
-        table = storage.read_table(selected, ENTITIES_V2, columns)
-        return table.cast(pa.schema([ENTITIES_V1.field(c) for c in columns]))
-    return storage.read_table(entities, ENTITIES_V1, columns)
+    columns = columns or PUBLISHED_ENTITIES.names
+    table = read_entities(selected if made_from_current(entities, selected) else entities, columns)
+    return table.cast(pa.schema([PUBLISHED_ENTITIES.field(c) for c in columns]))
 
 
 def _shards(out: str, table: str) -> list[str]:
@@ -260,7 +262,7 @@ def run_tables(out: str, run_id: str | None = None) -> RunTables:
     if missing:
         raise FileNotFoundError(f"{missing[0]}: the entities of this shard have no documents")
     docs = _concat([storage.read_table(u, DOCUMENTS_V2) for u in documents], DOCUMENTS_V2)
-    ents = _concat([entity_table(out, n) for n in names], ENTITIES_V1)
+    ents = _concat([entity_table(out, n) for n in names], PUBLISHED_ENTITIES)
     tombstone_parts = _shards(out, "tombstones")
     deleted = sorted(
         {
@@ -375,6 +377,19 @@ def _load(uri: str) -> DeltaTable | None:
         return None
 
 
+def _add_missing_columns(table: DeltaTable, schema: pa.Schema, run_id: str) -> None:
+    """Add the columns of ``schema`` a table made by an older bioner lacks (nullable: its
+    older rows have none), in a commit of their own before the data's."""
+    have = set(table.schema().to_arrow().names)
+    missing = [f.with_nullable(True) for f in schema if f.name not in have]
+    if missing:
+        fields = deltalake.Schema.from_arrow(pa.schema(missing)).fields
+        # Not the run's app transaction: that marks the data committed, which this is not.
+        table.alter.add_columns(
+            fields, commit_properties=CommitProperties(custom_metadata={"bioner.run_id": run_id})
+        )
+
+
 def _replace_by_key(
     name: str, uri: str, rows: pa.Table, schema: pa.Schema, key: str, ids: list[str], run_id: str
 ) -> TableReport:
@@ -395,6 +410,7 @@ def _replace_by_key(
             commit_properties=_commit_properties(run_id),
         )
     else:
+        _add_missing_columns(table, schema, run_id)
         # Marker rows (op "delete", one per id) match and delete every old row of a
         # document; the new rows (op "insert") never match and are inserted: one commit.
         loose = pa.schema([f.with_nullable(True) for f in schema] + [pa.field(_OP, pa.string())])

@@ -261,8 +261,24 @@ LEXICON_V1 = _schema(
     ],
 )
 
+#: ENTITIES_V1 plus ``source``, what found the entity: ``tagger`` (decoded from the model's
+#: answer) or ``lexicon`` (the model's training lexicon, in a gap the tagger's spans left;
+#: ``bioner.lexicon``). Tables of version 1 and 2 read as ``tagger`` throughout.
+ENTITIES_V3 = _schema(
+    "entities",
+    3,
+    [*ENTITIES_V1, pa.field("source", pa.string(), nullable=False)],
+)
+
+#: ENTITIES_V3 plus the selector's ``reason``, as ENTITIES_V2 adds it to ENTITIES_V1.
+ENTITIES_V4 = _schema(
+    "entities",
+    4,
+    [*ENTITIES_V3, pa.field("reason", pa.string(), nullable=True)],
+)
+
 #: The schema each table is written with today. Entities have two: decode writes
-#: ENTITIES_V1 (no selector yet), the selector writes ENTITIES_V2.
+#: ENTITIES_V3 (no selector yet), the selector writes ENTITIES_V4.
 CURRENT = (
     DOCUMENTS_V2,
     TOMBSTONES_V2,
@@ -271,12 +287,12 @@ CURRENT = (
     PASSAGES_V1,
     GENERATIONS_V2,
     DECODE_ISSUES_V1,
-    ENTITIES_V1,
-    ENTITIES_V2,
+    ENTITIES_V3,
+    ENTITIES_V4,
     LEXICON_V1,
 )
 #: Every schema ever written, old versions included (their files may still be read).
-ALL = (DOCUMENTS_V1, TOMBSTONES_V1, GENERATIONS_V1, *CURRENT)
+ALL = (DOCUMENTS_V1, TOMBSTONES_V1, GENERATIONS_V1, ENTITIES_V1, ENTITIES_V2, *CURRENT)
 
 
 def schema_version(schema: pa.Schema) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import logging
 import threading
@@ -41,18 +42,20 @@ from bioner.constraint import SymbolicTarget
 from bioner.gencache import cache_key, canonical_json, decoding_params
 from bioner.generation import Engine, GenerationParams, max_new_tokens_for
 from bioner.labels import SCHEMAS, EntitySchema, schema_for
+from bioner.lexicon import Lexicon
 from bioner.prompts import PROMPT_VERSION, build_prompt
 from bioner.records import Document, Entity, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
 from bioner.windows import merge_window_spans, split_windows
 from infra import s3, storage
 from infra.ingest_store import THROUGH, table_uri
+from infra.lexicon import lexicon_setting, read_lexicons
 from infra.llm import load_engine
 from infra.llm.local import model_id_of, prompt_version
 from schemas import (
     DECODE_ISSUES_V1,
     DOCUMENTS_V2,
-    ENTITIES_V1,
+    ENTITIES_V3,
     GENERATIONS_V1,
     GENERATIONS_V2,
     PASSAGES_V1,
@@ -121,6 +124,7 @@ _SETTINGS = (
     "bioner.prompt_version",
     "bioner.max_new_tokens",
     "bioner.engine",
+    "bioner.lexicon",
 )
 
 
@@ -144,14 +148,16 @@ def annotation_settings(
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
     version: str | None = None,
+    lexicon: bool = True,
 ) -> dict[str, str]:
     """What an annotation of a shard depends on besides code: its passages and the request.
 
     The request is what the caller asked for (model folder and its content, schema, token cap,
-    engine backend and options), known before any engine is loaded; the engine's effective
-    settings go into each generation's cache key instead, so a request that differs only in
-    ways that do not change outputs regenerates nothing. ``version``: :func:`model_version`
-    of ``model``, when the caller has it already.
+    engine backend and options, the model's training lexicon when ``lexicon``), known before
+    any engine is loaded; the engine's effective settings go into each generation's cache key
+    instead, so a request that differs only in ways that do not change outputs regenerates
+    nothing (a new lexicon decodes again and reuses every answer). ``version``:
+    :func:`model_version` of ``model``, when the caller has it already.
     """
     return {
         THROUGH: storage.read_metadata(passages_uri).get(THROUGH, ""),
@@ -161,6 +167,7 @@ def annotation_settings(
         "bioner.prompt_version": model_prompt_version(model),
         "bioner.max_new_tokens": str(max_new_tokens or ""),
         "bioner.engine": canonical_json({"backend": backend, "constrained": constrained}),
+        "bioner.lexicon": lexicon_setting(model) if lexicon else "",
     }
 
 
@@ -173,6 +180,7 @@ def is_stale(
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
     version: str | None = None,
+    lexicon: bool = True,
 ) -> bool:
     """Whether the shard has passages and no entities for this request (or older ones)."""
     if not storage.exists(paths.passages):
@@ -185,6 +193,7 @@ def is_stale(
         backend=backend,
         constrained=constrained,
         version=version,
+        lexicon=lexicon,
     )
     have = storage.read_metadata(paths.entities) if storage.exists(paths.entities) else {}
     return any(have.get(key) != value for key, value in want.items())
@@ -199,6 +208,7 @@ def stale_shards(
     *,
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
+    lexicon: bool = True,
 ) -> list[int]:
     """Shards of ``out`` whose passages have no entities for this request, or older ones."""
     version = model_version(model)
@@ -213,6 +223,7 @@ def stale_shards(
             backend=backend,
             constrained=constrained,
             version=version,
+            lexicon=lexicon,
         )
     ]
 
@@ -535,6 +546,7 @@ def generate(
     chunk_size: int = DEFAULT_CHUNK,
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
+    lexicon: bool = True,
 ) -> str:
     """Prompt the model once per new request; chunks keep memory flat and feed the progress bar.
 
@@ -573,6 +585,7 @@ def generate(
                 max_new_tokens,
                 backend=backend,
                 constrained=constrained,
+                lexicon=lexicon,
             ),
             **{
                 "bioner.model_id": engine.model_id,
@@ -790,6 +803,52 @@ def entities_of(
     return entities, issues
 
 
+#: ``Entity.source`` of the entities the training lexicon adds.
+LEXICON = "lexicon"
+
+
+@functools.lru_cache(maxsize=4)
+def _lexicons(model: str, setting: str) -> dict[str, Lexicon]:
+    return read_lexicons(model) or {}
+
+
+def lexicons_of(model: str) -> dict[str, Lexicon]:
+    """The training lexicons of model folder ``model`` by schema (none: empty), read once per
+    process and version of the file."""
+    if not storage.is_dir(model):
+        return {}
+    return _lexicons(model, lexicon_setting(model))
+
+
+def lexicon_entities(
+    passage: Passage,
+    found: Sequence[Entity],
+    lexicon: Lexicon,
+    generation: dict[str, Any],
+    run_id: str,
+) -> list[Entity]:
+    """Entities the lexicon finds in the passage where none of ``found`` (its decoded
+    entities) lies (:meth:`bioner.lexicon.Lexicon.fill`), with the provenance of the passage's
+    ``generation`` (the lexicon is the model's)."""
+    own = [Span(e.start - passage.start, e.end - passage.start, e.label) for e in found]
+    return [
+        Entity(
+            doc_id=passage.doc_id,
+            doc_version=passage.doc_version,
+            passage_index=passage.index,
+            start=passage.start + s.start,
+            end=passage.start + s.end,
+            text=s.text(passage.text),
+            label=s.label,
+            model_id=generation["model_id"],
+            prompt_version=generation["prompt_version"],
+            run_id=run_id,
+            source=LEXICON,
+        )
+        for s in lexicon.fill(passage.text, own)
+    ]
+
+
 @task(name="decode", **_RETRY, **_TASK)
 def decode(
     generations_uri: str,
@@ -799,10 +858,18 @@ def decode(
     issues_uri: str,
     schema: str,
     run_id: str,
+    model: str | None = None,
+    lexicon: bool = True,
 ) -> tuple[str, str]:
-    """Turn generations into entities (document offsets) and a table of decode issues."""
+    """Turn generations into entities (document offsets) and a table of decode issues.
+
+    With ``lexicon``, the training lexicon of the model folder ``model`` (when it has one)
+    fills the gaps the decoded spans leave in each passage: those entities have ``source``
+    ``lexicon`` (:func:`lexicon_entities`).
+    """
     started, clock = time.time(), time.perf_counter()
     entity_schema = schema_of(schema)
+    lexicons = lexicons_of(model) if lexicon and model else {}
     texts = {
         (r["id"], r["version"]): r["text"]
         for r in storage.read_table(
@@ -822,6 +889,8 @@ def decode(
         passage = passages[key]
         asked = schema_for(entity_schema.name, passage.language)
         found, issues = entities_of(passage, texts[key[:2]], rows, asked, run_id)
+        if asked.name in lexicons:
+            found += lexicon_entities(passage, found, lexicons[asked.name], rows[0], run_id)
         entities.extend(dataclasses.asdict(e) for e in found)
         issue_rows.extend(
             {
@@ -840,9 +909,12 @@ def decode(
     meta = _metadata(run_id, **{k: settings.get(k, "") for k in _SETTINGS})
     for key in ("bioner.model_id", "bioner.engine_settings"):
         meta[key] = settings.get(key, "")
+    # The lexicon this decode applied (generate recorded the one asked for).
+    meta["bioner.lexicon"] = lexicon_setting(model) if lexicon and model else ""
+    meta["bioner.lexicon_entities"] = str(sum(e["source"] == LEXICON for e in entities))
     meta |= _timing(started, clock)
     storage.write_rows(issue_rows, issues_uri, DECODE_ISSUES_V1, meta)
-    storage.write_rows(entities, entities_uri, ENTITIES_V1, meta)  # last: marks the shard done
+    storage.write_rows(entities, entities_uri, ENTITIES_V3, meta)  # last: marks the shard done
     return entities_uri, issues_uri
 
 
@@ -884,6 +956,7 @@ def shard_summary(paths: ShardPaths) -> dict[str, Any]:
         "resumed": int(generated_meta.get(RESUMED, 0)),
         "spans": entities,
         "entities": entities,
+        "lexicon_entities": int(decoded_meta.get("bioner.lexicon_entities", 0)),
         "lossy_issues": issues["lossy"].to_pylist().count(True),
         "issues": dict(Counter(issues["kind"].to_pylist())),
         "timing": {

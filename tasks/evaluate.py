@@ -46,6 +46,7 @@ from tasks.annotate import (
     engine_for,
     engine_settings,
     entities_of,
+    lexicon_entities,
     per_schema_params,
 )
 from tasks.progress import report
@@ -151,9 +152,12 @@ def decode_answers(
     generations: Sequence[Generation],
     model_id: str,
     prompt_version: str = PROMPT_VERSION,
-) -> tuple[dict[str, list[Span]], list[list[DecodeIssue]]]:
-    """Spans per document (document offsets; every document of ``texts`` present) and the
-    decode issues of each passage, through :func:`tasks.annotate.entities_of`."""
+    lexicons: dict[str, Lexicon] | None = None,
+) -> tuple[dict[str, list[Span]], list[list[DecodeIssue]], dict[str, list[Span]]]:
+    """Spans per document (document offsets; every document of ``texts`` present), the
+    decode issues of each passage, and the spans the training lexicon adds per document, as
+    :func:`tasks.annotate.decode` makes them (:func:`tasks.annotate.entities_of`, then
+    :func:`tasks.annotate.lexicon_entities` with the lexicon of the passage's schema)."""
     rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r, g in zip(requests, generations, strict=True):
         rows[r.passage].append(
@@ -168,34 +172,17 @@ def decode_answers(
         )
     schema_of = {r.passage: r.schema for r in requests}
     spans: dict[str, list[Span]] = {doc_id: [] for doc_id in texts}
+    added: dict[str, list[Span]] = {doc_id: [] for doc_id in texts}
     issues: list[list[DecodeIssue]] = []
     for i, p in enumerate(passages):
         entities, found = entities_of(p, texts[p.doc_id], rows[i], schema_of[i], _RUN_ID)
         spans[p.doc_id].extend(Span(e.start, e.end, e.label) for e in entities)
         issues.append(found)
-    return spans, issues
-
-
-def lexicon_spans(
-    passages: Sequence[Passage],
-    texts: dict[str, str],
-    spans: dict[str, list[Span]],
-    lexicons: dict[str, Lexicon],
-    schema: str,
-) -> dict[str, list[Span]]:
-    """Spans the training lexicon adds per document (document offsets): in each passage, the
-    lexicon of the schema it is asked in fills the gaps the tagger's spans leave
-    (:meth:`bioner.lexicon.Lexicon.fill`). Passages of a schema without a lexicon get none."""
-    added: dict[str, list[Span]] = {doc_id: [] for doc_id in texts}
-    for p in passages:
-        lexicon = lexicons.get(schema_for(schema, p.language).name)
-        if lexicon is None:
-            continue
-        own = [
-            s.shifted(-p.start) for s in spans[p.doc_id] if p.start <= s.start and s.end <= p.end
-        ]
-        added[p.doc_id] += [s.shifted(p.start) for s in lexicon.fill(p.text, own)]
-    return added
+        lexicon = (lexicons or {}).get(schema_of[i].name)
+        if lexicon is not None:
+            extra = lexicon_entities(p, entities, lexicon, rows[i][0], _RUN_ID)
+            added[p.doc_id].extend(Span(e.start, e.end, e.label) for e in extra)
+    return spans, issues, added
 
 
 def spans_across_passages(docs: Sequence[AnnotatedDocument], passages: Sequence[Passage]) -> int:
@@ -285,15 +272,14 @@ def evaluate_documents(
     requests = plan_requests(engine, passages, schema, cap)
     generations, seconds = generate_requests(engine, requests, chunk_size=chunk_size, stage=stage)
     texts = {d.id: d.text for d in docs}
-    spans, issues = decode_answers(
-        passages, texts, requests, generations, engine.model_id, engine.prompt_version
+    spans, issues, extra = decode_answers(
+        passages, texts, requests, generations, engine.model_id, engine.prompt_version, lexicons
     )
     labels = schema_for(schema, None).labels
     gold = {d.id: d.spans for d in docs}
     tagger, added = None, 0
     if lexicons:
         tagger = evaluate(gold, spans, labels=labels)
-        extra = lexicon_spans(passages, texts, spans, lexicons, schema)
         added = sum(map(len, extra.values()))
         spans = {doc_id: found + extra[doc_id] for doc_id, found in spans.items()}
     result = evaluate(gold, spans, labels=labels)

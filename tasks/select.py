@@ -30,10 +30,11 @@ from bioner.labels import dataset
 from bioner.records import Span
 from bioner.selector import Candidate, Reason, candidate_in_passage
 from infra import publish, storage
+from infra.entity_tables import entities_schema, read_entities
 from infra.selector.data import load_set
 from infra.selector.selector import Selector
 from infra.selector.train import TrainConfig, train
-from schemas import ENTITIES_V1, ENTITIES_V2, PASSAGES_V1, SCHEMA_KEY, schema_version
+from schemas import ENTITIES_V4, PASSAGES_V1, SCHEMA_KEY
 from tasks._common import TASK_OPTIONS as _TASK
 from tasks._common import table_metadata as _metadata
 from tasks.progress import report
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 #: The table folder the selected entities of ``OUT/entities/shard=<k>.parquet`` go to.
 SELECTED_TABLE = publish.SELECTED
-_READABLE = {schema_version(ENTITIES_V1): ENTITIES_V1, schema_version(ENTITIES_V2): ENTITIES_V2}
 _MALFORMED = {Reason.NO_PASSAGE, Reason.OUTSIDE_PASSAGE, Reason.TEXT_MISMATCH}
 
 
@@ -56,22 +56,6 @@ def sibling_uri(entities_uri: str, table: str) -> str:
             "give the passages and output URIs"
         )
     return storage.join(parent, table, name)
-
-
-def entities_schema(uri: str) -> Any:
-    """The entities schema a file declares, or a ValueError naming the file and what it is."""
-    try:
-        found = storage.read_metadata(uri).get(SCHEMA_KEY.decode(), "")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{uri}: no such candidates table") from None
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{uri}: not a Parquet table ({e})") from None
-    if found not in _READABLE:
-        raise ValueError(
-            f"{uri}: expected an entities table ({', '.join(_READABLE)}), "
-            f"found {found or 'no schema tag'}"
-        )
-    return _READABLE[found]
 
 
 @functools.lru_cache(maxsize=2)
@@ -142,13 +126,13 @@ def select_shard(
     Defaults: passages from ``OUT/passages/shard=<k>.parquet`` and output to
     ``OUT/selected/shard=<k>.parquet`` for candidates at ``OUT/entities/shard=<k>.parquet``.
     """
-    schema = entities_schema(candidates_uri)
+    entities_schema(candidates_uri, "candidates")  # a wrong table fails before loading
     passages_uri = passages_uri or sibling_uri(candidates_uri, "passages")
     out_uri = out_uri or sibling_uri(candidates_uri, SELECTED_TABLE)
     if not storage.exists(passages_uri):
         raise FileNotFoundError(f"{passages_uri}: no such passages table (for {candidates_uri})")
     selector = selector_for(str(selector_dir), device, gpu)
-    rows = storage.read_table(candidates_uri, schema).to_pylist()
+    rows = read_entities(candidates_uri).to_pylist()
     passages = {
         (p["doc_id"], p["doc_version"], p["index"]): p
         for p in storage.read_table(passages_uri, PASSAGES_V1).to_pylist()
@@ -200,12 +184,12 @@ def select_shard(
             },
         )
     )
-    return storage.write_rows(out_rows, out_uri, ENTITIES_V2, meta)
+    return storage.write_rows(out_rows, out_uri, ENTITIES_V4, meta)
 
 
 def selection_summary(out_uri: str) -> dict[str, Any]:
     """Counts of a selected entities table: rows, accepted, by reason, by label, scores."""
-    table = storage.read_table(out_uri, ENTITIES_V2, ["label", "score", "selected", "reason"])
+    table = read_entities(out_uri, ["label", "score", "selected", "reason"])
     labels = table["label"].to_pylist()
     selected = table["selected"].to_pylist()
     scores = [s for s in table["score"].to_pylist() if s is not None]
@@ -228,7 +212,7 @@ def selection_summary(out_uri: str) -> dict[str, Any]:
 
 def malformed_rows(out_uri: str, limit: int = 5) -> list[tuple[str, str]]:
     """``(record, reason)`` of up to ``limit`` rows that could not be candidates."""
-    table = storage.read_table(out_uri, ENTITIES_V2).to_pylist()
+    table = read_entities(out_uri).to_pylist()
     bad = [(record_name(r), r["reason"]) for r in table if r["reason"] in _MALFORMED]
     return bad[:limit]
 

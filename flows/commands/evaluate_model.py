@@ -33,6 +33,7 @@ from flows.commands.run import (
     UNTRAINED_WARNING,
     check_engine,
     engine_option,
+    lexicon_option,
     no_constrain_option,
 )
 from infra.datasets import data_dir
@@ -69,12 +70,7 @@ def main(
         None, "--threads", min=1, help="CPU threads for torch (default: torch's own)."
     ),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
-    lexicon: bool = typer.Option(
-        True,
-        "--lexicon/--no-lexicon",
-        help="Apply the model's training lexicon (lexicon.parquet, bioner lexicon) when it has "
-        "one; the tagger alone is scored beside it.",
-    ),
+    lexicon: bool = lexicon_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Evaluate a model on the test sets: generate, decode, score; reports under --out."""

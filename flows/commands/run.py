@@ -79,6 +79,16 @@ def no_constrain_option() -> typer.models.OptionInfo:
     )
 
 
+def lexicon_option() -> typer.models.OptionInfo:
+    """``--lexicon/--no-lexicon``: apply the model's training lexicon (``bioner lexicon``)."""
+    return typer.Option(
+        True,
+        "--lexicon/--no-lexicon",
+        help="Apply the model's training lexicon (lexicon.parquet, bioner lexicon) where it has "
+        "one for the schema: it adds entities (source 'lexicon') where the tagger found none.",
+    )
+
+
 def chunk_size_option() -> typer.models.OptionInfo:
     """``--chunk-size``: passages per engine call."""
     return typer.Option(
@@ -156,6 +166,7 @@ def main(
     ),
     engine: str = engine_option(),
     no_constrain: bool = no_constrain_option(),
+    lexicon: bool = lexicon_option(),
     chunk_size: int = chunk_size_option(),
     runner: str | None = runner_option(),
     runner_address: str | None = runner_address_option(),
@@ -207,6 +218,7 @@ def main(
                     n_shards=shards,
                     backend=engine,
                     constrained=not no_constrain,
+                    lexicon=lexicon,
                     chunk_size=chunk_size,
                     runner=runner,
                     runner_address=runner_address,
@@ -381,7 +393,12 @@ def add_annotation_rows(table: Table, summary: dict[str, Any]) -> None:
         f"{summary['prompt_tokens']:,} prompt, {summary['output_tokens']:,} generated"
         + (f" ({_rate(summary)})" if summary["generated"] else ""),
     )
-    table.add_row("entities", f"{summary['entities']:,}")
+    lexicon = summary.get("lexicon_entities", 0)
+    table.add_row(
+        "entities",
+        f"{summary['entities']:,}"
+        + (f" ({lexicon:,} found by the model's training lexicon)" if lexicon else ""),
+    )
     issues = summary["issues"]
     table.add_row(
         "decode issues",

@@ -35,6 +35,7 @@ from flows.commands.run import (
     check_engine,
     check_schema,
     engine_option,
+    lexicon_option,
     no_constrain_option,
     summary_table,
 )
@@ -64,6 +65,7 @@ def main(
     ),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
     no_constrain: bool = no_constrain_option(),
+    lexicon: bool = lexicon_option(),
     max_chars: int = max_chars_option(DEFAULT_MAX_CHARS),
     max_new_tokens: int | None = typer.Option(
         None,
@@ -107,6 +109,7 @@ def main(
                     batch_tokens=batch_tokens,
                     backend=engine,
                     constrained=not no_constrain,
+                    lexicon=lexicon,
                 )
         except ModelFolderError as e:
             raise fail(str(e)) from None

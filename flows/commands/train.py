@@ -454,7 +454,7 @@ def lexicon(
     """Count the training mentions into the model's lexicon, which fills the tagger's gaps."""
     from bioner.errors import InputError
     from infra.lexicon import lexicons_from_examples, write_lexicon
-    from infra.llm.local import check_model_dir, model_id_of
+    from infra.llm.local import check_model_dir
     from infra.training.data import data_digest, read_examples
 
     if not 0.0 < min_ratio <= 1.0:
@@ -482,8 +482,7 @@ def lexicon(
         table.add_row(Text(name), str(len(lx.entries)), str(lx.active))
     console.print(table)
     console.print(
-        f"rule: ratio ≥ {min_ratio}, count ≥ {min_count} → {path}; model id now "
-        f"{model_id_of(model)}",
+        f"rule: ratio ≥ {min_ratio}, count ≥ {min_count} → {path}",
         highlight=False,
         soft_wrap=True,
     )

@@ -16,7 +16,6 @@ from typing import Any
 from bioner.prompts import PROMPT_VERSION, check_prompt_version
 
 MARKER = "bioner-model.json"
-LEXICON_FILE = "lexicon.parquet"  # infra.lexicon
 #: Version of :func:`infra.llm.tiny.build_tiny_model`'s recipe (part of cached folder names).
 TINY_VERSION = 1
 _WEIGHTS = ("*.safetensors", "*.bin")
@@ -78,13 +77,14 @@ def is_untrained(model_dir: str | Path) -> bool:
 def model_id_of(model_dir: str | Path) -> str:
     """A stable id for a local model: folder name and a digest of its config and weights.
 
-    The digest reads the config, the tokenizer files, the training lexicon (``lexicon.parquet``,
-    which changes what the model's runs output) and the first MiB and size of each weight
-    file, so it is cheap for a large model yet differs between two fine-tunes of one base.
+    The digest reads the config, the tokenizer files and the first MiB and size of each weight
+    file, so it is cheap for a large model yet differs between two fine-tunes of one base. The
+    training lexicon (``lexicon.parquet``) is not part of it: it changes no generated text, so
+    a new lexicon reuses the generations and only decodes again (``bioner.lexicon`` setting).
     """
     path = Path(model_dir)
     digest = hashlib.blake2b(digest_size=6)
-    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", MARKER, LEXICON_FILE):
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", MARKER):
         f = path / name
         if f.is_file():
             digest.update(name.encode() + f.read_bytes())

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from bioner.ingest import shard_of
 from flows.cli import app
 from flows.commands.run import SAMPLE, UNTRAINED_WARNING
-from schemas import DOCUMENTS_V2, ENTITIES_V1, GENERATIONS_V2, PASSAGES_V1
+from schemas import DOCUMENTS_V2, ENTITIES_V3, GENERATIONS_V2, PASSAGES_V1
 
 runner = CliRunner()
 
@@ -46,7 +46,7 @@ def test_tables_have_their_schemas(sample_run):
         ("documents", DOCUMENTS_V2),
         ("passages", PASSAGES_V1),
         ("generations", GENERATIONS_V2),
-        ("entities", ENTITIES_V1),
+        ("entities", ENTITIES_V3),
     ]:
         files = sorted(p.name for p in (out / table).iterdir())
         assert files == [f"shard={k}.parquet" for k in sorted(summary["shards"], key=str)], table

@@ -15,7 +15,7 @@ from flows.commands import select
 from infra import storage
 from infra.selector.tiny import build_tiny_encoder, toy_documents
 from infra.selector.train import TrainConfig, train
-from schemas import ENTITIES_V1, ENTITIES_V2, PASSAGES_V1
+from schemas import ENTITIES_V1, ENTITIES_V4, PASSAGES_V1
 
 # An app holding only these commands, as the real CLI registers them.
 app = typer.Typer(pretty_exceptions_enable=False)
@@ -71,7 +71,7 @@ def test_select_a_run_folder(run_out, selector_dir):
         " ".join(result.output.split())
     )
     for k in (0, 1):
-        rows = storage.read_table(str(run_out / "selected" / f"shard={k}.parquet"), ENTITIES_V2)
+        rows = storage.read_table(str(run_out / "selected" / f"shard={k}.parquet"), ENTITIES_V4)
         assert rows.num_rows == 3
 
 
@@ -83,7 +83,7 @@ def test_select_one_shard_to_a_file_with_a_readable_summary(run_out, selector_di
         ["select", "--candidates", str(shard), "--selector", str(selector_dir), "-o", str(out)],
     )
     assert result.exit_code == 0, result.output
-    assert storage.read_table(str(out), ENTITIES_V2).num_rows == 3
+    assert storage.read_table(str(out), ENTITIES_V4).num_rows == 3
     for words in ("candidates", "accepted", "rejected", "offsets_outside_passage", "candidates/s"):
         assert words in result.output
 
@@ -192,7 +192,7 @@ def test_run_with_a_selector_scores_every_entity_once(prefect_backend, tiny_mode
     summary = json.loads((out / "summary.json").read_text())
     entities = sum(storage.count_rows(str(f)) for f in (out / "entities").iterdir())
     selected = [r for f in sorted((out / "selected").iterdir())
-                for r in storage.read_table(str(f), ENTITIES_V2).to_pylist()]  # fmt: skip
+                for r in storage.read_table(str(f), ENTITIES_V4).to_pylist()]  # fmt: skip
     assert entities > 0 and len(selected) == entities
     assert all(r["reason"] and (r["selected"] is (r["reason"] == "accepted")) for r in selected)
     chosen = summary["selected"]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from flows.annotate import TAG_SUMMARY
 from flows.cli import app
 from flows.commands.run import SAMPLE
-from schemas import ENTITIES_V1, GENERATIONS_V2
+from schemas import ENTITIES_V3, GENERATIONS_V2
 
 runner = CliRunner()
 
@@ -61,7 +61,7 @@ def test_tag_writes_beside_the_documents_and_a_rerun_does_nothing(
     documents = {(d["id"], d["version"]): d["text"] for d in read(corpus, "documents")}
     for e in read(corpus, "entities"):
         assert documents[e["doc_id"], e["doc_version"]][e["start"] : e["end"]] == e["text"]
-    for table, schema in [("generations", GENERATIONS_V2), ("entities", ENTITIES_V1)]:
+    for table, schema in [("generations", GENERATIONS_V2), ("entities", ENTITIES_V3)]:
         for file in (corpus / table).iterdir():
             assert pq.read_schema(file).equals(schema)
 

@@ -239,6 +239,25 @@ def test_wrong_credentials_publish_nothing(moto_s3, tmp_path, monkeypatch):
     assert storage.files_under(root) == []
 
 
+def test_a_table_published_before_the_source_column_gains_it(tmp_path, monkeypatch):
+    out, root = str(tmp_path / "out"), str(tmp_path / "published")
+    old = pa.schema([f for f in publish.PUBLISHED_ENTITIES if f.name != "source"])
+    monkeypatch.setattr(publish, "PUBLISHED_ENTITIES", old)
+    publish.publish(first_run(out), root)
+    assert "source" not in publish.read(root, "entities").column_names
+    monkeypatch.undo()
+    out2 = str(tmp_path / "out2")
+    write_run(out2, {0: ([document("3", "Cancer of the lung.")], [entity("3", 0, "Cancer", "Disease", run="r2")])}, run="r2")  # fmt: skip
+    report = publish.publish(out2, root)
+    table = publish.read(root, "entities")
+    sources = dict(zip(table["doc_id"].to_pylist(), table["source"].to_pylist(), strict=True))
+    assert sources["3"] == "tagger"  # an entities/1 table: every entity the tagger's
+    assert {sources[d] for d in sources if d != "3"} == {None}  # rows published before
+    # The column's own commit is not the run's: a rerun after a failure would still publish.
+    assert report.tables["entities"].version == 2
+    assert publish.publish(out2, root).tables["entities"].skipped
+
+
 def test_graph_tables_by_hand():
     ents = pa.Table.from_pylist(
         [entity("d", 0, "TNF ", "Gene"), entity("d", 5, "tnf", "Gene"), entity("d", 9, "IL6", "Gene"),

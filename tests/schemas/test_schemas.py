@@ -22,6 +22,8 @@ from schemas import (
     DOCUMENTS_V2,
     ENTITIES_V1,
     ENTITIES_V2,
+    ENTITIES_V3,
+    ENTITIES_V4,
     GENERATIONS_V1,
     GENERATIONS_V2,
     INGEST_EVENTS_V1,
@@ -56,7 +58,7 @@ TABLES = {
         },
     ),
     "decode_issues": (DECODE_ISSUES_V1, DecodeIssue, {**PASSAGE_KEY, "lossy": bool}),
-    "entities": (ENTITIES_V2, Entity, {"reason": str | None}),
+    "entities": (ENTITIES_V4, Entity, {"reason": str | None}),
     "lexicon": (LEXICON_V1, Entry, {"schema": str}),
 }
 
@@ -137,8 +139,8 @@ def test_ingest_events_are_document_columns_plus_their_place():
 
 def test_every_schema_is_tested_and_tagged_with_a_version():
     tested = {schema_version(s) for s, _, _ in TABLES.values()}
-    # entities/1: decode's table before the selector (entities/2 adds its reason, tested below)
-    assert {schema_version(s) for s in CURRENT} == tested | {"ingest_events/1", "entities/1"}
+    # entities/3: decode's table before the selector (entities/4 adds its reason, tested below)
+    assert {schema_version(s) for s in CURRENT} == tested | {"ingest_events/1", "entities/3"}
     versions = [schema_version(s) for s in ALL]
     assert len(versions) == len(set(versions)) and all(SCHEMA_KEY in s.metadata for s in ALL)
     # old files stay readable
@@ -157,7 +159,15 @@ def test_entities_v2_adds_the_selector_reason_to_v1():
     v2 = {f.name: f for f in ENTITIES_V2}
     assert set(v2) - set(v1) == {"reason"} and v2["reason"].nullable
     assert all(v2[name] == field for name, field in v1.items())
-    assert matches(Entity, ENTITIES_V1, {}) == []
+
+
+def test_entities_v3_adds_the_source_and_v4_the_reason_to_it():
+    v1, v3, v4 = ({f.name: f for f in s} for s in (ENTITIES_V1, ENTITIES_V3, ENTITIES_V4))
+    assert set(v3) - set(v1) == {"source"} and not v3["source"].nullable
+    assert all(v3[name] == field for name, field in v1.items())
+    assert set(v4) - set(v3) == {"reason"} and v4["reason"] == ENTITIES_V2.field("reason")
+    assert all(v4[name] == field for name, field in v3.items())
+    assert matches(Entity, ENTITIES_V3, {}) == []
 
 
 def restore(record: type, value: object) -> object:

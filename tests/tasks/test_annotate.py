@@ -15,14 +15,16 @@ from bioner.constraint import SymbolicTarget
 from bioner.gencache import cache_key
 from bioner.generation import Generation, GenerationParams
 from bioner.labels import SCHEMAS, schema_for
+from bioner.lexicon import Entry, Lexicon
 from bioner.prompts import COMPACT_PROMPT_VERSION, PROMPT_VERSION
 from bioner.records import Span
 from infra import storage
 from infra.ingest_store import THROUGH, ingest_paths
+from infra.lexicon import lexicon_setting, write_lexicon
 from schemas import (
     DECODE_ISSUES_V1,
     DOCUMENTS_V2,
-    ENTITIES_V1,
+    ENTITIES_V3,
     GENERATIONS_V1,
     GENERATIONS_V2,
     PASSAGES_V1,
@@ -120,7 +122,9 @@ HAND_WRITTEN = [
 ]
 
 
-def entity(passage: int, start: int, end: int, text: str, label: str, issues=()) -> dict:
+def entity(
+    passage: int, start: int, end: int, text: str, label: str, issues=(), source="tagger"
+) -> dict:
     return {
         "doc_id": "1",
         "doc_version": 1,
@@ -135,6 +139,7 @@ def entity(passage: int, start: int, end: int, text: str, label: str, issues=())
         "score": None,
         "selected": None,
         "issues": list(issues),
+        "source": source,
     }
 
 
@@ -151,7 +156,7 @@ def test_decode_hand_written_generations_to_exact_entity_rows(shard):
         "run-2",
     )
     assert result == (shard.entities, shard.decode_issues)
-    entities = storage.read_table(shard.entities, ENTITIES_V1).to_pylist()
+    entities = storage.read_table(shard.entities, ENTITIES_V3).to_pylist()
     assert entities == [
         entity(0, 0, 10, "Famotidine", "Chemical"),
         entity(0, 22, 30, "delirium", "Disease"),
@@ -185,9 +190,35 @@ def test_decode_hand_written_generations_to_exact_entity_rows(shard):
         "spans": 6,
         "entities": 6,
         "lossy_issues": 2,
+        "lexicon_entities": 0,
         "issues": None,
     }
     assert summary["issues"] == {"unknown_type": 1, "truncated": 1}
+
+
+def test_decode_adds_the_models_lexicon_entities_in_the_taggers_gaps(shard, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    entries = {
+        "seizures": Entry("seizures", "Disease", 3, 3),  # the tagger found it: not added
+        "H2 blocker": Entry("H2 blocker", "Chemical", 2, 2),  # in passage 1: added
+        "patient": Entry("patient", "Disease", 1, 9),  # annotated 1 time in 9: never
+    }
+    write_lexicon({"bc5cdr": Lexicon("bc5cdr", entries)}, model, {"data": "hand"})
+    storage.write_rows(HAND_WRITTEN, shard.generations, GENERATIONS_V1)
+    args = [shard.generations, shard.passages, shard.documents, shard.entities]
+    args += [shard.decode_issues, "bc5cdr", "run-2"]
+    t.decode.fn(*args, model=str(model))
+    entities = storage.read_table(shard.entities, ENTITIES_V3).to_pylist()
+    added = [e for e in entities if e["source"] == "lexicon"]
+    assert added == [entity(1, 49, 59, "H2 blocker", "Chemical", source="lexicon")]
+    assert len(entities) == 7
+    meta = storage.read_metadata(shard.entities)
+    assert meta["bioner.lexicon"] == lexicon_setting(model) != ""
+    assert t.shard_summary(shard)["lexicon_entities"] == 1
+    t.decode.fn(*args, model=str(model), lexicon=False)
+    assert storage.count_rows(shard.entities) == 6
+    assert storage.read_metadata(shard.entities)["bioner.lexicon"] == ""
 
 
 def test_offsets_that_do_not_map_are_a_bug_not_a_model_error(shard):
@@ -644,3 +675,19 @@ def test_retries_are_for_transient_errors_with_backoff():
     for task in (t.generate, t.decode):
         assert task.retries == 3
         assert task.retry_delay_seconds == [2, 4, 8] and task.retry_jitter_factor == 0.5
+
+
+def test_a_new_lexicon_decodes_again_but_keeps_the_model_version(shard, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    before = t.annotation_settings(shard.passages, str(model), "bc5cdr", None)
+    assert before["bioner.lexicon"] == ""
+    lexicon = Lexicon("bc5cdr", {"seizures": Entry("seizures", "Disease", 3, 3)})
+    write_lexicon({"bc5cdr": lexicon}, model, {"data": "hand"})
+    after = t.annotation_settings(shard.passages, str(model), "bc5cdr", None)
+    # Only the lexicon differs: the shard is stale, its answers' cache keys (by the model
+    # version) still match, so a rerun decodes again without generating.
+    assert {k for k in after if after[k] != before[k]} == {"bioner.lexicon"}
+    off = t.annotation_settings(shard.passages, str(model), "bc5cdr", None, lexicon=False)
+    assert off == before

@@ -17,7 +17,6 @@ from bioner.records import AnnotatedDocument, Document, Span
 from tasks.evaluate import (
     constraint_version,
     evaluate_documents,
-    lexicon_spans,
     passages_of,
     plan_requests,
     spans_across_passages,
@@ -223,15 +222,3 @@ def test_a_lexicon_fills_the_taggers_gaps_and_the_tagger_alone_is_scored_too():
     assert summary["lexicon_added"] == 1
     assert summary["tagger_metrics"] == run.tagger.to_dict()
     assert evaluate_documents(engine, DOCS, "bc5cdr").summary()["tagger_metrics"] is None
-
-
-def test_lexicon_spans_use_each_passages_schema_and_document_offsets():
-    docs = [doc("d1", "No Aspirin. Aspirin here.", ("Aspirin", "Chemical"))]
-    passages = passages_of(docs)
-    assert len(passages) == 2
-    texts = {"d1": docs[0].text}
-    found = {"d1": [Span(3, 10, "Chemical")]}  # the first Aspirin, in the first passage
-    lexicon = Lexicon("bc5cdr", {"Aspirin": Entry("Aspirin", "Chemical", 3, 3)})
-    added = lexicon_spans(passages, texts, found, {"bc5cdr": lexicon}, "bc5cdr")
-    assert added == {"d1": [Span(12, 19, "Chemical")]}
-    assert lexicon_spans(passages, texts, found, {"ncbi": lexicon}, "bc5cdr") == {"d1": []}

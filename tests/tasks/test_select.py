@@ -12,7 +12,7 @@ from infra import storage
 from infra.selector.selector import Selector, SelectorError
 from infra.selector.tiny import build_tiny_encoder, toy_documents
 from infra.selector.train import TrainConfig, train
-from schemas import ENTITIES_V1, ENTITIES_V2, PASSAGES_V1
+from schemas import ENTITIES_V1, ENTITIES_V4, PASSAGES_V1
 from tasks import select as t
 
 LABELS = ["Chemical", "Disease"]
@@ -75,7 +75,7 @@ def test_select_keeps_every_candidate_with_score_decision_and_reason(shard, sele
     uri = storage.join(shard, "entities", "shard=0.parquet")
     written = t.select_shard.fn(uri, selector_dir, run_id="r2")
     assert written == storage.join(shard, "selected", "shard=0.parquet")
-    rows = storage.read_table(written, ENTITIES_V2).to_pylist()
+    rows = storage.read_table(written, ENTITIES_V4).to_pylist()
     assert [(r["start"], r["end"], r["label"]) for r in rows] == [
         (23, 36, "Disease"), (19, 36, "Disease"), (23, 36, "Gene"), (23, 60, "Disease"),
         (23, 29, "Disease"), (0, 6, "Disease"),
@@ -107,8 +107,8 @@ def test_select_can_score_its_own_output_again(shard, selector_dir, tmp_path):
         first, selector_dir, str(tmp_path / "again.parquet"),
         storage.join(shard, "passages", "shard=0.parquet"),
     )  # fmt: skip
-    a = storage.read_table(first, ENTITIES_V2).to_pylist()
-    b = storage.read_table(again, ENTITIES_V2).to_pylist()
+    a = storage.read_table(first, ENTITIES_V4).to_pylist()
+    b = storage.read_table(again, ENTITIES_V4).to_pylist()
     assert a == b
 
 
@@ -173,5 +173,5 @@ def test_select_an_empty_shard(tmp_path, selector_dir):
     storage.write_rows([], str(out / "entities" / "shard=0.parquet"), ENTITIES_V1)
     storage.write_rows([], str(out / "passages" / "shard=0.parquet"), PASSAGES_V1)
     written = t.select_shard.fn(str(out / "entities" / "shard=0.parquet"), selector_dir)
-    assert storage.read_table(written, ENTITIES_V2).num_rows == 0
+    assert storage.read_table(written, ENTITIES_V4).num_rows == 0
     assert t.selection_summary(written)["candidates"] == 0

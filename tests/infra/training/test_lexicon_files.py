@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from flows.commands import train as train_cmd
 from infra.lexicon import (
     lexicon_info,
     lexicon_path,
+    lexicon_setting,
     lexicons_from_examples,
     read_lexicons,
     write_lexicon,
@@ -48,7 +50,7 @@ def test_the_lexicon_counts_the_training_examples_and_skips_copy_examples(exampl
     assert entries["delirium"] == Entry("delirium", "Disease", 1, 1)
 
 
-def test_a_written_lexicon_reads_back_with_its_rule_and_changes_the_model_id(examples, model):
+def test_a_written_lexicon_reads_back_with_its_rule_and_leaves_the_model_id(examples, model):
     before = model_id_of(model)
     lexicons = lexicons_from_examples(examples, min_ratio=0.75, min_count=1)
     path = write_lexicon(lexicons, model, {"data": "toy"})
@@ -60,11 +62,22 @@ def test_a_written_lexicon_reads_back_with_its_rule_and_changes_the_model_id(exa
     info = lexicon_info(model)
     assert info is not None and info["version"] == LEXICON_VERSION
     assert info["source"] == {"data": "toy"}
-    assert model_id_of(model) != before
+    # The generated text does not depend on the lexicon: the id that keys it stays.
+    assert model_id_of(model) == before
+    setting = lexicon_setting(model)
+    assert json.loads(setting) == {
+        "version": LEXICON_VERSION,
+        "digest": info["digest"],
+        "min_ratio": 0.75,
+        "min_count": 1,
+    }
+    write_lexicon(lexicons_from_examples(examples, min_ratio=0.5), model, {"data": "toy"})
+    assert lexicon_setting(model) != setting
 
 
 def test_a_model_without_a_lexicon_has_none(model):
     assert read_lexicons(model) is None and lexicon_info(model) is None
+    assert lexicon_setting(model) == lexicon_setting(None) == lexicon_setting("no/folder") == ""
 
 
 def test_a_foreign_or_newer_file_is_refused_by_name(examples, model):
