@@ -19,6 +19,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from bioner.lexicon import DEFAULT_MIN_COUNT, DEFAULT_MIN_RATIO
 from bioner.prompts import PROMPT_VERSION, PROMPT_VERSIONS
 from bioner.training.data import FORMATS, BuildOptions
 from bioner.training.filter import FilterOptions
@@ -442,14 +443,16 @@ def lexicon(
     ),
     model: Path = typer.Option(..., "--model", help="Model folder to write lexicon.parquet into."),
     min_ratio: float = typer.Option(
-        0.5,
+        DEFAULT_MIN_RATIO,
         "--min-ratio",
         min=0.0,
         max=1.0,
         help="A string becomes a span where training annotated it in at least this share of "
         "its occurrences.",
     ),
-    min_count: int = typer.Option(1, "--min-count", min=1, help="... and at least this often."),
+    min_count: int = typer.Option(
+        DEFAULT_MIN_COUNT, "--min-count", min=1, help="... and at least this often."
+    ),
 ) -> None:
     """Count the training mentions into the model's lexicon, which fills the tagger's gaps."""
     from bioner.errors import InputError

@@ -97,9 +97,9 @@ def test_a_foreign_or_newer_file_is_refused_by_name(examples, model):
 def test_bioner_lexicon_writes_the_file_and_prints_the_counts(examples, data_dir, model):
     result = runner.invoke(app, ["lexicon", "--data", str(data_dir), "--model", str(model)])
     assert result.exit_code == 0, result.output
-    assert "bc5cdr" in result.output and "ratio ≥ 0.5" in result.output
+    assert "bc5cdr" in result.output and "ratio ≥ 0.3" in result.output
     info = lexicon_info(model)
-    assert info is not None and info["min_ratio"] == 0.5 and info["min_count"] == 1
+    assert info is not None and info["min_ratio"] == 0.3 and info["min_count"] == 1
     assert info["source"]["data_digest"] == data_digest(examples)
     assert info["source"]["examples"] == len(examples)
 
