@@ -175,10 +175,10 @@ def test_a_failing_shard_does_not_stop_the_others(
     real = t.decode
 
     @task(name="decode")
-    def flaky(generations_uri, *args):
+    def flaky(generations_uri, *args, **kwargs):
         if "shard=1." in generations_uri:
             raise ValueError("bad shard")
-        return real.fn(generations_uri, *args)
+        return real.fn(generations_uri, *args, **kwargs)
 
     monkeypatch.setattr(t, "decode", flaky)
     out = tmp_path / "out"
