@@ -44,7 +44,7 @@ def units(text: str) -> list[tuple[int, int]]:
     return [m.span() for m in _UNIT.finditer(text)]
 
 
-def _grams(text: str, bounds: Sequence[tuple[int, int]], most: int) -> Iterator[tuple[int, int]]:
+def _grams(bounds: Sequence[tuple[int, int]], most: int) -> Iterator[tuple[int, int]]:
     for i, (start, _) in enumerate(bounds):
         for j in range(i, min(len(bounds), i + most)):
             yield start, bounds[j][1]
@@ -104,7 +104,7 @@ class Lexicon:
             return []
         found = [
             (end - start, start, end)
-            for start, end in _grams(text, units(text), self._most)
+            for start, end in _grams(units(text), self._most)
             if text[start:end] in self._active
         ]
         taken: list[Span] = []
@@ -142,18 +142,18 @@ def build_lexicons(
     """
     distinct = list(dict.fromkeys(passages))
     labels: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
-    for p in distinct:
-        bounds = units(p.text)
+    bounds_of = [units(p.text) for p in distinct]
+    for p, bounds in zip(distinct, bounds_of, strict=True):
         starts, ends = {b[0] for b in bounds}, {b[1] for b in bounds}
         for start, end, label in p.spans:
             key = p.text[start:end]
             if start in starts and end in ends and len(units(key)) <= MAX_UNITS:
                 labels[p.schema][key][label] += 1
     occurrences: dict[str, Counter[str]] = defaultdict(Counter)
-    for p in distinct:
+    for p, bounds in zip(distinct, bounds_of, strict=True):
         known = labels.get(p.schema)
         if known:
-            for start, end in _grams(p.text, units(p.text), MAX_UNITS):
+            for start, end in _grams(bounds, MAX_UNITS):
                 if p.text[start:end] in known:
                     occurrences[p.schema][p.text[start:end]] += 1
     out = {}

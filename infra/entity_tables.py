@@ -33,10 +33,11 @@ def entities_schema(uri: str, what: str = "entities") -> pa.Schema:
     return READABLE[found]
 
 
-def read_entities(uri: str, columns: list[str] | None = None) -> pa.Table:
+def read_entities(uri: str, columns: list[str] | None = None, what: str = "entities") -> pa.Table:
     """The entities table at ``uri`` (any version) with ``columns`` of ENTITIES_V4, in order
-    (all of them by default), older tables filled in as the module doc says."""
-    schema = entities_schema(uri)
+    (all of them by default), older tables filled in as the module doc says; ``what`` as in
+    :func:`entities_schema`."""
+    schema = entities_schema(uri, what)
     columns = columns or ENTITIES_V4.names
     unknown = [c for c in columns if c not in ENTITIES_V4.names]
     if unknown:

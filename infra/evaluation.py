@@ -24,7 +24,7 @@ from bioner.readers.canonical import write_canonical
 from bioner.records import AnnotatedDocument
 from infra import storage
 from infra.datasets import SPLITS, data_dir, load_split
-from infra.training.data import TRAIN_SOURCES, cmeee_eval_documents
+from infra.training.data import TRAIN_SOURCES, cmeee_eval_documents, read_ids
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
@@ -123,8 +123,7 @@ def load_eval_set(
     s = EVAL_SETS[name]
     docs = cmeee_eval_documents(root) if s.eval_part else load_split(s.split, root)
     if s.only_ids:
-        text = ((root or data_dir()) / s.only_ids).read_text("utf-8")
-        keep = {line.strip() for line in text.splitlines() if line.strip()}
+        keep = read_ids((root or data_dir()) / s.only_ids)
         docs = [d for d in docs if d.id in keep]
     docs = docs[:limit] if limit is not None else docs
     seen: set[str] = set()

@@ -808,16 +808,10 @@ LEXICON = "lexicon"
 
 
 @functools.lru_cache(maxsize=4)
-def _lexicons(model: str, setting: str) -> dict[str, Lexicon]:
+def lexicons_of(model: str, setting: str) -> dict[str, Lexicon]:
+    """The training lexicons of model folder ``model`` by schema, read once per process and
+    ``setting`` (:func:`infra.lexicon.lexicon_setting`: a new file is read again)."""
     return read_lexicons(model) or {}
-
-
-def lexicons_of(model: str) -> dict[str, Lexicon]:
-    """The training lexicons of model folder ``model`` by schema (none: empty), read once per
-    process and version of the file."""
-    if not storage.is_dir(model):
-        return {}
-    return _lexicons(model, lexicon_setting(model))
 
 
 def lexicon_entities(
@@ -869,7 +863,8 @@ def decode(
     """
     started, clock = time.time(), time.perf_counter()
     entity_schema = schema_of(schema)
-    lexicons = lexicons_of(model) if lexicon and model else {}
+    setting = lexicon_setting(model) if lexicon and model else ""
+    lexicons = lexicons_of(model, setting) if setting else {}
     texts = {
         (r["id"], r["version"]): r["text"]
         for r in storage.read_table(
@@ -910,7 +905,7 @@ def decode(
     for key in ("bioner.model_id", "bioner.engine_settings"):
         meta[key] = settings.get(key, "")
     # The lexicon this decode applied (generate recorded the one asked for).
-    meta["bioner.lexicon"] = lexicon_setting(model) if lexicon and model else ""
+    meta["bioner.lexicon"] = setting
     meta["bioner.lexicon_entities"] = str(sum(e["source"] == LEXICON for e in entities))
     meta |= _timing(started, clock)
     storage.write_rows(issue_rows, issues_uri, DECODE_ISSUES_V1, meta)

@@ -30,7 +30,7 @@ from bioner.labels import dataset
 from bioner.records import Span
 from bioner.selector import Candidate, Reason, candidate_in_passage
 from infra import publish, storage
-from infra.entity_tables import entities_schema, read_entities
+from infra.entity_tables import read_entities
 from infra.selector.data import load_set
 from infra.selector.selector import Selector
 from infra.selector.train import TrainConfig, train
@@ -126,13 +126,13 @@ def select_shard(
     Defaults: passages from ``OUT/passages/shard=<k>.parquet`` and output to
     ``OUT/selected/shard=<k>.parquet`` for candidates at ``OUT/entities/shard=<k>.parquet``.
     """
-    entities_schema(candidates_uri, "candidates")  # a wrong table fails before loading
+    # A wrong or missing table fails here, before the selector loads.
+    rows = read_entities(candidates_uri, what="candidates").to_pylist()
     passages_uri = passages_uri or sibling_uri(candidates_uri, "passages")
     out_uri = out_uri or sibling_uri(candidates_uri, SELECTED_TABLE)
     if not storage.exists(passages_uri):
         raise FileNotFoundError(f"{passages_uri}: no such passages table (for {candidates_uri})")
     selector = selector_for(str(selector_dir), device, gpu)
-    rows = read_entities(candidates_uri).to_pylist()
     passages = {
         (p["doc_id"], p["doc_version"], p["index"]): p
         for p in storage.read_table(passages_uri, PASSAGES_V1).to_pylist()

@@ -95,11 +95,13 @@ class BuiltData:
     stats: dict[str, Any]
 
 
+def read_ids(path: Path) -> set[str]:
+    """The document ids of a file with one id a line (blank lines ignored)."""
+    return {line.strip() for line in path.read_text("utf-8").splitlines() if line.strip()}
+
+
 def _excluded(root: Path, source: TrainSource) -> set[str]:
-    if not source.exclude_ids:
-        return set()
-    text = (root / source.exclude_ids).read_text("utf-8")
-    return {line.strip() for line in text.splitlines() if line.strip()}
+    return read_ids(root / source.exclude_ids) if source.exclude_ids else set()
 
 
 def sources_for(datasets: Sequence[str] | None) -> tuple[TrainSource, ...]:
