@@ -10,8 +10,10 @@ in 40 of its 41 occurrences is added, ``"patients"`` annotated in 3 of 900 is no
 
 Matching works on units, so a string never matches inside a word: a run of letters and digits
 is one unit, each CJK character and each other symbol is one (``"HIV-1"`` is three units). Of
-overlapping matches the longest wins, then the leftmost; a match that overlaps any of the
-tagger's spans is dropped, so the lexicon only fills gaps and never moves a boundary.
+overlapping matches the longest wins, then the leftmost. A match fills a gap the tagger left, or
+replaces tagger spans it strictly contains (the tagger found part of a mention the lexicon knows
+whole); a match that cuts across a tagger span is dropped, so the lexicon never shortens one. A
+tagger span whose very string the rule accepts with another label takes the lexicon's label.
 
 Pure: no file system. ``infra.lexicon`` reads and writes it beside a model.
 """
@@ -27,6 +29,10 @@ from dataclasses import dataclass, field
 from bioner.records import Span
 
 LEXICON_VERSION = "lexicon-v1"
+#: How matches become spans (:meth:`Lexicon.apply`), recorded in runs beside the lexicon: v1 only
+#: filled the tagger's gaps; v2 also relabels a tagger span whose string it knows as another
+#: label and replaces tagger spans a match strictly contains.
+APPLY_VERSION = "apply-v2"
 #: Defaults of :class:`Lexicon`, chosen on the development sets (``bioner evaluate --sets
 #: ncbi-dev,bc5cdr-dev,jnlpba-dev``; see ``models/reference/README.md``): minimum ratios 0.2 to
 #: 0.5 were within 0.4 F1 of each other, 0.3 among the best; a minimum count above 1 lost 1 to 2.
@@ -113,12 +119,39 @@ class Lexicon:
                 taken.append(Span(start, end, self._active[text[start:end]].label))
         return sorted(taken)
 
-    def fill(self, text: str, spans: Iterable[Span]) -> list[Span]:
-        """The spans :meth:`find` gives that overlap none of ``spans`` (the tagger's)."""
-        have = list(spans)
-        return [
-            f for f in self.find(text) if not any(f.start < s.end and s.start < f.end for s in have)
-        ]
+    def apply(self, text: str, spans: Iterable[Span]) -> tuple[list[Span], list[Span]]:
+        """The tagger's ``spans`` that stand and the spans the lexicon gives in ``text``.
+
+        - A span whose very string the rule accepts with another label takes the lexicon's
+          label (``Wilms tumor`` tagged a Chemical becomes a Disease).
+        - Each match of :meth:`find` that overlaps none of ``spans`` is added (a gap filled).
+        - One that strictly contains every span it overlaps replaces them: the tagger found part
+          of a mention the lexicon knows whole (``[hereditary] [breast cancer]`` becomes
+          ``hereditary breast cancer``).
+        - One that overlaps a span partly, or has a span's very bounds, is dropped: the
+          tagger's boundary stands.
+        """
+        kept: list[Span] = []
+        added: list[Span] = []
+        for span in spans:
+            entry = self._active.get(text[span.start : span.end])
+            if entry is not None and entry.label != span.label:
+                added.append(Span(span.start, span.end, entry.label))
+            else:
+                kept.append(span)
+        for match in self.find(text):
+            inside = [s for s in kept + added if match.start < s.end and s.start < match.end]
+            if inside and not all(_strictly_within(s, match) for s in inside):
+                continue
+            kept = [s for s in kept if s not in inside]
+            added = [s for s in added if s not in inside] + [match]
+        return kept, sorted(added)
+
+
+def _strictly_within(span: Span, match: Span) -> bool:
+    """Whether ``span`` lies inside ``match`` without having its very bounds."""
+    inside = match.start <= span.start and span.end <= match.end
+    return inside and (span.start, span.end) != (match.start, match.end)
 
 
 @dataclass(frozen=True, slots=True)

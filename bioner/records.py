@@ -165,7 +165,9 @@ class Entity:
     score: float | None = None
     selected: bool | None = None
     issues: tuple[str, ...] = field(default=())
-    source: str = "tagger"  # or "lexicon": found by the training lexicon (bioner.lexicon)
+    # "tagger", "lexicon" (found by the training lexicon, bioner.lexicon) or "abbreviation" (a
+    # later use of an abbreviation defined on a found mention, bioner.abbreviations)
+    source: str = "tagger"
 
     def __post_init__(self) -> None:
         if self.start < 0 or self.end <= self.start or self.end - self.start != len(self.text):

@@ -66,6 +66,7 @@ _COUNTS = (
     "spans",
     "entities",
     "lexicon_entities",
+    "abbreviation_entities",
     "lossy_issues",
 )
 #: The summary ``bioner tag`` writes next to its tables (``bioner run`` writes summary.json).

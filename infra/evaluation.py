@@ -221,10 +221,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         "- lexicon: "
         + (
             f"`{lexicon['digest']}`, an entry becomes a span at ratio ≥ {lexicon['min_ratio']} "
-            f"and count ≥ {lexicon['min_count']} (F1 tagger: the tagger's spans alone)"
+            f"and count ≥ {lexicon['min_count']}"
             if lexicon
             else "none"
-        ),
+        )
+        + "; F1 tagger: the tagger's spans alone, before the lexicon and the later uses of "
+        "abbreviations",
         f"- limit: {report['limit'] if report['limit'] is not None else 'none (whole sets)'}",
         f"- data: `{report['data_dir']}`, code version {report['code_version']}",
         "",
@@ -233,7 +235,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     header = ["set", "documents", "passages", "gold", "predicted"]
     header += ["P", "R", "F1"]
-    header += ["F1 tagger", "lexicon spans"] if lexicon else []
+    derived = bool(lexicon) or any(r.get("tagger_metrics") for r in report["sets"].values())
+    header += ["F1 tagger", "lexicon spans", "abbreviation spans"] if derived else []
     header += ["P relaxed", "R relaxed", "F1 relaxed"]
     header += ["decode issues", "passages/s", "tokens/s"]
     rows = []
@@ -252,8 +255,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                     [
                         _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
                         str(r["lexicon_added"]),
+                        str(r.get("abbreviations_added", 0)),
                     ]
-                    if lexicon
+                    if derived
                     else []
                 ),
                 *_prf(m["relaxed"]["micro"]),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bioner.errors import InputError
 from bioner.lexicon import (
+    APPLY_VERSION,
     DEFAULT_MIN_COUNT,
     DEFAULT_MIN_RATIO,
     LEXICON_VERSION,
@@ -102,13 +103,15 @@ def lexicon_info(model_dir: str | Path) -> dict[str, object] | None:
 
 
 def lexicon_setting(model_dir: str | Path | None) -> str:
-    """What a run's output depends on of the model's lexicon: version, digest and rule as
-    canonical JSON; ``""`` when there is none (or no model folder)."""
+    """What a run's output depends on of the model's lexicon: version, digest, rule and how
+    matches are applied (:data:`bioner.lexicon.APPLY_VERSION`) as canonical JSON; ``""`` when
+    there is none (or no model folder)."""
     info = lexicon_info(model_dir) if model_dir is not None and Path(model_dir).is_dir() else None
     if info is None:
         return ""
     keep = ("version", "digest", "min_ratio", "min_count")
-    return json.dumps({k: info[k] for k in keep}, sort_keys=True, separators=(",", ":"))
+    setting = {k: info[k] for k in keep} | {"apply": APPLY_VERSION}
+    return json.dumps(setting, sort_keys=True, separators=(",", ":"))
 
 
 def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:

@@ -36,6 +36,8 @@ from typing import Any
 import pyarrow as pa
 from prefect import task
 
+from bioner import abbreviations
+from bioner.abbreviations import ABBREVIATIONS_VERSION
 from bioner.codec import symbolic
 from bioner.codec.issues import DecodeIssue
 from bioner.constraint import SymbolicTarget
@@ -125,7 +127,12 @@ _SETTINGS = (
     "bioner.max_new_tokens",
     "bioner.engine",
     "bioner.lexicon",
+    "bioner.decode_rules",
 )
+
+
+def _entity_order(e: Entity) -> tuple[int, int, str]:
+    return e.start, e.end, e.label
 
 
 def model_prompt_version(model: str) -> str:
@@ -168,6 +175,7 @@ def annotation_settings(
         "bioner.max_new_tokens": str(max_new_tokens or ""),
         "bioner.engine": canonical_json({"backend": backend, "constrained": constrained}),
         "bioner.lexicon": lexicon_setting(model) if lexicon else "",
+        "bioner.decode_rules": ABBREVIATIONS_VERSION,
     }
 
 
@@ -803,8 +811,12 @@ def entities_of(
     return entities, issues
 
 
+#: ``Entity.source`` of the entities the tagger decoded.
+TAGGER = "tagger"
 #: ``Entity.source`` of the entities the training lexicon adds.
 LEXICON = "lexicon"
+#: ``Entity.source`` of the later uses of an abbreviation whose definition was found.
+ABBREVIATION = "abbreviation"
 
 
 @functools.lru_cache(maxsize=4)
@@ -820,27 +832,65 @@ def lexicon_entities(
     lexicon: Lexicon,
     generation: dict[str, Any],
     run_id: str,
-) -> list[Entity]:
-    """Entities the lexicon finds in the passage where none of ``found`` (its decoded
-    entities) lies (:meth:`bioner.lexicon.Lexicon.fill`), with the provenance of the passage's
-    ``generation`` (the lexicon is the model's)."""
-    own = [Span(e.start - passage.start, e.end - passage.start, e.label) for e in found]
-    return [
-        Entity(
-            doc_id=passage.doc_id,
-            doc_version=passage.doc_version,
-            passage_index=passage.index,
-            start=passage.start + s.start,
-            end=passage.start + s.end,
-            text=s.text(passage.text),
-            label=s.label,
-            model_id=generation["model_id"],
-            prompt_version=generation["prompt_version"],
-            run_id=run_id,
-            source=LEXICON,
-        )
-        for s in lexicon.fill(passage.text, own)
+) -> tuple[list[Entity], list[Entity]]:
+    """The passage's decoded entities ``found`` that stand, and the entities the lexicon gives
+    (:meth:`bioner.lexicon.Lexicon.apply`: gaps filled, and tagger spans a known mention
+    strictly contains replaced by it), with the provenance of the passage's ``generation``
+    (the lexicon is the model's)."""
+    own = {Span(e.start - passage.start, e.end - passage.start, e.label): e for e in found}
+    kept, added = lexicon.apply(passage.text, own)
+    return [own[s] for s in kept], [
+        _derived(passage, generation, s.shifted(passage.start), passage.text, LEXICON, run_id)
+        for s in added
     ]
+
+
+def _derived(
+    passage: Passage,
+    generation: dict[str, Any],
+    span: Span,
+    passage_text: str,
+    source: str,
+    run_id: str,
+) -> Entity:
+    """An entity at document offsets ``span`` of ``passage`` that a rule, not the tagger,
+    gave (``source``), with the provenance of ``generation``."""
+    start, end = span.start - passage.start, span.end - passage.start
+    return Entity(
+        doc_id=passage.doc_id,
+        doc_version=passage.doc_version,
+        passage_index=passage.index,
+        start=span.start,
+        end=span.end,
+        text=passage_text[start:end],
+        label=span.label,
+        model_id=generation["model_id"],
+        prompt_version=generation["prompt_version"],
+        run_id=run_id,
+        source=source,
+    )
+
+
+def abbreviation_entities(
+    passages: Sequence[Passage],
+    generations: Sequence[dict[str, Any]],
+    document_text: str,
+    found: Sequence[Entity],
+    run_id: str,
+) -> list[Entity]:
+    """Entities for the later uses of the short forms the document's entities ``found``
+    define (:func:`bioner.abbreviations.propagate`: "adenomatous polyposis coli (APC)" makes
+    each uncovered "APC" a Disease). ``passages`` are the document's, in order, with one
+    ``generations`` row each for provenance; a use across two passages is left out."""
+    spans = [Span(e.start, e.end, e.label) for e in found]
+    out = []
+    for span in abbreviations.propagate(document_text, spans):
+        at = next((i for i, p in enumerate(passages) if p.start <= span.start < p.end), None)
+        if at is None or span.end > passages[at].end:
+            continue
+        p = passages[at]
+        out.append(_derived(p, generations[at], span, p.text, ABBREVIATION, run_id))
+    return out
 
 
 @task(name="decode", **_RETRY, **_TASK)
@@ -858,8 +908,10 @@ def decode(
     """Turn generations into entities (document offsets) and a table of decode issues.
 
     With ``lexicon``, the training lexicon of the model folder ``model`` (when it has one)
-    fills the gaps the decoded spans leave in each passage: those entities have ``source``
-    ``lexicon`` (:func:`lexicon_entities`).
+    fills the gaps the decoded spans leave in each passage and completes the mentions they cut
+    short: those entities have ``source`` ``lexicon`` (:func:`lexicon_entities`). Then the
+    later uses of each abbreviation a document defines get its long form's label: ``source``
+    ``abbreviation`` (:func:`abbreviation_entities`).
     """
     started, clock = time.time(), time.perf_counter()
     entity_schema = schema_of(schema)
@@ -880,13 +932,15 @@ def decode(
     answers: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for g in read_generations(generations_uri).to_pylist():
         answers.setdefault((g["doc_id"], g["doc_version"], g["passage_index"]), []).append(g)
+    by_document: dict[tuple[str, int], list[tuple[Passage, dict[str, Any], list[Entity]]]] = {}
     for key, rows in answers.items():
         passage = passages[key]
         asked = schema_for(entity_schema.name, passage.language)
         found, issues = entities_of(passage, texts[key[:2]], rows, asked, run_id)
         if asked.name in lexicons:
-            found += lexicon_entities(passage, found, lexicons[asked.name], rows[0], run_id)
-        entities.extend(dataclasses.asdict(e) for e in found)
+            kept, added = lexicon_entities(passage, found, lexicons[asked.name], rows[0], run_id)
+            found = kept + added
+        by_document.setdefault(key[:2], []).append((passage, rows[0], found))
         issue_rows.extend(
             {
                 "doc_id": key[0],
@@ -899,6 +953,12 @@ def decode(
             }
             for i in issues
         )
+    for key, parts in by_document.items():
+        found = [e for _, _, part in parts for e in part]
+        found += abbreviation_entities(
+            [p for p, _, _ in parts], [g for _, g, _ in parts], texts[key], found, run_id
+        )
+        entities.extend(dataclasses.asdict(e) for e in sorted(found, key=_entity_order))
     # The generations' settings go on: they say which passages and request these answer.
     settings = storage.read_metadata(generations_uri)
     meta = _metadata(run_id, **{k: settings.get(k, "") for k in _SETTINGS})
@@ -906,7 +966,9 @@ def decode(
         meta[key] = settings.get(key, "")
     # The lexicon this decode applied (generate recorded the one asked for).
     meta["bioner.lexicon"] = setting
+    meta["bioner.decode_rules"] = ABBREVIATIONS_VERSION
     meta["bioner.lexicon_entities"] = str(sum(e["source"] == LEXICON for e in entities))
+    meta["bioner.abbreviation_entities"] = str(sum(e["source"] == ABBREVIATION for e in entities))
     meta |= _timing(started, clock)
     storage.write_rows(issue_rows, issues_uri, DECODE_ISSUES_V1, meta)
     storage.write_rows(entities, entities_uri, ENTITIES_V3, meta)  # last: marks the shard done
@@ -952,6 +1014,7 @@ def shard_summary(paths: ShardPaths) -> dict[str, Any]:
         "spans": entities,
         "entities": entities,
         "lexicon_entities": int(decoded_meta.get("bioner.lexicon_entities", 0)),
+        "abbreviation_entities": int(decoded_meta.get("bioner.abbreviation_entities", 0)),
         "lossy_issues": issues["lossy"].to_pylist().count(True),
         "issues": dict(Counter(issues["kind"].to_pylist())),
         "timing": {

@@ -30,7 +30,7 @@ from bioner.labels import EntitySchema, schema_for
 from bioner.lexicon import Lexicon
 from bioner.metrics import Evaluation, evaluate
 from bioner.prompts import PROMPT_VERSION, build_prompt
-from bioner.records import AnnotatedDocument, Passage, Span
+from bioner.records import AnnotatedDocument, Entity, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
 from infra import evaluation as ev
 from infra.datasets import data_dir as default_data_dir
@@ -39,9 +39,13 @@ from infra.lexicon import lexicon_info, read_lexicons
 from infra.llm.local import is_untrained
 from tasks._common import TASK_OPTIONS as _TASK
 from tasks.annotate import (
+    ABBREVIATION,
     DEFAULT_BACKEND,
     DEFAULT_BATCH_TOKENS,
     DEFAULT_CHUNK,
+    LEXICON,
+    TAGGER,
+    abbreviation_entities,
     context_windows,
     engine_for,
     engine_settings,
@@ -145,6 +149,16 @@ def generate_requests(
     return out, time.perf_counter() - started
 
 
+@dataclass
+class Decoded:
+    """The spans of a set's answers by document (document offsets; every document present)."""
+
+    spans: dict[str, list[Span]]  # what the pipeline outputs: tagger, lexicon, abbreviations
+    tagger: dict[str, list[Span]]  # the tagger's decoded spans alone
+    issues: list[list[DecodeIssue]]  # per passage
+    added: Counter[str]  # spans by source other than the tagger
+
+
 def decode_answers(
     passages: Sequence[Passage],
     texts: dict[str, str],
@@ -153,11 +167,11 @@ def decode_answers(
     model_id: str,
     prompt_version: str = PROMPT_VERSION,
     lexicons: dict[str, Lexicon] | None = None,
-) -> tuple[dict[str, list[Span]], list[list[DecodeIssue]], dict[str, list[Span]]]:
-    """Spans per document (document offsets; every document of ``texts`` present), the
-    decode issues of each passage, and the spans the training lexicon adds per document, as
-    :func:`tasks.annotate.decode` makes them (:func:`tasks.annotate.entities_of`, then
-    :func:`tasks.annotate.lexicon_entities` with the lexicon of the passage's schema)."""
+) -> Decoded:
+    """The spans of the answers as :func:`tasks.annotate.decode` makes them
+    (:func:`tasks.annotate.entities_of`, :func:`tasks.annotate.lexicon_entities` with the
+    lexicon of the passage's schema, then :func:`tasks.annotate.abbreviation_entities` per
+    document), and the tagger's own spans beside them."""
     rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r, g in zip(requests, generations, strict=True):
         rows[r.passage].append(
@@ -171,18 +185,25 @@ def decode_answers(
             }
         )
     schema_of = {r.passage: r.schema for r in requests}
-    spans: dict[str, list[Span]] = {doc_id: [] for doc_id in texts}
-    added: dict[str, list[Span]] = {doc_id: [] for doc_id in texts}
-    issues: list[list[DecodeIssue]] = []
+    out = Decoded({d: [] for d in texts}, {d: [] for d in texts}, [], Counter())
+    by_document: dict[str, list[tuple[Passage, dict[str, Any], list[Entity]]]] = defaultdict(list)
     for i, p in enumerate(passages):
         entities, found = entities_of(p, texts[p.doc_id], rows[i], schema_of[i], _RUN_ID)
-        spans[p.doc_id].extend(Span(e.start, e.end, e.label) for e in entities)
-        issues.append(found)
+        out.tagger[p.doc_id].extend(Span(e.start, e.end, e.label) for e in entities)
+        out.issues.append(found)
         lexicon = (lexicons or {}).get(schema_of[i].name)
         if lexicon is not None:
-            extra = lexicon_entities(p, entities, lexicon, rows[i][0], _RUN_ID)
-            added[p.doc_id].extend(Span(e.start, e.end, e.label) for e in extra)
-    return spans, issues, added
+            kept, added = lexicon_entities(p, entities, lexicon, rows[i][0], _RUN_ID)
+            entities = kept + added
+        by_document[p.doc_id].append((p, rows[i][0], entities))
+    for doc_id, parts in by_document.items():
+        entities = [e for _, _, part in parts for e in part]
+        entities += abbreviation_entities(
+            [p for p, _, _ in parts], [g for _, g, _ in parts], texts[doc_id], entities, _RUN_ID
+        )
+        out.spans[doc_id] = [Span(e.start, e.end, e.label) for e in entities]
+        out.added.update(e.source for e in entities if e.source != TAGGER)
+    return out
 
 
 def spans_across_passages(docs: Sequence[AnnotatedDocument], passages: Sequence[Passage]) -> int:
@@ -207,8 +228,9 @@ class SetRun:
     seconds: float
     issues: list[list[DecodeIssue]]  # per passage
     across: int  # gold spans crossing a passage boundary
-    tagger: Evaluation | None = None  # the tagger's spans alone, when a lexicon added some
-    lexicon_added: int = 0  # spans the lexicon added
+    tagger: Evaluation | None = None  # the tagger's spans alone, when a rule changed them
+    lexicon_added: int = 0  # spans the lexicon gave
+    abbreviations_added: int = 0  # later uses of a defined abbreviation
 
     @property
     def lossy_passages(self) -> int:
@@ -247,6 +269,7 @@ class SetRun:
             },
             "metrics": self.evaluation.to_dict(),
             "lexicon_added": self.lexicon_added,
+            "abbreviations_added": self.abbreviations_added,
             "tagger_metrics": self.tagger.to_dict() if self.tagger else None,
         }
 
@@ -272,16 +295,13 @@ def evaluate_documents(
     requests = plan_requests(engine, passages, schema, cap)
     generations, seconds = generate_requests(engine, requests, chunk_size=chunk_size, stage=stage)
     texts = {d.id: d.text for d in docs}
-    spans, issues, extra = decode_answers(
+    decoded = decode_answers(
         passages, texts, requests, generations, engine.model_id, engine.prompt_version, lexicons
     )
     labels = schema_for(schema, None).labels
     gold = {d.id: d.spans for d in docs}
-    tagger, added = None, 0
-    if lexicons:
-        tagger = evaluate(gold, spans, labels=labels)
-        added = sum(map(len, extra.values()))
-        spans = {doc_id: found + extra[doc_id] for doc_id, found in spans.items()}
+    spans = decoded.spans
+    tagger = evaluate(gold, decoded.tagger, labels=labels) if decoded.added else None
     result = evaluate(gold, spans, labels=labels)
     predictions = [AnnotatedDocument(d.document, tuple(sorted(set(spans[d.id])))) for d in docs]
     return SetRun(
@@ -291,10 +311,11 @@ def evaluate_documents(
         requests=len(requests),
         generations=generations,
         seconds=seconds,
-        issues=issues,
+        issues=decoded.issues,
         across=spans_across_passages(docs, passages),
         tagger=tagger,
-        lexicon_added=added,
+        lexicon_added=decoded.added[LEXICON],
+        abbreviations_added=decoded.added[ABBREVIATION],
     )
 
 

@@ -147,16 +147,21 @@ def print_report(report: dict[str, Any]) -> None:
     )
     lexicon = report.get("lexicon")
     columns = ("set", "docs", "passages", "P", "R", "F1", "F1 relaxed", "issues", "pass/s", "tok/s")
-    if lexicon:
-        columns = (*columns[:6], "F1 tagger", "+lexicon", *columns[6:])
+    derived = bool(lexicon) or any(r.get("tagger_metrics") for r in report["sets"].values())
+    if derived:
+        columns = (*columns[:6], "F1 tagger", "+lexicon", "+abbrev", *columns[6:])
     for name in columns:
         table.add_column(name, justify="left" if name == "set" else "right", no_wrap=True)
     for name, r in report["sets"].items():
         strict, relaxed = r["metrics"]["strict"]["micro"], r["metrics"]["relaxed"]["micro"]
         tagger = r.get("tagger_metrics")
         with_lexicon = (
-            [_pct(tagger["strict"]["micro"]["f1"]) if tagger else "", str(r["lexicon_added"])]
-            if lexicon
+            [
+                _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
+                str(r["lexicon_added"]),
+                str(r.get("abbreviations_added", 0)),
+            ]
+            if derived
             else []
         )
         table.add_row(
@@ -184,11 +189,16 @@ def print_report(report: dict[str, Any]) -> None:
         "P, R, F1: micro, percent",
         soft_wrap=True,
     )
-    if lexicon:
+    if derived:
         out.print(
-            f"lexicon {lexicon['digest']} (ratio ≥ {lexicon['min_ratio']}, count ≥ "
-            f"{lexicon['min_count']}): F1 tagger is the tagger's spans alone, +lexicon the spans "
-            "the lexicon added",
+            (
+                f"lexicon {lexicon['digest']} (ratio ≥ {lexicon['min_ratio']}, count ≥ "
+                f"{lexicon['min_count']})"
+                if lexicon
+                else "no lexicon"
+            )
+            + ": F1 tagger is the tagger's spans alone, +lexicon the spans the lexicon gave, "
+            "+abbrev the later uses of abbreviations defined on a found mention",
             soft_wrap=True,
             markup=False,
         )

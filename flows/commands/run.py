@@ -393,11 +393,16 @@ def add_annotation_rows(table: Table, summary: dict[str, Any]) -> None:
         f"{summary['prompt_tokens']:,} prompt, {summary['output_tokens']:,} generated"
         + (f" ({_rate(summary)})" if summary["generated"] else ""),
     )
-    lexicon = summary.get("lexicon_entities", 0)
+    derived = [
+        f"{n:,} {what}"
+        for n, what in (
+            (summary.get("lexicon_entities", 0), "found by the model's training lexicon"),
+            (summary.get("abbreviation_entities", 0), "as uses of an abbreviation"),
+        )
+        if n
+    ]
     table.add_row(
-        "entities",
-        f"{summary['entities']:,}"
-        + (f" ({lexicon:,} found by the model's training lexicon)" if lexicon else ""),
+        "entities", f"{summary['entities']:,}" + (f" ({', '.join(derived)})" if derived else "")
     )
     issues = summary["issues"]
     table.add_row(

@@ -1,4 +1,4 @@
-"""The training lexicon: counts, the rule, unit-bounded matching, gap filling."""
+"""The training lexicon: counts, the rule, unit-bounded matching, how matches become spans."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_chinese_matches_character_by_character():
     assert [(s.start, s.end) for s in lexicon.find(text)] == [(2, 4), (5, 7), (9, 11)]
 
 
-def test_fill_adds_only_matches_that_overlap_no_tagger_span():
+def test_apply_fills_gaps_and_leaves_the_taggers_spans_standing():
     lexicon = Lexicon(
         "s", {"cisplatin": Entry("cisplatin", "Chemical", 9, 10), "renal failure": Entry("renal failure", "Disease", 4, 4)}
     )  # fmt: skip
@@ -127,9 +127,53 @@ def test_fill_adds_only_matches_that_overlap_no_tagger_span():
     tagger = [
         Span(14, 33, "Disease"),
         Span(40, 49, "Chemical"),
-    ]  # "acute renal failure", 2nd cisplatin
-    assert strings(text, lexicon.fill(text, tagger)) == [("cisplatin", "Chemical")]
-    assert lexicon.fill(text, tagger)[0] == Span(0, 9, "Chemical")
+    ]  # "acute renal failure" (wider than the entry: it stands), 2nd cisplatin
+    kept, added = lexicon.apply(text, tagger)
+    assert kept == tagger
+    assert added == [Span(0, 9, "Chemical")]
+
+
+def test_apply_replaces_the_parts_of_a_mention_it_knows_whole():
+    lexicon = Lexicon(
+        "s",
+        {
+            "hereditary breast cancer": Entry("hereditary breast cancer", "Disease", 5, 6),
+            "breast cancer": Entry("breast cancer", "Disease", 30, 31),
+        },
+    )
+    text = "BRCA1 explains hereditary breast cancer and breast cancer in men."
+    tagger = [Span(15, 25, "Disease"), Span(26, 39, "Disease")]  # [hereditary] [breast cancer]
+    kept, added = lexicon.apply(text, tagger)
+    assert kept == []
+    assert strings(text, added) == [
+        ("hereditary breast cancer", "Disease"),
+        ("breast cancer", "Disease"),
+    ]
+
+
+def test_apply_never_cuts_across_or_shortens_a_taggers_span():
+    lexicon = Lexicon("s", {"breast cancer": Entry("breast cancer", "Disease", 3, 3)})
+    text = "male breast cancer risk; breast cancer"
+    # The tagger's wider "male breast cancer" and a span crossing the second match both stand.
+    tagger = [Span(0, 18, "Disease"), Span(19, 31, "Disease")]  # "risk; breast" crosses
+    assert lexicon.apply(text, tagger) == (tagger, [])
+
+
+def test_apply_relabels_a_span_whose_string_the_rule_accepts_as_another_label():
+    lexicon = Lexicon(
+        "s",
+        {
+            "Wilms tumor": Entry("Wilms tumor", "Disease", 4, 4),
+            "lithium": Entry("lithium", "Chemical", 1, 20),  # ratio 0.05: not active
+        },
+    )
+    text = "Wilms tumor after lithium"
+    tagger = [Span(0, 11, "Chemical"), Span(18, 25, "Disease")]
+    kept, added = lexicon.apply(text, tagger)
+    assert kept == [Span(18, 25, "Disease")]
+    assert added == [Span(0, 11, "Disease")]
+    # Same string, same label: nothing to change.
+    assert lexicon.apply(text, [Span(0, 11, "Disease")]) == ([Span(0, 11, "Disease")], [])
 
 
 def test_an_empty_or_inactive_lexicon_finds_nothing():

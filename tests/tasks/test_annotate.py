@@ -191,6 +191,7 @@ def test_decode_hand_written_generations_to_exact_entity_rows(shard):
         "entities": 6,
         "lossy_issues": 2,
         "lexicon_entities": 0,
+        "abbreviation_entities": 0,
         "issues": None,
     }
     assert summary["issues"] == {"unknown_type": 1, "truncated": 1}
@@ -219,6 +220,45 @@ def test_decode_adds_the_models_lexicon_entities_in_the_taggers_gaps(shard, tmp_
     t.decode.fn(*args, model=str(model), lexicon=False)
     assert storage.count_rows(shard.entities) == 6
     assert storage.read_metadata(shard.entities)["bioner.lexicon"] == ""
+
+
+def test_decode_labels_the_later_uses_of_an_abbreviation_defined_on_a_found_mention(tmp_path):
+    source = tmp_path / "in.xml.gz"
+    title = "Adenomatous polyposis coli (APC) in two families."
+    abstract = "Carriers of APC had polyps. The APC families were large."
+    xml = '<?xml version="1.0"?>\n<PubmedArticleSet>\n' + article("3", title, abstract)
+    source.write_bytes(gzip.compress((xml + "</PubmedArticleSet>\n").encode()))
+    ingest_paths([str(source)], str(tmp_path / "out"), 1, run_id="run-1")
+    shard = t.ShardPaths.under(str(tmp_path / "out"), 0)
+    rows = [
+        generation("3", 0, "Disease: [Adenomatous polyposis coli] (APC) in two families."),
+        generation("3", 1, "Disease: Carriers of APC had [polyps]."),
+        generation("3", 2, "None"),
+    ]
+    storage.write_rows(rows, shard.generations, GENERATIONS_V1)
+    t.decode.fn(
+        shard.generations,
+        shard.passages,
+        shard.documents,
+        shard.entities,
+        shard.decode_issues,
+        "ncbi",
+        "run-2",
+    )
+    found = storage.read_table(shard.entities, ENTITIES_V3).to_pylist()
+    text = f"{title} {abstract}"
+    assert [(e["passage_index"], e["text"], e["source"]) for e in found] == [
+        (0, "Adenomatous polyposis coli", "tagger"),
+        (0, "APC", "abbreviation"),
+        (1, "APC", "abbreviation"),
+        (1, "polyps", "tagger"),
+        (2, "APC", "abbreviation"),
+    ]
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in found)
+    assert {e["label"] for e in found} == {"Disease"}
+    meta = storage.read_metadata(shard.entities)
+    assert meta["bioner.decode_rules"] == "abbreviations-v1"
+    assert t.shard_summary(shard)["abbreviation_entities"] == 3
 
 
 def test_offsets_that_do_not_map_are_a_bug_not_a_model_error(shard):

@@ -222,3 +222,23 @@ def test_a_lexicon_fills_the_taggers_gaps_and_the_tagger_alone_is_scored_too():
     assert summary["lexicon_added"] == 1
     assert summary["tagger_metrics"] == run.tagger.to_dict()
     assert evaluate_documents(engine, DOCS, "bc5cdr").summary()["tagger_metrics"] is None
+
+
+def test_later_uses_of_an_abbreviation_are_scored_as_the_pipeline_outputs_them():
+    text = "Malignant hyperthermia (MH) after anaesthesia. Two MH crises were fatal."
+    spans = tuple(
+        sorted([Span(0, 22, "Disease"), Span(24, 26, "Disease"), Span(51, 53, "Disease")])
+    )
+    docs = [AnnotatedDocument(Document("7", text), spans)]
+    engine = FakeEngine(
+        lambda t: (
+            "Disease: [Malignant hyperthermia] (MH) after anaesthesia."
+            if t.passage.startswith("Malignant")
+            else "None"
+        )
+    )
+    run = evaluate_documents(engine, docs, "ncbi")
+    assert run.abbreviations_added == 2 and run.lexicon_added == 0
+    assert run.evaluation.strict.micro.f1 == 1.0
+    assert run.tagger is not None and run.tagger.strict.micro.tp == 1
+    assert run.summary()["abbreviations_added"] == 2

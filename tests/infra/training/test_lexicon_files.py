@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from bioner.errors import InputError
-from bioner.lexicon import LEXICON_VERSION, Entry
+from bioner.lexicon import APPLY_VERSION, LEXICON_VERSION, Entry
 from bioner.training.data import COPY_DATASET
 from flows.commands import train as train_cmd
 from infra.lexicon import (
@@ -70,6 +70,7 @@ def test_a_written_lexicon_reads_back_with_its_rule_and_leaves_the_model_id(exam
         "digest": info["digest"],
         "min_ratio": 0.75,
         "min_count": 1,
+        "apply": APPLY_VERSION,
     }
     write_lexicon(lexicons_from_examples(examples, min_ratio=0.5), model, {"data": "toy"})
     assert lexicon_setting(model) != setting

@@ -1,0 +1,92 @@
+"""Abbreviations defined in a document carry the label of their long form.
+
+Biomedical abstracts define a short form once, right after its long form ("adenomatous
+polyposis coli (APC)"), and then use it alone. A small tagger finds the long form far more
+often than it finds every later "APC". When the tagger (or the lexicon) put a span on a long
+form followed by a parenthesised short form that abbreviates it, every unit-bounded occurrence
+of that short form in the document that no span covers gets the long form's label.
+
+Whether a short form abbreviates a long form is the test of Schwartz and Hearst (2003, "A
+simple algorithm for identifying abbreviation definitions in biomedical text"): the short form
+has 2 to 10 characters, starts with a letter or digit and has a letter; each of its letters and
+digits is found in the long form, right to left and in order, and its first one starts a word
+of the long form. Here the long form is the span already found, not searched for, so the test
+only has to accept or refuse the pair.
+
+Pure: works on one document's text and spans.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from bioner.lexicon import units
+from bioner.records import Span
+
+ABBREVIATIONS_VERSION = "abbreviations-v1"
+
+#: ``LF (SF)``: the parenthesis right after the long form, holding one token.
+_DEFINITION = re.compile(r"\s?\(\s?([^\s()\[\];,]{2,10})\s?\)")
+
+
+def abbreviates(short: str, long: str) -> bool:
+    """Whether ``short`` abbreviates ``long`` (the Schwartz-Hearst test, module doc)."""
+    if not 2 <= len(short) <= 10 or not short[0].isalnum() or len(short) >= len(long):
+        return False
+    if not any(c.isalpha() for c in short):
+        return False
+    s, lf = short.lower(), long.lower()
+    i, j = len(s) - 1, len(lf) - 1
+    while i >= 0:
+        if not s[i].isalnum():
+            i -= 1
+            continue
+        # The first character must start a word of the long form; the others anywhere.
+        while j >= 0 and (lf[j] != s[i] or (i == 0 and j > 0 and lf[j - 1].isalnum())):
+            j -= 1
+        if j < 0:
+            return False
+        i, j = i - 1, j - 1
+    return True
+
+
+def definitions(text: str, spans: Iterable[Span]) -> dict[str, str]:
+    """Short form -> label, for each span of ``text`` followed by ``(SF)`` that it defines.
+
+    A short form two spans define with different labels is left out.
+    """
+    found: dict[str, set[str]] = {}
+    for span in spans:
+        m = _DEFINITION.match(text, span.end)
+        if m and abbreviates(m.group(1), text[span.start : span.end]):
+            found.setdefault(m.group(1), set()).add(span.label)
+    return {short: labels.pop() for short, labels in found.items() if len(labels) == 1}
+
+
+def propagate(text: str, spans: Sequence[Span]) -> list[Span]:
+    """New spans: the occurrences in ``text`` of the short forms ``spans`` define
+    (:func:`definitions`) that overlap none of ``spans``, in text order."""
+    forms = definitions(text, spans)
+    if not forms:
+        return []
+    taken = list(spans)
+    added: list[Span] = []
+    for start, _ in units(text):
+        # A short form may span several units ("IL-2"): try each form starting here.
+        for short, label in sorted(forms.items(), key=lambda f: -len(f[0])):
+            stop = start + len(short)
+            if text.startswith(short, start) and _unit_end(text, stop):
+                span = Span(start, stop, label)
+                if not any(span.start < s.end and s.start < span.end for s in taken):
+                    taken.append(span)
+                    added.append(span)
+                break
+    return added
+
+
+def _unit_end(text: str, at: int) -> bool:
+    """Whether a match ending at ``at`` ends on a unit bound (nothing of its word follows)."""
+    if at >= len(text):
+        return True
+    return not (text[at].isalnum() and text[at - 1].isalnum())

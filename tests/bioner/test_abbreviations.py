@@ -1,0 +1,67 @@
+"""Abbreviations defined on a found mention label their later uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from bioner.abbreviations import abbreviates, definitions, propagate
+from bioner.records import Span
+
+
+@pytest.mark.parametrize(
+    ("short", "long"),
+    [
+        ("APC", "adenomatous polyposis coli"),
+        ("G6PD", "glucose-6-phosphate dehydrogenase"),
+        ("VHL", "von Hippel-Lindau"),
+        ("TfR", "transferrin receptor"),  # a letter inside a word
+        ("5-FU", "5-fluorouracil"),
+        ("A-T", "ataxia-telangiectasia"),
+    ],
+)
+def test_schwartz_hearst_accepts_true_definitions(short, long):
+    assert abbreviates(short, long)
+
+
+@pytest.mark.parametrize(
+    ("short", "long"),
+    [
+        ("XYZ", "adenomatous polyposis coli"),  # letters not in the long form
+        ("PCA", "adenomatous polyposis coli"),  # not in order
+        ("OLI", "polyposis coli"),  # first letter starts no word
+        ("n", "nephropathy"),  # too short
+        ("12", "twelve patients"),  # no letter
+        ("-AB", "a b"),  # does not start with a letter or digit
+        ("breast cancer", "cancer"),  # longer than the long form
+    ],
+)
+def test_schwartz_hearst_refuses_the_others(short, long):
+    assert not abbreviates(short, long)
+
+
+TEXT = (
+    "Mutations of adenomatous polyposis coli (APC) cause tumours. "
+    "APC carriers, unlike APCs or pAPC cells, develop APC early."
+)
+
+
+def test_later_uses_of_a_defined_short_form_take_the_long_forms_label():
+    long = Span(13, 39, "Disease")
+    added = propagate(TEXT, [long])
+    # The definition's own "(APC)" and both later whole-word uses; not "APCs" or "pAPC".
+    assert [(TEXT[s.start : s.end], s.label) for s in added] == [("APC", "Disease")] * 3
+    assert [s.start for s in added] == [41, 61, 110]
+
+
+def test_uses_a_span_already_covers_are_left_alone():
+    long, tagged = Span(13, 39, "Disease"), Span(61, 73, "Disease")  # "APC carriers"
+    assert [s.start for s in propagate(TEXT, [long, tagged])] == [41, 110]
+
+
+def test_no_definition_no_spans_and_conflicting_labels_define_nothing():
+    assert propagate(TEXT, []) == []
+    assert propagate(TEXT, [Span(0, 9, "Disease")]) == []  # "Mutations" is followed by "of"
+    text = "breast cancer (BC) and bladder carcinoma (BC)"
+    both = [Span(0, 13, "Disease"), Span(23, 40, "Chemical")]
+    assert definitions(text, both) == {}
+    assert definitions(text, both[:1]) == {"BC": "Disease"}
