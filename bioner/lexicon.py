@@ -25,21 +25,30 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from bioner.records import Span
 
-LEXICON_VERSION = "lexicon-v1"
+LEXICON_VERSION = "lexicon-v2"  # v2 adds the strings training never annotated (``unseen``)
 #: How matches become spans (:meth:`Lexicon.apply`), recorded in runs beside the lexicon: v1 only
-#: filled the tagger's gaps; v2 also relabels a tagger span whose string it knows as another
-#: label and replaces tagger spans a match strictly contains.
+#: filled the tagger's gaps; v2 also drops a tagger span whose string training never annotated,
+#: relabels one whose string it knows as another label and replaces tagger spans a match
+#: strictly contains.
 APPLY_VERSION = "apply-v2"
 #: Defaults of :class:`Lexicon`, chosen on the development sets (``bioner evaluate --sets
 #: ncbi-dev,bc5cdr-dev,jnlpba-dev``; see ``models/reference/README.md``): minimum ratios 0.2 to
 #: 0.5 were within 0.4 F1 of each other, 0.3 among the best; a minimum count above 1 lost 1 to 2.
 DEFAULT_MIN_RATIO = 0.3
 DEFAULT_MIN_COUNT = 1
+#: A tagger span whose string occurs this often in the training passages of its schema, and
+#: is never annotated there, is dropped (0: never). Chosen on the development sets: 1 to 3
+#: were within 0.4 F1 of each other, each 1 to 4 above no veto.
+DEFAULT_VETO_COUNT = 2
 #: Longest entry kept, in units (longer annotations are rare and never recur verbatim).
 MAX_UNITS = 24
+#: Longest never-annotated string kept, in units, and how often it must occur to be kept.
+UNSEEN_UNITS = 6
+UNSEEN_KEEP = 2
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _UNIT = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
@@ -79,6 +88,10 @@ class Lexicon:
     entries: Mapping[str, Entry]
     min_ratio: float = DEFAULT_MIN_RATIO
     min_count: int = DEFAULT_MIN_COUNT
+    #: Strings of at most UNSEEN_UNITS units the training passages hold at least UNSEEN_KEEP
+    #: times and never annotate, with how often they occur.
+    unseen: Mapping[str, int] = field(default_factory=dict)
+    veto_count: int = DEFAULT_VETO_COUNT
     _active: dict[str, Entry] = field(init=False, repr=False, compare=False)
     _most: int = field(init=False, repr=False, compare=False)
 
@@ -87,6 +100,8 @@ class Lexicon:
             raise ValueError(f"min_ratio must be in (0, 1], got {self.min_ratio}")
         if self.min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {self.min_count}")
+        if self.veto_count < 0:
+            raise ValueError(f"veto_count must be >= 0, got {self.veto_count}")
         active = {
             k: e
             for k, e in self.entries.items()
@@ -100,9 +115,15 @@ class Lexicon:
         """How many entries the rule turns into spans."""
         return len(self._active)
 
-    def with_rule(self, min_ratio: float, min_count: int) -> Lexicon:
-        """The same entries under another rule."""
-        return Lexicon(self.schema, self.entries, min_ratio, min_count)
+    def with_rule(self, min_ratio: float, min_count: int, veto_count: int | None = None) -> Lexicon:
+        """The same entries under another rule (the same veto unless ``veto_count`` is given)."""
+        veto = self.veto_count if veto_count is None else veto_count
+        return Lexicon(self.schema, self.entries, min_ratio, min_count, self.unseen, veto)
+
+    def vetoes(self, string: str) -> bool:
+        """Whether a tagger span of ``string`` is dropped: training holds the string at least
+        ``veto_count`` times and never annotates it (``"patients"``, ``"study"``, ``"."``)."""
+        return self.veto_count > 0 and self.unseen.get(string, 0) >= self.veto_count
 
     def find(self, text: str) -> list[Span]:
         """Non-overlapping spans of ``text`` whose string the rule accepts (longest first)."""
@@ -119,12 +140,13 @@ class Lexicon:
                 taken.append(Span(start, end, self._active[text[start:end]].label))
         return sorted(taken)
 
-    def apply(self, text: str, spans: Iterable[Span]) -> tuple[list[Span], list[Span]]:
-        """The tagger's ``spans`` that stand and the spans the lexicon gives in ``text``.
+    def apply(self, text: str, spans: Iterable[Span]) -> Applied:
+        """What becomes of the tagger's ``spans`` in ``text``, and the spans the lexicon gives.
 
+        - A span whose string training never annotates is dropped (:meth:`vetoes`).
         - A span whose very string the rule accepts with another label takes the lexicon's
           label (``Wilms tumor`` tagged a Chemical becomes a Disease).
-        - Each match of :meth:`find` that overlaps none of ``spans`` is added (a gap filled).
+        - Each match of :meth:`find` that overlaps none of the spans is added (a gap filled).
         - One that strictly contains every span it overlaps replaces them: the tagger found part
           of a mention the lexicon knows whole (``[hereditary] [breast cancer]`` becomes
           ``hereditary breast cancer``).
@@ -133,9 +155,13 @@ class Lexicon:
         """
         kept: list[Span] = []
         added: list[Span] = []
+        dropped: list[Span] = []
         for span in spans:
-            entry = self._active.get(text[span.start : span.end])
-            if entry is not None and entry.label != span.label:
+            string = text[span.start : span.end]
+            entry = self._active.get(string)
+            if self.vetoes(string):
+                dropped.append(span)
+            elif entry is not None and entry.label != span.label:
                 added.append(Span(span.start, span.end, entry.label))
             else:
                 kept.append(span)
@@ -145,7 +171,16 @@ class Lexicon:
                 continue
             kept = [s for s in kept if s not in inside]
             added = [s for s in added if s not in inside] + [match]
-        return kept, sorted(added)
+        return Applied(kept, sorted(added), dropped)
+
+
+class Applied(NamedTuple):
+    """:meth:`Lexicon.apply`'s answer: the tagger's spans that stand unchanged, the spans the
+    lexicon gives (relabelled, completed or new), and the tagger's spans it vetoed."""
+
+    kept: list[Span]
+    added: list[Span]
+    dropped: list[Span]
 
 
 def _strictly_within(span: Span, match: Span) -> bool:
@@ -167,11 +202,14 @@ def build_lexicons(
     passages: Iterable[Annotated],
     min_ratio: float = DEFAULT_MIN_RATIO,
     min_count: int = DEFAULT_MIN_COUNT,
+    veto_count: int = DEFAULT_VETO_COUNT,
 ) -> dict[str, Lexicon]:
     """One lexicon per schema from its training passages (each distinct passage counted once).
 
     Every annotated string of at most :data:`MAX_UNITS` units whose ends fall on unit bounds is
-    an entry; the others could never be found again and are left out.
+    an entry; the others could never be found again and are left out. Every string of at most
+    :data:`UNSEEN_UNITS` units that the passages hold at least :data:`UNSEEN_KEEP` times and
+    never annotate (with any label, at any bounds) goes into ``unseen``.
     """
     distinct = list(dict.fromkeys(passages))
     labels: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
@@ -182,28 +220,41 @@ def build_lexicons(
             key = p.text[start:end]
             if start in starts and end in ends and len(units(key)) <= MAX_UNITS:
                 labels[p.schema][key][label] += 1
+    annotated = defaultdict(set)
+    for p in distinct:
+        annotated[p.schema].update(p.text[start:end] for start, end, _ in p.spans)
     occurrences: dict[str, Counter[str]] = defaultdict(Counter)
+    grams: dict[str, Counter[str]] = defaultdict(Counter)
     for p, bounds in zip(distinct, bounds_of, strict=True):
         known = labels.get(p.schema)
         if known:
             for start, end in _grams(bounds, MAX_UNITS):
                 if p.text[start:end] in known:
                     occurrences[p.schema][p.text[start:end]] += 1
+        grams[p.schema].update(p.text[start:end] for start, end in _grams(bounds, UNSEEN_UNITS))
     out = {}
     for schema, strings in sorted(labels.items()):
         entries = {}
         for key, counts in strings.items():
             label, n = min(counts.items(), key=lambda c: (-c[1], c[0]))
             entries[key] = Entry(key, label, n, occurrences[schema][key])
-        out[schema] = Lexicon(schema, entries, min_ratio, min_count)
+        unseen = {
+            key: n
+            for key, n in grams[schema].items()
+            if n >= UNSEEN_KEEP and key not in annotated[schema]
+        }
+        out[schema] = Lexicon(schema, entries, min_ratio, min_count, unseen, veto_count)
     return out
 
 
 def lexicon_digest(lexicons: Mapping[str, Lexicon]) -> str:
-    """A short digest of the entries (not the rule), to name a lexicon in provenance."""
+    """A short digest of the entries and unseen strings (not the rule), to name a lexicon in
+    provenance."""
     h = hashlib.blake2b(digest_size=6)
     for schema in sorted(lexicons):
         for key in sorted(lexicons[schema].entries):
             e = lexicons[schema].entries[key]
             h.update(f"{schema}\t{key}\t{e.label}\t{e.annotated}\t{e.occurrences}\n".encode())
+        for key in sorted(lexicons[schema].unseen):
+            h.update(f"{schema}\t{key}\t\t0\t{lexicons[schema].unseen[key]}\n".encode())
     return h.hexdigest()

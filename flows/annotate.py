@@ -67,6 +67,7 @@ _COUNTS = (
     "entities",
     "lexicon_entities",
     "abbreviation_entities",
+    "lexicon_dropped",
     "lossy_issues",
 )
 #: The summary ``bioner tag`` writes next to its tables (``bioner run`` writes summary.json).

@@ -120,7 +120,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- tokens: {summary['prompt_tokens']:,} prompt, {summary['output_tokens']:,} output",
         f"- entities: {summary['entities']:,} accepted "
         f"({summary.get('lexicon_entities', 0):,} of them found by the training lexicon, "
-        f"{summary.get('abbreviation_entities', 0):,} as uses of an abbreviation), "
+        f"{summary.get('abbreviation_entities', 0):,} as uses of an abbreviation; "
+        f"{summary.get('lexicon_dropped', 0):,} decoded spans the lexicon dropped), "
         + (
             f"{summary['rejected']:,} rejected"
             if summary.get("rejected") is not None

@@ -221,7 +221,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "- lexicon: "
         + (
             f"`{lexicon['digest']}`, an entry becomes a span at ratio ≥ {lexicon['min_ratio']} "
-            f"and count ≥ {lexicon['min_count']}"
+            f"and count ≥ {lexicon['min_count']}; a tagger span is dropped where training holds "
+            f"its string ≥ {lexicon.get('veto_count', 0)} times and never annotates it (0: never)"
             if lexicon
             else "none"
         )
@@ -236,7 +237,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     header = ["set", "documents", "passages", "gold", "predicted"]
     header += ["P", "R", "F1"]
     derived = bool(lexicon) or any(r.get("tagger_metrics") for r in report["sets"].values())
-    header += ["F1 tagger", "lexicon spans", "abbreviation spans"] if derived else []
+    header += ["F1 tagger", "lexicon +/−", "abbreviation spans"] if derived else []
     header += ["P relaxed", "R relaxed", "F1 relaxed"]
     header += ["decode issues", "passages/s", "tokens/s"]
     rows = []
@@ -254,7 +255,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 *(
                     [
                         _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
-                        str(r["lexicon_added"]),
+                        f"+{r['lexicon_added']} −{r.get('lexicon_dropped', 0)}",
                         str(r.get("abbreviations_added", 0)),
                     ]
                     if derived

@@ -1,8 +1,9 @@
 """The training lexicon on disk: ``lexicon.parquet`` in a model folder (``bioner lexicon``).
 
-The file holds every entry of every schema (:data:`schemas.LEXICON_V1`); its footer holds the
-rule (``min_ratio``, ``min_count``) the model is run with, the lexicon version, the digest of
-the entries and the training data it was counted from. The model id
+The file holds every entry and unseen string of every schema (:data:`schemas.LEXICON_V2`); its
+footer holds the rule (``min_ratio``, ``min_count``, ``veto_count``) the model is run with, the
+lexicon version, the digest of the entries and the training data it was counted from. Files of
+version ``lexicon-v1`` (no unseen strings, no veto) still read. The model id
 (:func:`infra.llm.local.model_id_of`) leaves it out, since the generated text does not depend
 on it; runs record :func:`lexicon_setting` instead, so a new lexicon or rule decodes again.
 """
@@ -19,6 +20,7 @@ from bioner.lexicon import (
     APPLY_VERSION,
     DEFAULT_MIN_COUNT,
     DEFAULT_MIN_RATIO,
+    DEFAULT_VETO_COUNT,
     LEXICON_VERSION,
     Annotated,
     Entry,
@@ -28,11 +30,15 @@ from bioner.lexicon import (
 )
 from bioner.training.data import COPY_DATASET, Example
 from infra import storage
-from schemas import LEXICON_V1
+from schemas import LEXICON_V1, LEXICON_V2
 
 LEXICON_FILE = "lexicon.parquet"
 
 _META = "bioner.lexicon"
+
+
+#: The lexicon versions this code reads, with the table schema of each.
+_READS = {"lexicon-v1": LEXICON_V1, LEXICON_VERSION: LEXICON_V2}
 
 
 def lexicon_path(model_dir: str | Path) -> Path:
@@ -44,6 +50,7 @@ def lexicons_from_examples(
     examples: Iterable[Example],
     min_ratio: float = DEFAULT_MIN_RATIO,
     min_count: int = DEFAULT_MIN_COUNT,
+    veto_count: int = DEFAULT_VETO_COUNT,
 ) -> dict[str, Lexicon]:
     """The lexicons of training examples, one per schema; synthetic copy examples are left out
     (their spans are random)."""
@@ -55,6 +62,7 @@ def lexicons_from_examples(
         ),
         min_ratio,
         min_count,
+        veto_count,
     )
 
 
@@ -65,24 +73,30 @@ def write_lexicon(
     counted from) in the footer; returns the file."""
     if not lexicons:
         raise ValueError("no lexicon to write: the training data has no annotated span")
-    rules = {(lx.min_ratio, lx.min_count) for lx in lexicons.values()}
+    rules = {(lx.min_ratio, lx.min_count, lx.veto_count) for lx in lexicons.values()}
     if len(rules) != 1:
         raise ValueError(f"one rule for all schemas, got {sorted(rules)}")
-    (min_ratio, min_count) = rules.pop()
-    rows = [
-        {"schema": name, **asdict(e)}
-        for name in sorted(lexicons)
-        for e in sorted(lexicons[name].entries.values(), key=lambda e: e.text)
-    ]
+    (min_ratio, min_count, veto_count) = rules.pop()
+    rows = []
+    for name in sorted(lexicons):
+        rows += [
+            {"schema": name, **asdict(e)}
+            for e in sorted(lexicons[name].entries.values(), key=lambda e: e.text)
+        ]
+        rows += [
+            {"schema": name, "text": t, "label": "", "annotated": 0, "occurrences": n}
+            for t, n in sorted(lexicons[name].unseen.items())
+        ]
     info = {
         "version": LEXICON_VERSION,
         "min_ratio": min_ratio,
         "min_count": min_count,
+        "veto_count": veto_count,
         "digest": lexicon_digest(lexicons),
         "source": dict(source),
     }
     path = lexicon_path(model_dir)
-    storage.write_rows(rows, str(path), LEXICON_V1, {_META: json.dumps(info, sort_keys=True)})
+    storage.write_rows(rows, str(path), LEXICON_V2, {_META: json.dumps(info, sort_keys=True)})
     return path
 
 
@@ -95,9 +109,9 @@ def lexicon_info(model_dir: str | Path) -> dict[str, object] | None:
     if found is None:
         raise InputError(f"{path}: not a bioner lexicon (no {_META} footer)")
     info = json.loads(found)
-    if info.get("version") != LEXICON_VERSION:
+    if info.get("version") not in _READS:
         raise InputError(
-            f"{path}: lexicon version {info.get('version')!r}; this code reads {LEXICON_VERSION}"
+            f"{path}: lexicon version {info.get('version')!r}; this code reads " + ", ".join(_READS)
         )
     return info
 
@@ -110,7 +124,7 @@ def lexicon_setting(model_dir: str | Path | None) -> str:
     if info is None:
         return ""
     keep = ("version", "digest", "min_ratio", "min_count")
-    setting = {k: info[k] for k in keep} | {"apply": APPLY_VERSION}
+    setting = {k: info[k] for k in keep} | {"apply": APPLY_VERSION, "veto_count": _veto(info)}
     return json.dumps(setting, sort_keys=True, separators=(",", ":"))
 
 
@@ -119,10 +133,21 @@ def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:
     info = lexicon_info(model_dir)
     if info is None:
         return None
-    table = storage.read_table(str(lexicon_path(model_dir)), LEXICON_V1)
+    table = storage.read_table(str(lexicon_path(model_dir)), _READS[str(info["version"])])
     entries: dict[str, dict[str, Entry]] = {}
+    unseen: dict[str, dict[str, int]] = {}
     for r in table.to_pylist():
         schema = r.pop("schema")
-        entries.setdefault(schema, {})[r["text"]] = Entry(**r)
+        if r["annotated"]:
+            entries.setdefault(schema, {})[r["text"]] = Entry(**r)
+        else:
+            unseen.setdefault(schema, {})[r["text"]] = r["occurrences"]
     ratio, count = float(info["min_ratio"]), int(info["min_count"])  # type: ignore[arg-type]
-    return {s: Lexicon(s, e, ratio, count) for s, e in entries.items()}
+    return {
+        s: Lexicon(s, e, ratio, count, unseen.get(s, {}), _veto(info)) for s, e in entries.items()
+    }
+
+
+def _veto(info: Mapping[str, object]) -> int:
+    """The footer's veto count; a version 1 lexicon has none (0: no veto)."""
+    return int(info.get("veto_count", 0))  # type: ignore[call-overload]

@@ -261,9 +261,16 @@ LEXICON_V1 = _schema(
     ],
 )
 
+#: LEXICON_V1 with a second kind of row: ``annotated`` 0 and ``label`` ``""`` is a string the
+#: training passages hold ``occurrences`` times and never annotate (``Lexicon.unseen``: a tagger
+#: span of it is dropped). A version 1 file reads as one without such rows.
+LEXICON_V2 = _schema("lexicon", 2, list(LEXICON_V1))
+
 #: ENTITIES_V1 plus ``source``, what found the entity: ``tagger`` (decoded from the model's
-#: answer) or ``lexicon`` (the model's training lexicon, in a gap the tagger's spans left;
-#: ``bioner.lexicon``). Tables of version 1 and 2 read as ``tagger`` throughout.
+#: answer), ``lexicon`` (the model's training lexicon: a gap the tagger's spans left, a mention
+#: they cut short, or a label it corrected; ``bioner.lexicon``) or ``abbreviation`` (a later use
+#: of an abbreviation defined on a found mention; ``bioner.abbreviations``). Tables of version 1
+#: and 2 read as ``tagger`` throughout.
 ENTITIES_V3 = _schema(
     "entities",
     3,
@@ -289,10 +296,18 @@ CURRENT = (
     DECODE_ISSUES_V1,
     ENTITIES_V3,
     ENTITIES_V4,
-    LEXICON_V1,
+    LEXICON_V2,
 )
 #: Every schema ever written, old versions included (their files may still be read).
-ALL = (DOCUMENTS_V1, TOMBSTONES_V1, GENERATIONS_V1, ENTITIES_V1, ENTITIES_V2, *CURRENT)
+ALL = (
+    DOCUMENTS_V1,
+    TOMBSTONES_V1,
+    GENERATIONS_V1,
+    ENTITIES_V1,
+    ENTITIES_V2,
+    LEXICON_V1,
+    *CURRENT,
+)
 
 
 def schema_version(schema: pa.Schema) -> str:

@@ -832,17 +832,18 @@ def lexicon_entities(
     lexicon: Lexicon,
     generation: dict[str, Any],
     run_id: str,
-) -> tuple[list[Entity], list[Entity]]:
-    """The passage's decoded entities ``found`` that stand, and the entities the lexicon gives
-    (:meth:`bioner.lexicon.Lexicon.apply`: gaps filled, and tagger spans a known mention
-    strictly contains replaced by it), with the provenance of the passage's ``generation``
-    (the lexicon is the model's)."""
+) -> tuple[list[Entity], list[Entity], list[Entity]]:
+    """What the lexicon makes of the passage's decoded entities ``found``
+    (:meth:`bioner.lexicon.Lexicon.apply`): those that stand, the entities it gives (gaps
+    filled, labels corrected, mentions completed), with the provenance of the passage's
+    ``generation`` (the lexicon is the model's), and those it vetoed."""
     own = {Span(e.start - passage.start, e.end - passage.start, e.label): e for e in found}
-    kept, added = lexicon.apply(passage.text, own)
-    return [own[s] for s in kept], [
+    applied = lexicon.apply(passage.text, own)
+    added = [
         _derived(passage, generation, s.shifted(passage.start), passage.text, LEXICON, run_id)
-        for s in added
+        for s in applied.added
     ]
+    return [own[s] for s in applied.kept], added, [own[s] for s in applied.dropped]
 
 
 def _derived(
@@ -908,8 +909,9 @@ def decode(
     """Turn generations into entities (document offsets) and a table of decode issues.
 
     With ``lexicon``, the training lexicon of the model folder ``model`` (when it has one)
-    fills the gaps the decoded spans leave in each passage and completes the mentions they cut
-    short: those entities have ``source`` ``lexicon`` (:func:`lexicon_entities`). Then the
+    drops the decoded spans of strings training never annotated, corrects labels, fills the
+    gaps the decoded spans leave in each passage and completes the mentions they cut short:
+    those entities have ``source`` ``lexicon`` (:func:`lexicon_entities`). Then the
     later uses of each abbreviation a document defines get its long form's label: ``source``
     ``abbreviation`` (:func:`abbreviation_entities`).
     """
@@ -933,13 +935,15 @@ def decode(
     for g in read_generations(generations_uri).to_pylist():
         answers.setdefault((g["doc_id"], g["doc_version"], g["passage_index"]), []).append(g)
     by_document: dict[tuple[str, int], list[tuple[Passage, dict[str, Any], list[Entity]]]] = {}
+    vetoed = 0  # decoded entities the lexicon dropped
     for key, rows in answers.items():
         passage = passages[key]
         asked = schema_for(entity_schema.name, passage.language)
         found, issues = entities_of(passage, texts[key[:2]], rows, asked, run_id)
         if asked.name in lexicons:
-            kept, added = lexicon_entities(passage, found, lexicons[asked.name], rows[0], run_id)
-            found = kept + added
+            lexicon = lexicons[asked.name]
+            kept, added, dropped = lexicon_entities(passage, found, lexicon, rows[0], run_id)
+            found, vetoed = kept + added, vetoed + len(dropped)
         by_document.setdefault(key[:2], []).append((passage, rows[0], found))
         issue_rows.extend(
             {
@@ -968,6 +972,7 @@ def decode(
     meta["bioner.lexicon"] = setting
     meta["bioner.decode_rules"] = ABBREVIATIONS_VERSION
     meta["bioner.lexicon_entities"] = str(sum(e["source"] == LEXICON for e in entities))
+    meta["bioner.lexicon_dropped"] = str(vetoed)
     meta["bioner.abbreviation_entities"] = str(sum(e["source"] == ABBREVIATION for e in entities))
     meta |= _timing(started, clock)
     storage.write_rows(issue_rows, issues_uri, DECODE_ISSUES_V1, meta)
@@ -1015,6 +1020,7 @@ def shard_summary(paths: ShardPaths) -> dict[str, Any]:
         "entities": entities,
         "lexicon_entities": int(decoded_meta.get("bioner.lexicon_entities", 0)),
         "abbreviation_entities": int(decoded_meta.get("bioner.abbreviation_entities", 0)),
+        "lexicon_dropped": int(decoded_meta.get("bioner.lexicon_dropped", 0)),
         "lossy_issues": issues["lossy"].to_pylist().count(True),
         "issues": dict(Counter(issues["kind"].to_pylist())),
         "timing": {

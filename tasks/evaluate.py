@@ -157,6 +157,7 @@ class Decoded:
     tagger: dict[str, list[Span]]  # the tagger's decoded spans alone
     issues: list[list[DecodeIssue]]  # per passage
     added: Counter[str]  # spans by source other than the tagger
+    dropped: int = 0  # tagger spans the lexicon vetoed
 
 
 def decode_answers(
@@ -193,8 +194,9 @@ def decode_answers(
         out.issues.append(found)
         lexicon = (lexicons or {}).get(schema_of[i].name)
         if lexicon is not None:
-            kept, added = lexicon_entities(p, entities, lexicon, rows[i][0], _RUN_ID)
+            kept, added, dropped = lexicon_entities(p, entities, lexicon, rows[i][0], _RUN_ID)
             entities = kept + added
+            out.dropped += len(dropped)
         by_document[p.doc_id].append((p, rows[i][0], entities))
     for doc_id, parts in by_document.items():
         entities = [e for _, _, part in parts for e in part]
@@ -231,6 +233,7 @@ class SetRun:
     tagger: Evaluation | None = None  # the tagger's spans alone, when a rule changed them
     lexicon_added: int = 0  # spans the lexicon gave
     abbreviations_added: int = 0  # later uses of a defined abbreviation
+    lexicon_dropped: int = 0  # tagger spans the lexicon vetoed
 
     @property
     def lossy_passages(self) -> int:
@@ -270,6 +273,7 @@ class SetRun:
             "metrics": self.evaluation.to_dict(),
             "lexicon_added": self.lexicon_added,
             "abbreviations_added": self.abbreviations_added,
+            "lexicon_dropped": self.lexicon_dropped,
             "tagger_metrics": self.tagger.to_dict() if self.tagger else None,
         }
 
@@ -301,7 +305,8 @@ def evaluate_documents(
     labels = schema_for(schema, None).labels
     gold = {d.id: d.spans for d in docs}
     spans = decoded.spans
-    tagger = evaluate(gold, decoded.tagger, labels=labels) if decoded.added else None
+    changed = decoded.added or decoded.dropped
+    tagger = evaluate(gold, decoded.tagger, labels=labels) if changed else None
     result = evaluate(gold, spans, labels=labels)
     predictions = [AnnotatedDocument(d.document, tuple(sorted(set(spans[d.id])))) for d in docs]
     return SetRun(
@@ -316,6 +321,7 @@ def evaluate_documents(
         tagger=tagger,
         lexicon_added=decoded.added[LEXICON],
         abbreviations_added=decoded.added[ABBREVIATION],
+        lexicon_dropped=decoded.dropped,
     )
 
 

@@ -149,7 +149,7 @@ def print_report(report: dict[str, Any]) -> None:
     columns = ("set", "docs", "passages", "P", "R", "F1", "F1 relaxed", "issues", "pass/s", "tok/s")
     derived = bool(lexicon) or any(r.get("tagger_metrics") for r in report["sets"].values())
     if derived:
-        columns = (*columns[:6], "F1 tagger", "+lexicon", "+abbrev", *columns[6:])
+        columns = (*columns[:6], "F1 tagger", "lexicon", "+abbrev", *columns[6:])
     for name in columns:
         table.add_column(name, justify="left" if name == "set" else "right", no_wrap=True)
     for name, r in report["sets"].items():
@@ -158,7 +158,7 @@ def print_report(report: dict[str, Any]) -> None:
         with_lexicon = (
             [
                 _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
-                str(r["lexicon_added"]),
+                f"+{r['lexicon_added']} −{r.get('lexicon_dropped', 0)}",
                 str(r.get("abbreviations_added", 0)),
             ]
             if derived
@@ -197,7 +197,8 @@ def print_report(report: dict[str, Any]) -> None:
                 if lexicon
                 else "no lexicon"
             )
-            + ": F1 tagger is the tagger's spans alone, +lexicon the spans the lexicon gave, "
+            + ": F1 tagger is the tagger's spans alone, lexicon the spans the lexicon gave and "
+            "dropped, "
             "+abbrev the later uses of abbreviations defined on a found mention",
             soft_wrap=True,
             markup=False,

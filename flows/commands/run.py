@@ -401,6 +401,8 @@ def add_annotation_rows(table: Table, summary: dict[str, Any]) -> None:
         )
         if n
     ]
+    if summary.get("lexicon_dropped"):
+        derived.append(f"{summary['lexicon_dropped']:,} decoded spans dropped by the lexicon")
     table.add_row(
         "entities", f"{summary['entities']:,}" + (f" ({', '.join(derived)})" if derived else "")
     )

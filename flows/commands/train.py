@@ -19,7 +19,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bioner.lexicon import DEFAULT_MIN_COUNT, DEFAULT_MIN_RATIO
+from bioner.lexicon import DEFAULT_MIN_COUNT, DEFAULT_MIN_RATIO, DEFAULT_VETO_COUNT
 from bioner.prompts import PROMPT_VERSION, PROMPT_VERSIONS
 from bioner.training.data import FORMATS, BuildOptions
 from bioner.training.filter import FilterOptions
@@ -453,8 +453,17 @@ def lexicon(
     min_count: int = typer.Option(
         DEFAULT_MIN_COUNT, "--min-count", min=1, help="... and at least this often."
     ),
+    veto_count: int = typer.Option(
+        DEFAULT_VETO_COUNT,
+        "--veto-count",
+        min=0,
+        help="Drop a tagger span whose string training holds at least this often and never "
+        "annotates (0: never).",
+    ),
 ) -> None:
-    """Count the training mentions into the model's lexicon, which fills the tagger's gaps."""
+    """Count the training mentions into the model's lexicon: it fills the tagger's gaps,
+    completes mentions it cuts short, corrects labels and drops strings training never
+    annotates."""
     from bioner.errors import InputError
     from infra.lexicon import lexicons_from_examples, write_lexicon
     from infra.llm.local import check_model_dir
@@ -469,7 +478,7 @@ def lexicon(
         raise fail(str(e)) from None
     except OSError as e:
         raise fail(f"{data}: {e.strerror or e}") from None
-    lexicons = lexicons_from_examples(examples, min_ratio, min_count)
+    lexicons = lexicons_from_examples(examples, min_ratio, min_count, veto_count)
     if not lexicons:
         raise fail(f"{data}: no annotated span to count; the lexicon would be empty")
     source = {
@@ -479,13 +488,13 @@ def lexicon(
     }
     path = write_lexicon(lexicons, model, source)
     table = Table(title=f"lexicon of {model}", title_justify="left")
-    for i, name in enumerate(("schema", "entries", "spans by the rule")):
+    for i, name in enumerate(("schema", "entries", "spans by the rule", "unseen strings")):
         table.add_column(name, justify="left" if i == 0 else "right")
     for name, lx in sorted(lexicons.items()):
-        table.add_row(Text(name), str(len(lx.entries)), str(lx.active))
+        table.add_row(Text(name), str(len(lx.entries)), str(lx.active), str(len(lx.unseen)))
     console.print(table)
     console.print(
-        f"rule: ratio ≥ {min_ratio}, count ≥ {min_count} → {path}",
+        f"rule: ratio ≥ {min_ratio}, count ≥ {min_count}, veto ≥ {veto_count} → {path}",
         highlight=False,
         soft_wrap=True,
     )

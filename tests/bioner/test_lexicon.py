@@ -128,7 +128,7 @@ def test_apply_fills_gaps_and_leaves_the_taggers_spans_standing():
         Span(14, 33, "Disease"),
         Span(40, 49, "Chemical"),
     ]  # "acute renal failure" (wider than the entry: it stands), 2nd cisplatin
-    kept, added = lexicon.apply(text, tagger)
+    kept, added, _ = lexicon.apply(text, tagger)
     assert kept == tagger
     assert added == [Span(0, 9, "Chemical")]
 
@@ -143,7 +143,7 @@ def test_apply_replaces_the_parts_of_a_mention_it_knows_whole():
     )
     text = "BRCA1 explains hereditary breast cancer and breast cancer in men."
     tagger = [Span(15, 25, "Disease"), Span(26, 39, "Disease")]  # [hereditary] [breast cancer]
-    kept, added = lexicon.apply(text, tagger)
+    kept, added, _ = lexicon.apply(text, tagger)
     assert kept == []
     assert strings(text, added) == [
         ("hereditary breast cancer", "Disease"),
@@ -156,7 +156,7 @@ def test_apply_never_cuts_across_or_shortens_a_taggers_span():
     text = "male breast cancer risk; breast cancer"
     # The tagger's wider "male breast cancer" and a span crossing the second match both stand.
     tagger = [Span(0, 18, "Disease"), Span(19, 31, "Disease")]  # "risk; breast" crosses
-    assert lexicon.apply(text, tagger) == (tagger, [])
+    assert lexicon.apply(text, tagger) == (tagger, [], [])
 
 
 def test_apply_relabels_a_span_whose_string_the_rule_accepts_as_another_label():
@@ -169,11 +169,11 @@ def test_apply_relabels_a_span_whose_string_the_rule_accepts_as_another_label():
     )
     text = "Wilms tumor after lithium"
     tagger = [Span(0, 11, "Chemical"), Span(18, 25, "Disease")]
-    kept, added = lexicon.apply(text, tagger)
+    kept, added, _ = lexicon.apply(text, tagger)
     assert kept == [Span(18, 25, "Disease")]
     assert added == [Span(0, 11, "Disease")]
     # Same string, same label: nothing to change.
-    assert lexicon.apply(text, [Span(0, 11, "Disease")]) == ([Span(0, 11, "Disease")], [])
+    assert lexicon.apply(text, [Span(0, 11, "Disease")]) == ([Span(0, 11, "Disease")], [], [])
 
 
 def test_an_empty_or_inactive_lexicon_finds_nothing():
@@ -187,3 +187,20 @@ def test_the_digest_names_the_entries_not_the_rule():
     assert lexicon_digest(lexicons) == lexicon_digest(stricter)
     fewer = build_lexicons(PASSAGES[:1])
     assert lexicon_digest(fewer) != lexicon_digest(lexicons)
+
+
+def test_strings_training_never_annotates_are_counted_and_veto_the_taggers_spans():
+    lexicon = build_lexicons(PASSAGES)["bc5cdr"]
+    # "patients" (T1, T3) and "." (T1, T3; T2 ends with one too) are never annotated;
+    # "caused" occurs once: below the keep threshold.
+    assert lexicon.unseen["patients"] == 2 and lexicon.unseen["."] == 3
+    assert "caused" not in lexicon.unseen
+    # Annotated strings are never unseen, even where an occurrence was not annotated.
+    assert not set(lexicon.unseen) & {"cisplatin", "Patients", "Cisplatin"}
+    text = "The patients got cisplatin."
+    tagger = [Span(4, 12, "Disease"), Span(17, 26, "Chemical"), Span(26, 27, "Chemical")]
+    applied = lexicon.apply(text, tagger)
+    assert applied.dropped == [Span(4, 12, "Disease"), Span(26, 27, "Chemical")]
+    assert applied.kept == [Span(17, 26, "Chemical")]
+    assert lexicon.with_rule(0.5, 1, veto_count=3).apply(text, tagger).dropped == [tagger[2]]
+    assert lexicon.with_rule(0.5, 1, veto_count=0).apply(text, tagger).dropped == []

@@ -6,6 +6,7 @@ import json
 import shutil
 from dataclasses import replace
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import typer
@@ -58,7 +59,8 @@ def test_a_written_lexicon_reads_back_with_its_rule_and_leaves_the_model_id(exam
     again = read_lexicons(model)
     assert again is not None
     assert {k: v.entries for k, v in again.items()} == {k: v.entries for k, v in lexicons.items()}
-    assert {(v.min_ratio, v.min_count) for v in again.values()} == {(0.75, 1)}
+    assert {k: v.unseen for k, v in again.items()} == {k: v.unseen for k, v in lexicons.items()}
+    assert {(v.min_ratio, v.min_count, v.veto_count) for v in again.values()} == {(0.75, 1, 2)}
     info = lexicon_info(model)
     assert info is not None and info["version"] == LEXICON_VERSION
     assert info["source"] == {"data": "toy"}
@@ -71,9 +73,32 @@ def test_a_written_lexicon_reads_back_with_its_rule_and_leaves_the_model_id(exam
         "min_ratio": 0.75,
         "min_count": 1,
         "apply": APPLY_VERSION,
+        "veto_count": 2,
     }
     write_lexicon(lexicons_from_examples(examples, min_ratio=0.5), model, {"data": "toy"})
     assert lexicon_setting(model) != setting
+
+
+def test_a_version_1_lexicon_still_reads_without_a_veto(examples, model):
+    write_lexicon(lexicons_from_examples(examples), model, {})
+    path = lexicon_path(model)
+    table = pq.read_table(path)
+    meta = table.schema.metadata
+    info = json.loads(meta[b"bioner.lexicon"])
+    old = {k: v for k, v in info.items() if k != "veto_count"} | {"version": "lexicon-v1"}
+    rows = table.filter(pc.field("annotated") > 0)  # version 1 had no unseen strings
+    assert rows.num_rows < table.num_rows
+    v1 = {
+        **meta,
+        b"bioner.schema": b"lexicon/1",
+        b"bioner.lexicon": json.dumps(old).encode(),
+    }
+    pq.write_table(rows.replace_schema_metadata(v1), path)
+    again = read_lexicons(model)
+    assert again is not None
+    assert {v.veto_count for v in again.values()} == {0}
+    assert all(not v.unseen for v in again.values())
+    assert json.loads(lexicon_setting(model))["veto_count"] == 0
 
 
 def test_a_model_without_a_lexicon_has_none(model):
