@@ -82,6 +82,14 @@ EVAL_SETS: dict[str, EvalSet] = {
             "JNLPBA development documents: the 200 of mtl_devel_doc_ids.txt, left out of training",
             only_ids=DEVEL_IDS,
         ),
+        # Chinese development sets: CMeEE has none here (its evaluation part is the test set).
+        EvalSet(
+            "cmedqaner-dev",
+            "cmedqaner",
+            "cmedqaner/dev",
+            "cMedQANER development split (ChineseBLUE)",
+        ),
+        EvalSet("cehrner-dev", "cehrner", "cehrner/dev", "cEHRNER development split (ChineseBLUE)"),
     )
 }
 #: The test sets, evaluated when none are named.
