@@ -298,7 +298,8 @@ def annotate_corpus(
     """Annotate corpus ``inputs`` with ``model``; tables under ``out``; returns a summary.
 
     ``lexicon``: apply the model's training lexicon (``bioner lexicon``) where it has one for
-    the schema asked: it adds entities (``source`` ``lexicon``) in the gaps the tagger leaves.
+    the schema asked (:meth:`bioner.lexicon.Lexicon.apply`; its entities have ``source``
+    ``lexicon``).
 
     ``selector``: a selector folder (``bioner train-selector``); every shard's entities are
     then scored into ``OUT/selected/shard=<k>.parquet`` (all candidates kept, with score,

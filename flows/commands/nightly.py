@@ -27,6 +27,7 @@ from flows.commands.run import (
     check_schema,
     chunk_size_option,
     engine_option,
+    lexicon_option,
     max_concurrency_option,
     print_summary,
     runner_address_option,
@@ -45,6 +46,7 @@ def _options(
     runner: str | None,
     runner_address: str | None,
     max_concurrency: int,
+    lexicon: bool,
 ) -> tuple[dict[str, Any], Path]:
     """The checked annotate options of the flows, and the model folder."""
     check_schema(schema)
@@ -61,6 +63,7 @@ def _options(
         "runner": runner,
         "runner_address": runner_address,
         "max_concurrency": max_concurrency,
+        "lexicon": lexicon,
     }
     return options, model_dir
 
@@ -92,12 +95,13 @@ def nightly(
     runner: str | None = runner_option(),
     runner_address: str | None = runner_address_option(),
     max_concurrency: int = max_concurrency_option(),
+    lexicon: bool = lexicon_option(),
 ) -> None:
     """Annotate the PubMed files of SOURCE newer than the watermark in --out, then move it."""
     quiet_libraries()
     options, model_dir = _options(
         model, schema, device, max_new_tokens, engine, chunk_size, runner, runner_address,
-        max_concurrency,
+        max_concurrency, lexicon,
     )  # fmt: skip
     prefect_defaults()
     with quiet_prefect_logs(), progress_bars() as listener:
@@ -135,12 +139,13 @@ def backfill(
     runner: str | None = runner_option(),
     runner_address: str | None = runner_address_option(),
     max_concurrency: int = max_concurrency_option(),
+    lexicon: bool = lexicon_option(),
 ) -> None:
     """Annotate a range of PubMed files, or a whole corpus, in batches of --files-per-run."""
     quiet_libraries()
     options, _ = _options(
         model, schema, device, max_new_tokens, engine, chunk_size, runner, runner_address,
-        max_concurrency,
+        max_concurrency, lexicon,
     )  # fmt: skip
     prefect_defaults()
     with quiet_prefect_logs(), progress_bars() as listener:

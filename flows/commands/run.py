@@ -85,7 +85,8 @@ def lexicon_option() -> typer.models.OptionInfo:
         True,
         "--lexicon/--no-lexicon",
         help="Apply the model's training lexicon (lexicon.parquet, bioner lexicon) where it has "
-        "one for the schema: it adds entities (source 'lexicon') where the tagger found none.",
+        "one for the schema: it adds the mentions the tagger missed or cut short, corrects labels "
+        "(source 'lexicon') and drops spans of strings training never annotates.",
     )
 
 
