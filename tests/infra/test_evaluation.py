@@ -43,6 +43,8 @@ def test_every_set_is_asked_with_its_datasets_schema():
         "ncbi-dev": "ncbi",
         "bc5cdr-dev": "bc5cdr",
         "jnlpba-dev": "jnlpba",
+        "cmedqaner-dev": "cmedqaner",
+        "cehrner-dev": "cehrner",
     }
 
 
