@@ -63,8 +63,9 @@ _OP = "_bioner_op"
 #: ``documents``: the ingest's document columns and the run that published the row.
 PUBLISHED_DOCUMENTS = pa.schema([*DOCUMENTS_V2, pa.field("run_id", pa.string(), nullable=False)])
 #: ``entities``: ENTITIES_V3's columns; ``selected`` is the selector's decision (null: none
-#: yet), ``source`` what found the entity (``tagger`` or ``lexicon``). Tables published before
-#: ``source`` existed gain the column on their next publish (null in their older rows).
+#: yet), ``source`` what found the entity (``tagger``, ``lexicon`` or ``abbreviation``). Tables
+#: published before ``source`` existed gain the column on their next publish (null in their
+#: older rows).
 PUBLISHED_ENTITIES = pa.schema(list(ENTITIES_V3))
 PUBLISHED_MENTIONS = pa.schema(
     [
