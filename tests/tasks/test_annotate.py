@@ -226,6 +226,12 @@ def test_decode_adds_the_models_lexicon_entities_in_the_taggers_gaps(shard, tmp_
     assert storage.read_metadata(shard.entities)["bioner.lexicon"] == ""
 
 
+def decode_shard(shard: t.ShardPaths, schema: str, **options) -> tuple[str, str]:
+    """Run the decode task on the shard's own tables, as run "run-2"."""
+    paths = [shard.generations, shard.passages, shard.documents, shard.entities]
+    return t.decode.fn(*paths, shard.decode_issues, schema, "run-2", **options)
+
+
 def test_decode_labels_the_later_uses_of_an_abbreviation_defined_on_a_found_mention(tmp_path):
     source = tmp_path / "in.xml.gz"
     title = "Adenomatous polyposis coli (APC) in two families."
@@ -240,15 +246,7 @@ def test_decode_labels_the_later_uses_of_an_abbreviation_defined_on_a_found_ment
         generation("3", 2, "None"),
     ]
     storage.write_rows(rows, shard.generations, GENERATIONS_V1)
-    t.decode.fn(
-        shard.generations,
-        shard.passages,
-        shard.documents,
-        shard.entities,
-        shard.decode_issues,
-        "ncbi",
-        "run-2",
-    )
+    decode_shard(shard, "ncbi")
     found = storage.read_table(shard.entities, ENTITIES_V3).to_pylist()
     text = f"{title} {abstract}"
     assert [(e["passage_index"], e["text"], e["source"]) for e in found] == [
@@ -453,15 +451,7 @@ def test_a_rerun_regenerates_nothing(shard, monkeypatch):
     # The same answers, each marked cached and still naming the run that generated it.
     assert second == {k: (text, True, "run-1") for k, (text, _, _) in first.items()}
     assert storage.read_metadata(shard.generations)["bioner.run_id"] == "run-2"
-    t.decode.fn(
-        shard.generations,
-        shard.passages,
-        shard.documents,
-        shard.entities,
-        shard.decode_issues,
-        "ncbi",
-        "run-2",
-    )
+    decode_shard(shard, "ncbi")
     summary = t.shard_summary(shard)
     assert (summary["generations"], summary["generated"], summary["cached"]) == (5, 0, 5)
     assert (summary["prompt_tokens"], summary["output_tokens"]) == (0, 0)  # none spent
