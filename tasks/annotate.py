@@ -872,25 +872,26 @@ def _derived(
     )
 
 
-def abbreviation_entities(
-    passages: Sequence[Passage],
-    generations: Sequence[dict[str, Any]],
-    document_text: str,
-    found: Sequence[Entity],
-    run_id: str,
+#: One passage of a document as decode holds it: the passage, its (first) generation row for
+#: provenance, and the entities found in it.
+DocumentPart = tuple[Passage, dict[str, Any], list[Entity]]
+
+
+def document_entities(
+    parts: Sequence[DocumentPart], document_text: str, run_id: str
 ) -> list[Entity]:
-    """Entities for the later uses of the short forms the document's entities ``found``
-    define (:func:`bioner.abbreviations.propagate`: "adenomatous polyposis coli (APC)" makes
-    each uncovered "APC" a Disease). ``passages`` are the document's, in order, with one
-    ``generations`` row each for provenance; a use across two passages is left out."""
+    """A document's entities: those found in its passages ``parts`` (in document order), then
+    the later uses of the short forms they define (:func:`bioner.abbreviations.propagate`:
+    "adenomatous polyposis coli (APC)" makes each uncovered "APC" a Disease), with ``source``
+    ``abbreviation``. A use across two passages is left out."""
+    found = [e for _, _, part in parts for e in part]
     spans = [Span(e.start, e.end, e.label) for e in found]
-    out = []
+    out = list(found)
     for span in abbreviations.propagate(document_text, spans):
-        at = next((i for i, p in enumerate(passages) if p.start <= span.start < p.end), None)
-        if at is None or span.end > passages[at].end:
+        at = next((p for p in parts if p[0].start <= span.start < p[0].end), None)
+        if at is None or span.end > at[0].end:
             continue
-        p = passages[at]
-        out.append(_derived(p, generations[at], span, p.text, ABBREVIATION, run_id))
+        out.append(_derived(at[0], at[1], span, at[0].text, ABBREVIATION, run_id))
     return out
 
 
@@ -913,7 +914,7 @@ def decode(
     gaps the decoded spans leave in each passage and completes the mentions they cut short:
     those entities have ``source`` ``lexicon`` (:func:`lexicon_entities`). Then the
     later uses of each abbreviation a document defines get its long form's label: ``source``
-    ``abbreviation`` (:func:`abbreviation_entities`).
+    ``abbreviation`` (:func:`document_entities`).
     """
     started, clock = time.time(), time.perf_counter()
     entity_schema = schema_of(schema)
@@ -934,7 +935,7 @@ def decode(
     answers: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
     for g in read_generations(generations_uri).to_pylist():
         answers.setdefault((g["doc_id"], g["doc_version"], g["passage_index"]), []).append(g)
-    by_document: dict[tuple[str, int], list[tuple[Passage, dict[str, Any], list[Entity]]]] = {}
+    by_document: dict[tuple[str, int], list[DocumentPart]] = {}
     vetoed = 0  # decoded entities the lexicon dropped
     for key, rows in answers.items():
         passage = passages[key]
@@ -958,10 +959,7 @@ def decode(
             for i in issues
         )
     for key, parts in by_document.items():
-        found = [e for _, _, part in parts for e in part]
-        found += abbreviation_entities(
-            [p for p, _, _ in parts], [g for _, g, _ in parts], texts[key], found, run_id
-        )
+        found = document_entities(parts, texts[key], run_id)
         entities.extend(dataclasses.asdict(e) for e in sorted(found, key=_entity_order))
     # The generations' settings go on: they say which passages and request these answer.
     settings = storage.read_metadata(generations_uri)

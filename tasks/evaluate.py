@@ -30,7 +30,7 @@ from bioner.labels import EntitySchema, schema_for
 from bioner.lexicon import Lexicon
 from bioner.metrics import Evaluation, evaluate
 from bioner.prompts import PROMPT_VERSION, build_prompt
-from bioner.records import AnnotatedDocument, Entity, Passage, Span
+from bioner.records import AnnotatedDocument, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
 from infra import evaluation as ev
 from infra.datasets import data_dir as default_data_dir
@@ -45,8 +45,9 @@ from tasks.annotate import (
     DEFAULT_CHUNK,
     LEXICON,
     TAGGER,
-    abbreviation_entities,
+    DocumentPart,
     context_windows,
+    document_entities,
     engine_for,
     engine_settings,
     entities_of,
@@ -171,7 +172,7 @@ def decode_answers(
 ) -> Decoded:
     """The spans of the answers as :func:`tasks.annotate.decode` makes them
     (:func:`tasks.annotate.entities_of`, :func:`tasks.annotate.lexicon_entities` with the
-    lexicon of the passage's schema, then :func:`tasks.annotate.abbreviation_entities` per
+    lexicon of the passage's schema, then :func:`tasks.annotate.document_entities` per
     document), and the tagger's own spans beside them."""
     rows: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r, g in zip(requests, generations, strict=True):
@@ -187,7 +188,7 @@ def decode_answers(
         )
     schema_of = {r.passage: r.schema for r in requests}
     out = Decoded({d: [] for d in texts}, {d: [] for d in texts}, [], Counter())
-    by_document: dict[str, list[tuple[Passage, dict[str, Any], list[Entity]]]] = defaultdict(list)
+    by_document: dict[str, list[DocumentPart]] = defaultdict(list)
     for i, p in enumerate(passages):
         entities, found = entities_of(p, texts[p.doc_id], rows[i], schema_of[i], _RUN_ID)
         out.tagger[p.doc_id].extend(Span(e.start, e.end, e.label) for e in entities)
@@ -199,10 +200,7 @@ def decode_answers(
             out.dropped += len(dropped)
         by_document[p.doc_id].append((p, rows[i][0], entities))
     for doc_id, parts in by_document.items():
-        entities = [e for _, _, part in parts for e in part]
-        entities += abbreviation_entities(
-            [p for p, _, _ in parts], [g for _, g, _ in parts], texts[doc_id], entities, _RUN_ID
-        )
+        entities = document_entities(parts, texts[doc_id], _RUN_ID)
         out.spans[doc_id] = [Span(e.start, e.end, e.label) for e in entities]
         out.added.update(e.source for e in entities if e.source != TAGGER)
     return out
