@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
+import pyarrow.compute as pc
+
 from bioner.errors import InputError
 from bioner.lexicon import (
     APPLY_VERSION,
@@ -136,12 +138,19 @@ def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:
     table = storage.read_table(str(lexicon_path(model_dir)), _READS[str(info["version"])])
     entries: dict[str, dict[str, Entry]] = {}
     unseen: dict[str, dict[str, int]] = {}
-    for r in table.to_pylist():
-        schema = r.pop("schema")
-        if r["annotated"]:
-            entries.setdefault(schema, {})[r["text"]] = Entry(**r)
-        else:
-            unseen.setdefault(schema, {})[r["text"]] = r["occurrences"]
+    # Column by column: most rows are unseen strings, which need no Entry object.
+    is_entry = pc.greater(table["annotated"], 0)
+    rows = table.filter(is_entry)
+    for schema, text, label, annotated, n in zip(
+        *(rows[c].to_pylist() for c in ("schema", "text", "label", "annotated", "occurrences")),
+        strict=True,
+    ):
+        entries.setdefault(schema, {})[text] = Entry(text, label, annotated, n)
+    rows = table.filter(pc.invert(is_entry))
+    for schema, text, n in zip(
+        *(rows[c].to_pylist() for c in ("schema", "text", "occurrences")), strict=True
+    ):
+        unseen.setdefault(schema, {})[text] = n
     ratio, count = float(info["min_ratio"]), int(info["min_count"])  # type: ignore[arg-type]
     return {
         s: Lexicon(s, e, ratio, count, unseen.get(s, {}), _veto(info)) for s, e in entries.items()
