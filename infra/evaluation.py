@@ -231,6 +231,13 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"`{lexicon['digest']}`, an entry becomes a span at ratio ≥ {lexicon['min_ratio']} "
             f"and count ≥ {lexicon['min_count']}; a tagger span is dropped where training holds "
             f"its string ≥ {lexicon.get('veto_count', 0)} times and never annotates it (0: never)"
+            + (
+                f", and trimmed to the strings it contains that the rule accepts where each unit "
+                f"it loses lies inside a mention in ≤ {lexicon['trim_ratio']} of its training "
+                "occurrences"
+                if lexicon.get("trim_ratio") is not None
+                else ""
+            )
             if lexicon
             else "none"
         )

@@ -1,9 +1,10 @@
 """The training lexicon on disk: ``lexicon.parquet`` in a model folder (``bioner lexicon``).
 
-The file holds every entry and unseen string of every schema (:data:`schemas.LEXICON_V2`); its
-footer holds the rule (``min_ratio``, ``min_count``, ``veto_count``) the model is run with, the
-lexicon version, the digest of the entries and the training data it was counted from. Files of
-version ``lexicon-v1`` (no unseen strings, no veto) still read. The model id
+The file holds every entry, unseen string and unit count of every schema
+(:data:`schemas.LEXICON_V3`); its footer holds the rule (``min_ratio``, ``min_count``,
+``veto_count``, ``trim_ratio``) the model is run with, the lexicon version, the digest of the
+counts and the training data they were counted from. Older files still read: ``lexicon-v1``
+(no unseen strings: no veto) and ``lexicon-v2`` (no unit counts: no trimming). The model id
 (:func:`infra.llm.local.model_id_of`) leaves it out, since the generated text does not depend
 on it; runs record :func:`lexicon_setting` instead, so a new lexicon or rule decodes again.
 """
@@ -22,6 +23,7 @@ from bioner.lexicon import (
     APPLY_VERSION,
     DEFAULT_MIN_COUNT,
     DEFAULT_MIN_RATIO,
+    DEFAULT_TRIM_RATIO,
     DEFAULT_VETO_COUNT,
     LEXICON_VERSION,
     Annotated,
@@ -32,7 +34,7 @@ from bioner.lexicon import (
 )
 from bioner.training.data import COPY_DATASET, Example
 from infra import storage
-from schemas import LEXICON_V1, LEXICON_V2
+from schemas import LEXICON_V1, LEXICON_V2, LEXICON_V3
 
 LEXICON_FILE = "lexicon.parquet"
 
@@ -40,7 +42,7 @@ _META = "bioner.lexicon"
 
 
 #: The lexicon versions this code reads, with the table schema of each.
-_READS = {"lexicon-v1": LEXICON_V1, LEXICON_VERSION: LEXICON_V2}
+_READS = {"lexicon-v1": LEXICON_V1, "lexicon-v2": LEXICON_V2, LEXICON_VERSION: LEXICON_V3}
 
 
 def lexicon_path(model_dir: str | Path) -> Path:
@@ -53,6 +55,7 @@ def lexicons_from_examples(
     min_ratio: float = DEFAULT_MIN_RATIO,
     min_count: int = DEFAULT_MIN_COUNT,
     veto_count: int = DEFAULT_VETO_COUNT,
+    trim_ratio: float | None = DEFAULT_TRIM_RATIO,
 ) -> dict[str, Lexicon]:
     """The lexicons of training examples, one per schema; synthetic copy examples are left out
     (their spans are random)."""
@@ -65,6 +68,7 @@ def lexicons_from_examples(
         min_ratio,
         min_count,
         veto_count,
+        trim_ratio,
     )
 
 
@@ -75,30 +79,37 @@ def write_lexicon(
     counted from) in the footer; returns the file."""
     if not lexicons:
         raise ValueError("no lexicon to write: the training data has no annotated span")
-    rules = {(lx.min_ratio, lx.min_count, lx.veto_count) for lx in lexicons.values()}
+    rules = {(lx.min_ratio, lx.min_count, lx.veto_count, lx.trim_ratio) for lx in lexicons.values()}
     if len(rules) != 1:
-        raise ValueError(f"one rule for all schemas, got {sorted(rules)}")
-    (min_ratio, min_count, veto_count) = rules.pop()
+        raise ValueError(f"one rule for all schemas, got {sorted(rules, key=str)}")
+    (min_ratio, min_count, veto_count, trim_ratio) = rules.pop()
     rows = []
     for name in sorted(lexicons):
         rows += [
-            {"schema": name, **asdict(e)}
+            {"schema": name, **asdict(e), "kind": "entry"}
             for e in sorted(lexicons[name].entries.values(), key=lambda e: e.text)
         ]
         rows += [
             {"schema": name, "text": t, "label": "", "annotated": 0, "occurrences": n}
+            | {"kind": "unseen"}
             for t, n in sorted(lexicons[name].unseen.items())
+        ]
+        rows += [
+            {"schema": name, "text": u, "label": "", "annotated": a, "occurrences": n}
+            | {"kind": "unit"}
+            for u, (a, n) in sorted(lexicons[name].inside.items())
         ]
     info = {
         "version": LEXICON_VERSION,
         "min_ratio": min_ratio,
         "min_count": min_count,
         "veto_count": veto_count,
+        "trim_ratio": trim_ratio,
         "digest": lexicon_digest(lexicons),
         "source": dict(source),
     }
     path = lexicon_path(model_dir)
-    storage.write_rows(rows, str(path), LEXICON_V2, {_META: json.dumps(info, sort_keys=True)})
+    storage.write_rows(rows, str(path), LEXICON_V3, {_META: json.dumps(info, sort_keys=True)})
     return path
 
 
@@ -126,7 +137,11 @@ def lexicon_setting(model_dir: str | Path | None) -> str:
     if info is None:
         return ""
     keep = ("version", "digest", "min_ratio", "min_count")
-    setting = {k: info[k] for k in keep} | {"apply": APPLY_VERSION, "veto_count": _veto(info)}
+    setting = {k: info[k] for k in keep} | {
+        "apply": APPLY_VERSION,
+        "veto_count": _veto(info),
+        "trim_ratio": _trim(info),
+    }
     return json.dumps(setting, sort_keys=True, separators=(",", ":"))
 
 
@@ -138,25 +153,46 @@ def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:
     table = storage.read_table(str(lexicon_path(model_dir)), _READS[str(info["version"])])
     entries: dict[str, dict[str, Entry]] = {}
     unseen: dict[str, dict[str, int]] = {}
+    inside: dict[str, dict[str, tuple[int, int]]] = {}
     # Column by column: most rows are unseen strings, which need no Entry object.
-    is_entry = pc.greater(table["annotated"], 0)
-    rows = table.filter(is_entry)
+    kind = (
+        table["kind"]
+        if "kind" in table.column_names
+        else pc.if_else(pc.greater(table["annotated"], 0), "entry", "unseen")
+    )
+    rows = table.filter(pc.equal(kind, "entry"))
     for schema, text, label, annotated, n in zip(
         *(rows[c].to_pylist() for c in ("schema", "text", "label", "annotated", "occurrences")),
         strict=True,
     ):
         entries.setdefault(schema, {})[text] = Entry(text, label, annotated, n)
-    rows = table.filter(pc.invert(is_entry))
+    rows = table.filter(pc.equal(kind, "unseen"))
     for schema, text, n in zip(
         *(rows[c].to_pylist() for c in ("schema", "text", "occurrences")), strict=True
     ):
         unseen.setdefault(schema, {})[text] = n
+    rows = table.filter(pc.equal(kind, "unit"))
+    for schema, text, annotated, n in zip(
+        *(rows[c].to_pylist() for c in ("schema", "text", "annotated", "occurrences")),
+        strict=True,
+    ):
+        inside.setdefault(schema, {})[text] = (annotated, n)
     ratio, count = float(info["min_ratio"]), int(info["min_count"])  # type: ignore[arg-type]
     return {
-        s: Lexicon(s, e, ratio, count, unseen.get(s, {}), _veto(info)) for s, e in entries.items()
+        s: Lexicon(
+            s, e, ratio, count, unseen.get(s, {}), _veto(info), inside.get(s, {}), _trim(info)
+        )
+        for s, e in entries.items()
     }
 
 
 def _veto(info: Mapping[str, object]) -> int:
     """The footer's veto count; a version 1 lexicon has none (0: no veto)."""
     return int(info.get("veto_count", 0))  # type: ignore[call-overload]
+
+
+def _trim(info: Mapping[str, object]) -> float | None:
+    """The footer's trim ratio; a lexicon before version 3 has no unit counts (None: no
+    trimming)."""
+    trim = info.get("trim_ratio")
+    return None if trim is None else float(trim)  # type: ignore[arg-type]

@@ -266,6 +266,11 @@ LEXICON_V1 = _schema(
 #: span of it is dropped). A version 1 file reads as one without such rows.
 LEXICON_V2 = _schema("lexicon", 2, list(LEXICON_V1))
 
+#: LEXICON_V2 with ``kind`` naming each row: ``entry`` (an annotated string), ``unseen`` (a
+#: string never annotated) or ``unit`` (a unit, lower-cased, that lies inside a mention
+#: ``annotated`` times of its ``occurrences``; ``Lexicon.inside``, ``label`` ``""``).
+LEXICON_V3 = _schema("lexicon", 3, [*LEXICON_V2, pa.field("kind", pa.string(), nullable=False)])
+
 #: ENTITIES_V1 plus ``source``, what found the entity: ``tagger`` (decoded from the model's
 #: answer), ``lexicon`` (the model's training lexicon: a gap the tagger's spans left, a mention
 #: they cut short, or a label it corrected; ``bioner.lexicon``) or ``abbreviation`` (a later use
@@ -296,7 +301,7 @@ CURRENT = (
     DECODE_ISSUES_V1,
     ENTITIES_V3,
     ENTITIES_V4,
-    LEXICON_V2,
+    LEXICON_V3,
 )
 #: Every schema ever written, old versions included (their files may still be read).
 ALL = (
@@ -306,6 +311,7 @@ ALL = (
     ENTITIES_V1,
     ENTITIES_V2,
     LEXICON_V1,
+    LEXICON_V2,
     *CURRENT,
 )
 

@@ -19,7 +19,12 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bioner.lexicon import DEFAULT_MIN_COUNT, DEFAULT_MIN_RATIO, DEFAULT_VETO_COUNT
+from bioner.lexicon import (
+    DEFAULT_MIN_COUNT,
+    DEFAULT_MIN_RATIO,
+    DEFAULT_TRIM_RATIO,
+    DEFAULT_VETO_COUNT,
+)
 from bioner.prompts import PROMPT_VERSION, PROMPT_VERSIONS
 from bioner.training.data import FORMATS, BuildOptions
 from bioner.training.filter import FilterOptions
@@ -460,10 +465,20 @@ def lexicon(
         help="Drop a tagger span whose string training holds at least this often and never "
         "annotates (0: never).",
     ),
+    trim_ratio: float = typer.Option(
+        DEFAULT_TRIM_RATIO,
+        "--trim-ratio",
+        min=0.0,
+        max=1.0,
+        help="Trim a tagger span of a string training never annotates down to the strings it "
+        "contains that the rule accepts, when each unit it loses lies inside a mention in at "
+        "most this share of its training occurrences.",
+    ),
+    trim: bool = typer.Option(True, "--trim/--no-trim", help="Trim tagger spans at all."),
 ) -> None:
     """Count the training mentions into the model's lexicon: it fills the tagger's gaps,
-    completes mentions it cuts short, corrects labels and drops strings training never
-    annotates."""
+    completes mentions it cuts short, trims words training keeps outside mentions, corrects
+    labels and drops strings training never annotates."""
     from bioner.errors import InputError
     from infra.lexicon import lexicons_from_examples, write_lexicon
     from infra.llm.local import check_model_dir
@@ -478,7 +493,8 @@ def lexicon(
         raise fail(str(e)) from None
     except OSError as e:
         raise fail(f"{data}: {e.strerror or e}") from None
-    lexicons = lexicons_from_examples(examples, min_ratio, min_count, veto_count)
+    trimming = trim_ratio if trim else None
+    lexicons = lexicons_from_examples(examples, min_ratio, min_count, veto_count, trimming)
     if not lexicons:
         raise fail(f"{data}: no annotated span to count; the lexicon would be empty")
     source = {
@@ -488,13 +504,16 @@ def lexicon(
     }
     path = write_lexicon(lexicons, model, source)
     table = Table(title=f"lexicon of {model}", title_justify="left")
-    for i, name in enumerate(("schema", "entries", "spans by the rule", "unseen strings")):
+    columns = ("schema", "entries", "spans by the rule", "unseen strings", "units in mentions")
+    for i, name in enumerate(columns):
         table.add_column(name, justify="left" if i == 0 else "right")
     for name, lx in sorted(lexicons.items()):
-        table.add_row(Text(name), str(len(lx.entries)), str(lx.active), str(len(lx.unseen)))
+        counts = (len(lx.entries), lx.active, len(lx.unseen), len(lx.inside))
+        table.add_row(Text(name), *map(str, counts))
     console.print(table)
     console.print(
-        f"rule: ratio ≥ {min_ratio}, count ≥ {min_count}, veto ≥ {veto_count} → {path}",
+        f"rule: ratio ≥ {min_ratio}, count ≥ {min_count}, veto ≥ {veto_count}, trim ≤ "
+        f"{trimming if trimming is not None else 'never'} → {path}",
         highlight=False,
         soft_wrap=True,
     )

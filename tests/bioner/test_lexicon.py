@@ -119,18 +119,60 @@ def test_chinese_matches_character_by_character():
     assert [(s.start, s.end) for s in lexicon.find(text)] == [(2, 4), (5, 7), (9, 11)]
 
 
+RENAL = {
+    "cisplatin": Entry("cisplatin", "Chemical", 9, 10),
+    "renal failure": Entry("renal failure", "Disease", 4, 4),
+}
+
+
 def test_apply_fills_gaps_and_leaves_the_taggers_spans_standing():
-    lexicon = Lexicon(
-        "s", {"cisplatin": Entry("cisplatin", "Chemical", 9, 10), "renal failure": Entry("renal failure", "Disease", 4, 4)}
-    )  # fmt: skip
+    # "acute" lies inside a mention in 6 of its 10 training occurrences: more than the trim
+    # ratio, so "acute renal failure" (wider than the entry) stands.
+    lexicon = Lexicon("s", RENAL, inside={"acute": (6, 10)})
     text = "cisplatin and acute renal failure after cisplatin"
     tagger = [
         Span(14, 33, "Disease"),
         Span(40, 49, "Chemical"),
-    ]  # "acute renal failure" (wider than the entry: it stands), 2nd cisplatin
+    ]  # "acute renal failure", 2nd cisplatin
     kept, added, _ = lexicon.apply(text, tagger)
     assert kept == tagger
     assert added == [Span(0, 9, "Chemical")]
+
+
+def test_apply_trims_a_span_to_the_mention_it_knows_when_the_rest_stays_outside_mentions():
+    text = "Acute renal failure, and the renal failure score rose."
+    tagger = [Span(0, 19, "Chemical"), Span(29, 48, "Disease")]
+    # "acute" (lower-cased) inside a mention 1 time in 10, "score" never: both trimmed away,
+    # and the part takes the lexicon's label.
+    lexicon = Lexicon("s", RENAL, inside={"acute": (1, 10), "renal": (9, 9)})
+    applied = lexicon.apply(text, tagger)
+    assert applied.kept == [] and applied.dropped == []
+    assert strings(text, applied.added) == [("renal failure", "Disease")] * 2
+    assert lexicon.trims(text, tagger[0]) == [Span(6, 19, "Disease")]
+    # At a ratio under "acute"'s share (0.1) the first span stands; the second still goes.
+    strict = lexicon.with_rule(0.3, 1, trim_ratio=0.05)
+    assert strict.apply(text, tagger).kept == [tagger[0]]
+    # No trimming at all (a lexicon before version 3), or a span whose very string training
+    # annotates (even below the rule's ratio): it stands.
+    assert lexicon.with_rule(0.3, 1, trim_ratio=None).apply(text, tagger).kept == tagger
+    weak = Lexicon(
+        "s", {**RENAL, "Acute renal failure": Entry("Acute renal failure", "Disease", 1, 9)}
+    )
+    assert weak.trims(text, tagger[0]) == []
+    # Nothing known inside: nothing to trim to.
+    assert Lexicon("s", {"cisplatin": RENAL["cisplatin"]}).trims(text, tagger[0]) == []
+    with pytest.raises(ValueError, match="trim_ratio"):
+        lexicon.with_rule(0.3, 1, trim_ratio=1.5)
+
+
+def test_units_inside_mentions_are_counted_lower_cased():
+    lexicon = build_lexicons(PASSAGES)["bc5cdr"]
+    # "Cisplatin"/"cisplatin": 4 occurrences (T1, T2 twice... "cisplatin-free" included), 2
+    # inside mentions; "patients": 3 occurrences, 1 inside ("Patients" in T2).
+    assert lexicon.inside["cisplatin"] == (2, 3)
+    assert lexicon.inside["patients"] == (1, 3)
+    assert lexicon.inside_share("Patients") == pytest.approx(1 / 3)
+    assert "caused" not in lexicon.inside and lexicon.inside_share("caused") == 0.0
 
 
 def test_apply_replaces_the_parts_of_a_mention_it_knows_whole():
@@ -151,8 +193,10 @@ def test_apply_replaces_the_parts_of_a_mention_it_knows_whole():
     ]
 
 
-def test_apply_never_cuts_across_or_shortens_a_taggers_span():
-    lexicon = Lexicon("s", {"breast cancer": Entry("breast cancer", "Disease", 3, 3)})
+def test_apply_never_cuts_across_a_taggers_span_nor_shortens_one_but_by_trimming():
+    entries = {"breast cancer": Entry("breast cancer", "Disease", 3, 3)}
+    # "male" lies inside mentions in half its training occurrences: no trimming.
+    lexicon = Lexicon("s", entries, inside={"male": (5, 10)})
     text = "male breast cancer risk; breast cancer"
     # The tagger's wider "male breast cancer" and a span crossing the second match both stand.
     tagger = [Span(0, 18, "Disease"), Span(19, 31, "Disease")]  # "risk; breast" crosses

@@ -27,7 +27,7 @@ from schemas import (
     GENERATIONS_V1,
     GENERATIONS_V2,
     INGEST_EVENTS_V1,
-    LEXICON_V2,
+    LEXICON_V3,
     PASSAGES_V1,
     QUARANTINE_V1,
     SCHEMA_KEY,
@@ -59,7 +59,7 @@ TABLES = {
     ),
     "decode_issues": (DECODE_ISSUES_V1, DecodeIssue, {**PASSAGE_KEY, "lossy": bool}),
     "entities": (ENTITIES_V4, Entity, {"reason": str | None}),
-    "lexicon": (LEXICON_V2, Entry, {"schema": str}),
+    "lexicon": (LEXICON_V3, Entry, {"schema": str, "kind": str}),
 }
 
 

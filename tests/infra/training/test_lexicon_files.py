@@ -6,6 +6,7 @@ import json
 import shutil
 from dataclasses import replace
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +14,7 @@ import typer
 from typer.testing import CliRunner
 
 from bioner.errors import InputError
-from bioner.lexicon import APPLY_VERSION, LEXICON_VERSION, Entry
+from bioner.lexicon import APPLY_VERSION, LEXICON_VERSION, Entry, lexicon_digest
 from bioner.training.data import COPY_DATASET
 from flows.commands import train as train_cmd
 from infra.lexicon import (
@@ -60,7 +61,10 @@ def test_a_written_lexicon_reads_back_with_its_rule_and_leaves_the_model_id(exam
     assert again is not None
     assert {k: v.entries for k, v in again.items()} == {k: v.entries for k, v in lexicons.items()}
     assert {k: v.unseen for k, v in again.items()} == {k: v.unseen for k, v in lexicons.items()}
-    assert {(v.min_ratio, v.min_count, v.veto_count) for v in again.values()} == {(0.75, 1, 2)}
+    assert {k: v.inside for k, v in again.items()} == {k: v.inside for k, v in lexicons.items()}
+    assert all(v.inside for v in again.values())
+    rules = {(v.min_ratio, v.min_count, v.veto_count, v.trim_ratio) for v in again.values()}
+    assert rules == {(0.75, 1, 2, 0.3)}
     info = lexicon_info(model)
     assert info is not None and info["version"] == LEXICON_VERSION
     assert info["source"] == {"data": "toy"}
@@ -74,31 +78,56 @@ def test_a_written_lexicon_reads_back_with_its_rule_and_leaves_the_model_id(exam
         "min_count": 1,
         "apply": APPLY_VERSION,
         "veto_count": 2,
+        "trim_ratio": 0.3,
     }
     write_lexicon(lexicons_from_examples(examples, min_ratio=0.5), model, {"data": "toy"})
     assert lexicon_setting(model) != setting
 
 
-def test_a_version_1_lexicon_still_reads_without_a_veto(examples, model):
-    write_lexicon(lexicons_from_examples(examples), model, {})
+def _rewrite_as(model, version: int, kinds: tuple[str, ...], drop: tuple[str, ...]) -> None:
+    """Rewrite the model's lexicon as an older version: only rows of ``kinds``, without the
+    ``kind`` column and the footer keys ``drop``."""
     path = lexicon_path(model)
     table = pq.read_table(path)
     meta = table.schema.metadata
     info = json.loads(meta[b"bioner.lexicon"])
-    old = {k: v for k, v in info.items() if k != "veto_count"} | {"version": "lexicon-v1"}
-    rows = table.filter(pc.field("annotated") > 0)  # version 1 had no unseen strings
+    old = {k: v for k, v in info.items() if k not in drop} | {"version": f"lexicon-v{version}"}
+    rows = table.filter(pc.is_in(table["kind"], pa.array(kinds))).drop_columns(["kind"])
     assert rows.num_rows < table.num_rows
-    v1 = {
+    older = {
         **meta,
-        b"bioner.schema": b"lexicon/1",
+        b"bioner.schema": f"lexicon/{version}".encode(),
         b"bioner.lexicon": json.dumps(old).encode(),
     }
-    pq.write_table(rows.replace_schema_metadata(v1), path)
+    pq.write_table(rows.replace_schema_metadata(older), path)
+
+
+def test_a_version_1_lexicon_still_reads_without_a_veto_or_trimming(examples, model):
+    written = lexicons_from_examples(examples)
+    write_lexicon(written, model, {})
+    _rewrite_as(model, 1, ("entry",), ("veto_count", "trim_ratio"))
     again = read_lexicons(model)
     assert again is not None
-    assert {v.veto_count for v in again.values()} == {0}
-    assert all(not v.unseen for v in again.values())
-    assert json.loads(lexicon_setting(model))["veto_count"] == 0
+    assert {k: v.entries for k, v in again.items()} == {k: v.entries for k, v in written.items()}
+    assert {(v.veto_count, v.trim_ratio) for v in again.values()} == {(0, None)}
+    assert all(not v.unseen and not v.inside for v in again.values())
+    setting = json.loads(lexicon_setting(model))
+    assert setting["veto_count"] == 0 and setting["trim_ratio"] is None
+
+
+def test_a_version_2_lexicon_still_reads_with_its_veto_and_no_trimming(examples, model):
+    written = lexicons_from_examples(examples)
+    write_lexicon(written, model, {})
+    _rewrite_as(model, 2, ("entry", "unseen"), ("trim_ratio",))
+    again = read_lexicons(model)
+    assert again is not None
+    assert {k: v.unseen for k, v in again.items()} == {k: v.unseen for k, v in written.items()}
+    assert {(v.veto_count, v.trim_ratio) for v in again.values()} == {(2, None)}
+    assert all(not v.inside for v in again.values())
+    # Its digest is the one version 2 gave (no unit counts to hash).
+    assert lexicon_digest(again) == lexicon_digest(
+        {k: replace(v, inside={}) for k, v in written.items()}
+    )
 
 
 def test_a_model_without_a_lexicon_has_none(model):
@@ -128,6 +157,12 @@ def test_bioner_lexicon_writes_the_file_and_prints_the_counts(examples, data_dir
     assert info is not None and info["min_ratio"] == 0.3 and info["min_count"] == 1
     assert info["source"]["data_digest"] == data_digest(examples)
     assert info["source"]["examples"] == len(examples)
+    assert info["trim_ratio"] == 0.3 and "units in mentions" in result.output
+    args = ["lexicon", "--data", str(data_dir), "--model", str(model), "--no-trim"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    info = lexicon_info(model)
+    assert info is not None and info["trim_ratio"] is None and "trim ≤ never" in result.output
 
 
 def test_bioner_lexicon_fails_in_one_line(data_dir, model, tmp_path):
