@@ -28,7 +28,8 @@ from infra.training.data import TRAIN_SOURCES, cmeee_eval_documents, read_ids
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
-#: Per-set results and predictions: ``OUT/sets/<name>.json``, ``OUT/sets/<name>.pred.jsonl``.
+#: Per-set results and predictions: ``OUT/sets/<name>.json``, ``OUT/sets/<name>.pred.jsonl``
+#: (and ``OUT/sets/<name>.tagger.jsonl``, the tagger's spans alone, when a rule changed them).
 SETS_FOLDER = "sets"
 
 
@@ -168,12 +169,23 @@ def predictions_uri(out: str, name: str) -> str:
     return storage.join(out, SETS_FOLDER, f"{name}.pred.jsonl")
 
 
+def tagger_predictions_uri(out: str, name: str) -> str:
+    """Where the tagger's own spans of set ``name`` go when a decode rule changed them."""
+    return storage.join(out, SETS_FOLDER, f"{name}.tagger.jsonl")
+
+
 def write_set_result(
-    result: dict[str, Any], predictions: Sequence[AnnotatedDocument], out: str
+    result: dict[str, Any],
+    predictions: Sequence[AnnotatedDocument],
+    out: str,
+    tagger: Sequence[AnnotatedDocument] | None = None,
 ) -> str:
-    """Write one set's result JSON and its predictions; returns the result's URI."""
+    """Write one set's result JSON, its predictions and, when given, the tagger's spans alone
+    (before the lexicon and abbreviations); returns the result's URI."""
     name = result["set"]
     storage.write_text(write_canonical(predictions), predictions_uri(out, name))
+    if tagger is not None:
+        storage.write_text(write_canonical(tagger), tagger_predictions_uri(out, name))
     return storage.write_text(
         json.dumps(result, indent=2, ensure_ascii=False) + "\n", set_result_uri(out, name)
     )

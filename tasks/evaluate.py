@@ -232,6 +232,8 @@ class SetRun:
     lexicon_added: int = 0  # spans the lexicon gave
     abbreviations_added: int = 0  # later uses of a defined abbreviation
     lexicon_dropped: int = 0  # tagger spans the lexicon vetoed
+    #: The tagger's spans alone, when a rule changed them (to score or re-apply rules offline).
+    tagger_predictions: list[AnnotatedDocument] | None = None
 
     @property
     def lossy_passages(self) -> int:
@@ -307,6 +309,7 @@ def evaluate_documents(
     tagger = evaluate(gold, decoded.tagger, labels=labels) if changed else None
     result = evaluate(gold, spans, labels=labels)
     predictions = [AnnotatedDocument(d.document, tuple(sorted(set(spans[d.id])))) for d in docs]
+    alone = [AnnotatedDocument(d.document, tuple(sorted(set(decoded.tagger[d.id])))) for d in docs]
     return SetRun(
         evaluation=result,
         predictions=predictions,
@@ -320,6 +323,7 @@ def evaluate_documents(
         lexicon_added=decoded.added[LEXICON],
         abbreviations_added=decoded.added[ABBREVIATION],
         lexicon_dropped=decoded.dropped,
+        tagger_predictions=alone if changed else None,
     )
 
 
@@ -384,7 +388,7 @@ def evaluate_set(
         "max_chars": max_chars,
         "lexicon": lexicon_info(model) if lexicons is not None else None,
     }
-    return ev.write_set_result(result, run.predictions, out)
+    return ev.write_set_result(result, run.predictions, out, run.tagger_predictions)
 
 
 @task(name="evaluation-report", **_TASK)

@@ -132,10 +132,15 @@ def test_a_models_lexicon_fills_gaps_and_the_report_scores_the_tagger_alone(
     assert r["lexicon"]["source"] == {"data": "gold"} and r["lexicon_added"] > 0
     assert r["metrics"]["strict"]["micro"]["tp"] > r["tagger_metrics"]["strict"]["micro"]["tp"]
     assert "F1 tagger" in result.stdout and "lexicon" in result.stdout
+    # The tagger's spans alone are written beside the predictions, and score as reported.
+    alone = read_canonical((out / "sets/ncbi.tagger.jsonl").read_text())
+    scored = evaluate({gold.id: gold.spans}, {d.id: d.spans for d in alone})
+    assert scored.strict.micro.tp == r["tagger_metrics"]["strict"]["micro"]["tp"]
     plain = runner.invoke(app, [*args, "--no-lexicon", "--out", str(tmp_path / "plain")])
     assert plain.exit_code == 0, plain.output
     r = json.loads((tmp_path / "plain/report.json").read_text())["sets"]["ncbi"]
     assert r["lexicon"] is None and r["tagger_metrics"] is None and r["lexicon_added"] == 0
+    assert not (tmp_path / "plain/sets/ncbi.tagger.jsonl").exists()
 
 
 def _one_line_error(result) -> str:
