@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -85,20 +84,11 @@ def write_lexicon(
     (min_ratio, min_count, veto_count, trim_ratio) = rules.pop()
     rows = []
     for name in sorted(lexicons):
-        rows += [
-            {"schema": name, **asdict(e), "kind": "entry"}
-            for e in sorted(lexicons[name].entries.values(), key=lambda e: e.text)
-        ]
-        rows += [
-            {"schema": name, "text": t, "label": "", "annotated": 0, "occurrences": n}
-            | {"kind": "unseen"}
-            for t, n in sorted(lexicons[name].unseen.items())
-        ]
-        rows += [
-            {"schema": name, "text": u, "label": "", "annotated": a, "occurrences": n}
-            | {"kind": "unit"}
-            for u, (a, n) in sorted(lexicons[name].inside.items())
-        ]
+        lx = lexicons[name]
+        entries = sorted(lx.entries.values(), key=lambda e: e.text)
+        rows += [_row(name, e.text, e.label, e.annotated, e.occurrences, "entry") for e in entries]
+        rows += [_row(name, t, "", 0, n, "unseen") for t, n in sorted(lx.unseen.items())]
+        rows += [_row(name, u, "", a, n, "unit") for u, (a, n) in sorted(lx.inside.items())]
     info = {
         "version": LEXICON_VERSION,
         "min_ratio": min_ratio,
@@ -111,6 +101,20 @@ def write_lexicon(
     path = lexicon_path(model_dir)
     storage.write_rows(rows, str(path), LEXICON_V3, {_META: json.dumps(info, sort_keys=True)})
     return path
+
+
+def _row(
+    schema: str, text: str, label: str, annotated: int, occurrences: int, kind: str
+) -> dict[str, object]:
+    """One row of :data:`schemas.LEXICON_V3`."""
+    return {
+        "schema": schema,
+        "text": text,
+        "label": label,
+        "annotated": annotated,
+        "occurrences": occurrences,
+        "kind": kind,
+    }
 
 
 def lexicon_info(model_dir: str | Path) -> dict[str, object] | None:
@@ -154,29 +158,22 @@ def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:
     entries: dict[str, dict[str, Entry]] = {}
     unseen: dict[str, dict[str, int]] = {}
     inside: dict[str, dict[str, tuple[int, int]]] = {}
-    # Column by column: most rows are unseen strings, which need no Entry object.
-    kind = (
+    # Column by column, one pass: most rows are unseen strings, which need no Entry object.
+    kinds = (
         table["kind"]
-        if "kind" in table.column_names
+        if "kind" in table.column_names  # before version 3, the counts tell the kind
         else pc.if_else(pc.greater(table["annotated"], 0), "entry", "unseen")
     )
-    rows = table.filter(pc.equal(kind, "entry"))
-    for schema, text, label, annotated, n in zip(
-        *(rows[c].to_pylist() for c in ("schema", "text", "label", "annotated", "occurrences")),
-        strict=True,
-    ):
-        entries.setdefault(schema, {})[text] = Entry(text, label, annotated, n)
-    rows = table.filter(pc.equal(kind, "unseen"))
-    for schema, text, n in zip(
-        *(rows[c].to_pylist() for c in ("schema", "text", "occurrences")), strict=True
-    ):
-        unseen.setdefault(schema, {})[text] = n
-    rows = table.filter(pc.equal(kind, "unit"))
-    for schema, text, annotated, n in zip(
-        *(rows[c].to_pylist() for c in ("schema", "text", "annotated", "occurrences")),
-        strict=True,
-    ):
-        inside.setdefault(schema, {})[text] = (annotated, n)
+    columns = (
+        table[c].to_pylist() for c in ("schema", "text", "label", "annotated", "occurrences")
+    )
+    for kind, schema, text, label, annotated, n in zip(kinds.to_pylist(), *columns, strict=True):
+        if kind == "entry":
+            entries.setdefault(schema, {})[text] = Entry(text, label, annotated, n)
+        elif kind == "unseen":
+            unseen.setdefault(schema, {})[text] = n
+        else:
+            inside.setdefault(schema, {})[text] = (annotated, n)
     ratio, count = float(info["min_ratio"]), int(info["min_count"])  # type: ignore[arg-type]
     return {
         s: Lexicon(

@@ -308,11 +308,13 @@ def evaluate_documents(
     changed = decoded.added or decoded.dropped
     tagger = evaluate(gold, decoded.tagger, labels=labels) if changed else None
     result = evaluate(gold, spans, labels=labels)
-    predictions = [AnnotatedDocument(d.document, tuple(sorted(set(spans[d.id])))) for d in docs]
-    alone = [AnnotatedDocument(d.document, tuple(sorted(set(decoded.tagger[d.id])))) for d in docs]
+
+    def documents(found: dict[str, list[Span]]) -> list[AnnotatedDocument]:
+        return [AnnotatedDocument(d.document, tuple(sorted(set(found[d.id])))) for d in docs]
+
     return SetRun(
         evaluation=result,
-        predictions=predictions,
+        predictions=documents(spans),
         passages=len(passages),
         requests=len(requests),
         generations=generations,
@@ -323,7 +325,7 @@ def evaluate_documents(
         lexicon_added=decoded.added[LEXICON],
         abbreviations_added=decoded.added[ABBREVIATION],
         lexicon_dropped=decoded.dropped,
-        tagger_predictions=alone if changed else None,
+        tagger_predictions=documents(decoded.tagger) if changed else None,
     )
 
 
