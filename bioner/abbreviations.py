@@ -24,10 +24,14 @@ from collections.abc import Iterable, Sequence
 from bioner.lexicon import units
 from bioner.records import Span
 
-ABBREVIATIONS_VERSION = "abbreviations-v1"
+ABBREVIATIONS_VERSION = "abbreviations-v2"
 
 #: ``LF (SF)``: the parenthesis right after the long form, holding one token.
 _DEFINITION = re.compile(r"\s?\(\s?([^\s()\[\];,]{2,10})\s?\)")
+#: A word, as Schwartz and Hearst count them for the long form's window.
+_WORD = re.compile(r"\S+")
+#: What a long form never reaches across.
+_SENTENCE_BREAK = re.compile(r"[.;:!?()\[\]](?:\s|$)|[()\[\]]")
 
 
 def abbreviates(short: str, long: str) -> bool:
@@ -51,15 +55,38 @@ def abbreviates(short: str, long: str) -> bool:
     return True
 
 
+def long_form(text: str, span: Span, short: str) -> tuple[int, int] | None:
+    """Bounds of the long form that ``short`` abbreviates, ending where ``span`` ends.
+
+    The span itself when the test accepts it; otherwise the shortest run of words ending with
+    the span and at most Schwartz and Hearst's ``min(|SF| + 5, 2 |SF|)`` words long, within its
+    sentence, that the test accepts ("contrast media-induced [nephropathy] (CIN)", where only
+    "nephropathy" is the mention). None when there is none.
+    """
+    if abbreviates(short, text[span.start : span.end]):
+        return span.start, span.end
+    most = min(len(short) + 5, 2 * len(short))
+    starts = [m.start() for m in _WORD.finditer(text, 0, span.start)]
+    for count, start in enumerate(
+        reversed(starts), start=len(_WORD.findall(text[span.start : span.end])) + 1
+    ):
+        if count > most or _SENTENCE_BREAK.search(text, start, span.start):
+            return None
+        if abbreviates(short, text[start : span.end]):
+            return start, span.end
+    return None
+
+
 def definitions(text: str, spans: Iterable[Span]) -> dict[str, str]:
-    """Short form -> label, for each span of ``text`` followed by ``(SF)`` that it defines.
+    """Short form -> label, for each span of ``text`` followed by ``(SF)`` that ends its long
+    form (:func:`long_form`).
 
     A short form two spans define with different labels is left out.
     """
     found: dict[str, set[str]] = {}
     for span in spans:
         m = _DEFINITION.match(text, span.end)
-        if m and abbreviates(m.group(1), text[span.start : span.end]):
+        if m and long_form(text, span, m.group(1)) is not None:
             found.setdefault(m.group(1), set()).add(span.label)
     return {short: labels.pop() for short, labels in found.items() if len(labels) == 1}
 

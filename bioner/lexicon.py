@@ -42,8 +42,9 @@ LEXICON_VERSION = "lexicon-v3"
 #: filled the tagger's gaps; v2 also drops a tagger span whose string training never annotated,
 #: relabels one whose string it knows as another label and replaces tagger spans a match
 #: strictly contains; v3 also trims a tagger span down to the strings it contains that the rule
-#: accepts (:meth:`Lexicon.trims`).
-APPLY_VERSION = "apply-v3"
+#: accepts (:meth:`Lexicon.trims`); v4 also finds an accepted string written with a capital
+#: first letter (:meth:`Lexicon.accepted`).
+APPLY_VERSION = "apply-v4"
 #: Defaults of :class:`Lexicon`, chosen on the development sets (``bioner evaluate --sets
 #: ncbi-dev,bc5cdr-dev,jnlpba-dev``; see ``models/reference/README.md``): minimum ratios 0.2 to
 #: 0.5 were within 0.4 F1 of each other, 0.3 among the best; a minimum count above 1 lost 1 to 2.
@@ -184,19 +185,34 @@ class Lexicon:
         ``veto_count`` times and never annotates it (``"patients"``, ``"study"``, ``"."``)."""
         return self.veto_count > 0 and self.unseen.get(string, 0) >= self.veto_count
 
+    def accepted(self, string: str) -> Entry | None:
+        """The entry the rule accepts ``string`` as, or None.
+
+        The string itself, or else, when it starts with a capital that training never writes
+        it with (neither an entry nor an unannotated string), the same string with a small
+        first letter: "Mannitol" opening a sentence or a title is "mannitol".
+        """
+        entry = self._active.get(string)
+        if entry is not None or not string[:1].isupper():
+            return entry
+        if string in self.entries or string in self.unseen:
+            return None
+        return self._active.get(string[0].lower() + string[1:])
+
     def find(self, text: str) -> list[Span]:
-        """Non-overlapping spans of ``text`` whose string the rule accepts (longest first)."""
+        """Non-overlapping spans of ``text`` whose string the rule accepts (:meth:`accepted`;
+        longest first)."""
         if not self._active:
             return []
-        found = [
-            (end - start, start, end)
-            for start, end in _grams(units(text), self._most)
-            if text[start:end] in self._active
-        ]
+        found = []
+        for start, end in _grams(units(text), self._most):
+            entry = self.accepted(text[start:end])
+            if entry is not None:
+                found.append((end - start, start, end, entry.label))
         taken: list[Span] = []
-        for _, start, end in sorted(found, key=lambda f: (-f[0], f[1])):
+        for _, start, end, label in sorted(found, key=lambda f: (-f[0], f[1])):
             if not any(start < s.end and s.start < end for s in taken):
-                taken.append(Span(start, end, self._active[text[start:end]].label))
+                taken.append(Span(start, end, label))
         return sorted(taken)
 
     def apply(self, text: str, spans: Iterable[Span]) -> Applied:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bioner.abbreviations import abbreviates, definitions, propagate
+from bioner.abbreviations import abbreviates, definitions, long_form, propagate
 from bioner.records import Span
 
 
@@ -65,3 +65,24 @@ def test_no_definition_no_spans_and_conflicting_labels_define_nothing():
     both = [Span(0, 13, "Disease"), Span(23, 40, "Chemical")]
     assert definitions(text, both) == {}
     assert definitions(text, both[:1]) == {"BC": "Disease"}
+
+
+def test_the_long_form_may_begin_before_the_mention_that_ends_it():
+    text = (
+        "Cases of contrast media-induced nephropathy (CIN) rose. CIN was rare. "
+        "It was drug-induced. Later, nephropathy (CN) and renal failure (XQ) were seen."
+    )
+    mention = Span(32, 43, "Disease")  # "nephropathy": the gold mention, "CIN" its short form
+    assert long_form(text, mention, "CIN") == (9, 43)  # "contrast media-induced nephropathy"
+    assert [(text[s.start : s.end], s.start) for s in propagate(text, [mention])] == [
+        ("CIN", 45),
+        ("CIN", 56),
+    ]
+    # The long form never reaches back over a sentence's end ("drug-induced. Later,
+    # nephropathy" would give "CN") nor past Schwartz and Hearst's window of words.
+    later = Span(text.index("nephropathy (CN)"), text.index(" (CN)"), "Disease")
+    assert long_form(text, later, "CN") is None
+    renal = Span(text.index("renal failure"), text.index(" (XQ)"), "Disease")
+    assert long_form(text, renal, "XQ") is None
+    assert long_form("a b c d e f cin", Span(12, 15, "Disease"), "AC") is None
+    assert long_form("a b cin", Span(4, 7, "Disease"), "AC") == (0, 7)

@@ -111,6 +111,25 @@ def test_find_takes_the_longest_match_then_the_leftmost_and_never_inside_a_word(
     ]
 
 
+def test_a_capital_first_letter_training_never_writes_still_matches():
+    entries = {
+        "mannitol": Entry("mannitol", "Chemical", 4, 4),
+        "lithium": Entry("lithium", "Chemical", 6, 6),
+        "Lithium": Entry("Lithium", "Chemical", 1, 9),  # written so, and seldom a mention
+        "Aids": Entry("Aids", "Disease", 2, 2),
+        "aids": Entry("aids", "Chemical", 1, 2),  # its own capital entry wins
+        "study": Entry("study", "Chemical", 1, 1),
+    }
+    lexicon = Lexicon("s", entries, unseen={"Study": 7})
+    text = "Mannitol and Lithium; Aids. Study of MANNITOL."
+    # Not "Lithium" (an entry the rule refuses), not "Study" (training writes it, never a
+    # mention), not "MANNITOL" (only the first letter is folded).
+    assert strings(text, lexicon.find(text)) == [("Mannitol", "Chemical"), ("Aids", "Disease")]
+    assert lexicon.accepted("Mannitol") == entries["mannitol"]
+    assert lexicon.accepted("mannitol") == entries["mannitol"]
+    assert lexicon.accepted("Study") is None
+
+
 def test_chinese_matches_character_by_character():
     lexicon = Lexicon(
         "cmeee", {"发热": Entry("发热", "sym", 3, 3), "头痛": Entry("头痛", "sym", 2, 2)}

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from bioner.abbreviations import ABBREVIATIONS_VERSION
 from bioner.codec import symbolic
 from bioner.constraint import SymbolicTarget
 from bioner.gencache import cache_key
@@ -259,7 +260,7 @@ def test_decode_labels_the_later_uses_of_an_abbreviation_defined_on_a_found_ment
     assert all(text[e["start"] : e["end"]] == e["text"] for e in found)
     assert {e["label"] for e in found} == {"Disease"}
     meta = storage.read_metadata(shard.entities)
-    assert meta["bioner.decode_rules"] == "abbreviations-v1"
+    assert meta["bioner.decode_rules"] == ABBREVIATIONS_VERSION
     assert t.shard_summary(shard)["abbreviation_entities"] == 3
 
 
