@@ -55,25 +55,24 @@ def abbreviates(short: str, long: str) -> bool:
     return True
 
 
-def long_form(text: str, span: Span, short: str) -> tuple[int, int] | None:
-    """Bounds of the long form that ``short`` abbreviates, ending where ``span`` ends.
+def long_form(text: str, start: int, end: int, short: str) -> tuple[int, int] | None:
+    """Bounds of the long form that ``short`` abbreviates, ending at ``end``.
 
-    The span itself when the test accepts it; otherwise the shortest run of words ending with
-    the span and at most Schwartz and Hearst's ``min(|SF| + 5, 2 |SF|)`` words long, within its
-    sentence, that the test accepts ("contrast media-induced [nephropathy] (CIN)", where only
-    "nephropathy" is the mention). None when there is none.
+    ``text[start:end]`` (a mention) itself when the test accepts it; otherwise the shortest run
+    of words ending with it, at most Schwartz and Hearst's ``min(|SF| + 5, 2 |SF|)`` words long
+    and within its sentence, that the test accepts ("contrast media-induced [nephropathy]
+    (CIN)", where only "nephropathy" is the mention). None when there is none.
     """
-    if abbreviates(short, text[span.start : span.end]):
-        return span.start, span.end
+    if abbreviates(short, text[start:end]):
+        return start, end
     most = min(len(short) + 5, 2 * len(short))
-    starts = [m.start() for m in _WORD.finditer(text, 0, span.start)]
-    for count, start in enumerate(
-        reversed(starts), start=len(_WORD.findall(text[span.start : span.end])) + 1
-    ):
-        if count > most or _SENTENCE_BREAK.search(text, start, span.start):
+    starts = [m.start() for m in _WORD.finditer(text, 0, start)]
+    words = len(_WORD.findall(text, start, end))
+    for count, begin in enumerate(reversed(starts), start=words + 1):
+        if count > most or _SENTENCE_BREAK.search(text, begin, start):
             return None
-        if abbreviates(short, text[start : span.end]):
-            return start, span.end
+        if abbreviates(short, text[begin:end]):
+            return begin, end
     return None
 
 
@@ -86,9 +85,30 @@ def definitions(text: str, spans: Iterable[Span]) -> dict[str, str]:
     found: dict[str, set[str]] = {}
     for span in spans:
         m = _DEFINITION.match(text, span.end)
-        if m and long_form(text, span, m.group(1)) is not None:
+        if m and long_form(text, span.start, span.end, m.group(1)) is not None:
             found.setdefault(m.group(1), set()).add(span.label)
     return {short: labels.pop() for short, labels in found.items() if len(labels) == 1}
+
+
+def redefined(text: str, spans: Iterable[Span]) -> set[str]:
+    """Short forms ``text`` defines on a long form that no span ends ("Hormone therapy (HT)").
+
+    In this document they name something that is not a mention, whatever a lexicon learnt
+    them as elsewhere ("HT" for hypertension). The long form is searched as
+    :func:`long_form` does, from the word before the parenthesis.
+    """
+    ends = {span.end for span in spans}
+    out = set()
+    for m in _DEFINITION.finditer(text):
+        end = m.start()
+        if end in ends or not end or text[end - 1].isspace():
+            continue
+        start = end
+        while start > 0 and not text[start - 1].isspace():
+            start -= 1
+        if long_form(text, start, end, m.group(1)) is not None:
+            out.add(m.group(1))
+    return out
 
 
 def propagate(text: str, spans: Sequence[Span]) -> list[Span]:

@@ -883,9 +883,18 @@ def document_entities(
     """A document's entities: those found in its passages ``parts`` (in document order), then
     the later uses of the short forms they define (:func:`bioner.abbreviations.propagate`:
     "adenomatous polyposis coli (APC)" makes each uncovered "APC" a Disease), with ``source``
-    ``abbreviation``. A use across two passages is left out."""
+    ``abbreviation``. A use across two passages is left out.
+
+    The lexicon's entities on a short form the document defines on something that is no
+    mention (:func:`bioner.abbreviations.redefined`: "Hormone therapy (HT)") are dropped: the
+    document's own definition outranks what training knew the string as.
+    """
     found = [e for _, _, part in parts for e in part]
     spans = [Span(e.start, e.end, e.label) for e in found]
+    redefined = abbreviations.redefined(document_text, spans)
+    if redefined:
+        found = [e for e in found if e.source != LEXICON or e.text not in redefined]
+        spans = [Span(e.start, e.end, e.label) for e in found]
     out = list(found)
     for span in abbreviations.propagate(document_text, spans):
         at = next((p for p in parts if p[0].start <= span.start < p[0].end), None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bioner.abbreviations import abbreviates, definitions, long_form, propagate
+from bioner.abbreviations import abbreviates, definitions, long_form, propagate, redefined
 from bioner.records import Span
 
 
@@ -73,7 +73,10 @@ def test_the_long_form_may_begin_before_the_mention_that_ends_it():
         "It was drug-induced. Later, nephropathy (CN) and renal failure (XQ) were seen."
     )
     mention = Span(32, 43, "Disease")  # "nephropathy": the gold mention, "CIN" its short form
-    assert long_form(text, mention, "CIN") == (9, 43)  # "contrast media-induced nephropathy"
+    assert long_form(text, mention.start, mention.end, "CIN") == (
+        9,
+        43,
+    )  # "contrast media-induced nephropathy"
     assert [(text[s.start : s.end], s.start) for s in propagate(text, [mention])] == [
         ("CIN", 45),
         ("CIN", 56),
@@ -81,8 +84,17 @@ def test_the_long_form_may_begin_before_the_mention_that_ends_it():
     # The long form never reaches back over a sentence's end ("drug-induced. Later,
     # nephropathy" would give "CN") nor past Schwartz and Hearst's window of words.
     later = Span(text.index("nephropathy (CN)"), text.index(" (CN)"), "Disease")
-    assert long_form(text, later, "CN") is None
+    assert long_form(text, later.start, later.end, "CN") is None
     renal = Span(text.index("renal failure"), text.index(" (XQ)"), "Disease")
-    assert long_form(text, renal, "XQ") is None
-    assert long_form("a b c d e f cin", Span(12, 15, "Disease"), "AC") is None
-    assert long_form("a b cin", Span(4, 7, "Disease"), "AC") == (0, 7)
+    assert long_form(text, renal.start, renal.end, "XQ") is None
+    assert long_form("a b c d e f cin", 12, 15, "AC") is None
+    assert long_form("a b cin", 4, 7, "AC") == (0, 7)
+
+
+def test_a_short_form_defined_on_no_mention_is_redefined_in_that_document():
+    text = "Hormone therapy (HT) and breast cancer (BC) in women(XY); HT again (no) (sic)."
+    cancer = Span(text.index("breast"), text.index(" (BC)"), "Disease")
+    # "BC" is defined on a mention; "XY" and "no" abbreviate nothing before them; "sic"
+    # follows another parenthesis.
+    assert redefined(text, [cancer]) == {"HT"}
+    assert redefined(text, []) == {"HT", "BC"}

@@ -18,7 +18,7 @@ from bioner.generation import Generation, GenerationParams
 from bioner.labels import SCHEMAS, schema_for
 from bioner.lexicon import Entry, Lexicon
 from bioner.prompts import COMPACT_PROMPT_VERSION, PROMPT_VERSION
-from bioner.records import Span
+from bioner.records import Entity, Passage, Span
 from infra import storage
 from infra.ingest_store import THROUGH, ingest_paths
 from infra.lexicon import lexicon_setting, write_lexicon
@@ -726,3 +726,27 @@ def test_a_new_lexicon_decodes_again_but_keeps_the_model_version(shard, tmp_path
     assert {k for k in after if after[k] != before[k]} == {"bioner.lexicon"}
     off = t.annotation_settings(shard.passages, str(model), "bc5cdr", None, lexicon=False)
     assert off == before
+
+
+def test_the_lexicons_entities_on_a_short_form_the_document_redefines_are_dropped():
+    text = "Hormone therapy (HT) lowers fractures. HT users with HT had cisplatin."
+    passage = Passage("9", 0, 0, len(text), text)
+    provenance = {"model_id": "m", "prompt_version": "p"}
+
+    def entity(string: str, nth: int, source: str) -> Entity:
+        start = [m.start() for m in re.finditer(string, text)][nth]
+        span = Span(start, start + len(string), "Disease")
+        return t._derived(passage, provenance, span, text, source, "run-1")
+
+    # The lexicon knew "HT" as hypertension; this document defines it as no mention, so only
+    # the tagger's own "HT" (its context) and the lexicon's other entities stay.
+    found = [
+        entity("HT", 1, t.LEXICON),
+        entity("HT", 2, "tagger"),
+        entity("cisplatin", 0, t.LEXICON),
+    ]
+    kept = t.document_entities([(passage, provenance, found)], text, "run-1")
+    assert [(e.start, e.text, e.source) for e in kept] == [
+        (53, "HT", "tagger"),
+        (60, "cisplatin", t.LEXICON),
+    ]
