@@ -10,8 +10,10 @@ Whether a short form abbreviates a long form is the test of Schwartz and Hearst 
 simple algorithm for identifying abbreviation definitions in biomedical text"): the short form
 has 2 to 10 characters, starts with a letter or digit and has a letter; each of its letters and
 digits is found in the long form, right to left and in order, and its first one starts a word
-of the long form. Here the long form is the span already found, not searched for, so the test
-only has to accept or refuse the pair.
+of the long form. Here the long form ends where a span already found ends: the span itself, or
+the shortest run of words before it that passes, within Schwartz and Hearst's window of words
+(:func:`long_form`). A short form defined on a long form that no span ends names something
+that is no mention in this document (:func:`redefined`).
 
 Pure: works on one document's text and spans.
 """
@@ -24,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from bioner.lexicon import units
 from bioner.records import Span
 
+#: v2: the long form may begin before the mention that ends it; :func:`redefined`.
 ABBREVIATIONS_VERSION = "abbreviations-v2"
 
 #: ``LF (SF)``: the parenthesis right after the long form, holding one token.
