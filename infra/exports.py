@@ -20,7 +20,8 @@ and writes under ``TO`` (a folder or ``s3://bucket/prefix``; every write goes th
 ``bioc``
     ``<part>.bioc.xml``: one BioC ``collection`` per file, a document per PMID with a title and
     an abstract passage and document-level annotation offsets
-    (:func:`bioner.readers.bioc.write_bioc`).
+    (:func:`bioner.readers.bioc.write_bioc`); each annotation's ``source`` infon says what
+    found it (``tagger``, ``lexicon`` or ``abbreviation``).
 ``csv`` / ``parquet``
     Four files in the layout of ``neo4j-admin database import`` (same column names in both
     formats; ``name:ID(space)``, ``:LABEL``, ``:START_ID(space)``, ``:END_ID(space)``,
@@ -94,6 +95,7 @@ _ENTITY_COLUMNS = [
     "text",
     "label",
     "selected",
+    "source",
 ]
 # Characters XML 1.0 cannot hold (lxml refuses them): such documents are left out of BioC.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
@@ -238,6 +240,20 @@ def annotated(part: _Part, report: WriteReport | None = None) -> list[AnnotatedD
     return docs
 
 
+def _sources(entities: pa.Table) -> dict[tuple[str, Span], dict[str, str]]:
+    """BioC's ``source`` infon of each entity (what found it: ``tagger``, ``lexicon`` or
+    ``abbreviation``), by (document id, span); none where a table older than the column left
+    it null."""
+    return {
+        (doc_id, Span(start, end, label)): {"source": source}
+        for doc_id, start, end, label, source in zip(
+            *(entities[c].to_pylist() for c in ("doc_id", "start", "end", "label", "source")),
+            strict=True,
+        )
+        if source
+    }
+
+
 def _writable(docs: list[AnnotatedDocument], fmt: str, report: WriteReport) -> list[Any]:
     """The documents ``fmt`` can represent; the others are counted in ``report``."""
     kept = []
@@ -266,13 +282,16 @@ def _export_text(
     files: list[str] = []
     counts: dict[str, dict[str, int]] = {}
     documents = annotations = 0
-    writer = write_pubtator if fmt == "pubtator" else write_bioc
     for part in parts:
         docs = _writable(annotated(part, report), fmt, report)
         if not docs:
             continue
         name = part.name + SUFFIXES[fmt]
-        files.append(storage.write_text(writer(docs, report=report), storage.join(to, name)))
+        if fmt == "pubtator":
+            text = write_pubtator(docs, report=report)
+        else:
+            text = write_bioc(docs, report=report, infons=_sources(part.entities))
+        files.append(storage.write_text(text, storage.join(to, name)))
         spans = sum(len(d.spans) for d in docs)
         counts[name] = {"documents": len(docs), "annotations": spans}
         documents += len(docs)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 from lxml import etree
@@ -172,9 +172,19 @@ def _sub(
     return el
 
 
-def write_bioc(docs: Iterable[AnnotatedDocument], *, report: WriteReport | None = None) -> str:
-    """BioC XML text of ``docs`` (a title and an abstract passage where the title is known)."""
+def write_bioc(
+    docs: Iterable[AnnotatedDocument],
+    *,
+    report: WriteReport | None = None,
+    infons: Mapping[tuple[str, Span], Mapping[str, str]] | None = None,
+) -> str:
+    """BioC XML text of ``docs`` (a title and an abstract passage where the title is known).
+
+    ``infons``: more ``infon`` elements of an annotation, by (document id, span), after its
+    ``type`` (an export writes what found each entity as ``source``).
+    """
     del report  # BioC can represent every span and relation: nothing to report
+    infons = infons or {}
     root = etree.Element("collection")
     _sub(root, "source", "bioner")
     _sub(root, "date", "")
@@ -196,6 +206,8 @@ def write_bioc(docs: Iterable[AnnotatedDocument], *, report: WriteReport | None 
             p = elements[max(0, bisect_right(offsets, s.start) - 1)]
             a = _sub(p, "annotation", id=str(n))
             _sub(a, "infon", s.label, key="type")
+            for key, value in infons.get((doc.id, s), {}).items():
+                _sub(a, "infon", value, key=key)
             _sub(a, "location", offset=str(s.start), length=str(s.end - s.start))
             _sub(a, "text", s.text(doc.text))
         for i, r in enumerate(doc.relations):

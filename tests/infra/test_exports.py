@@ -8,13 +8,14 @@ import uuid
 
 import pytest
 import typer
+from lxml import etree
 from typer.testing import CliRunner
 
 from bioner.readers.bioc import read_bioc
 from bioner.readers.pubtator import read_pubtator
 from flows.commands.publish import export_main
 from infra import exports, s3, storage
-from schemas import DOCUMENTS_V2, ENTITIES_V1, TOMBSTONES_V2
+from schemas import DOCUMENTS_V2, ENTITIES_V1, ENTITIES_V3, TOMBSTONES_V2
 
 
 def document(doc_id: str, title: str, abstract: str, version: int = 1) -> dict:
@@ -240,3 +241,23 @@ def test_cli_export_and_bad_format(out, tmp_path):
     assert bad.exit_code == 2 and "unknown --format 'brat'" in bad.output
     missing = CliRunner().invoke(app, [str(tmp_path / "nothing"), "--format", "csv", "--to", to])
     assert missing.exit_code == 1 and "neither an annotate output folder" in missing.output
+
+
+def test_bioc_annotations_say_what_found_them(tmp_path):
+    out = str(tmp_path / "out")
+    doc = document("7", "Hormone therapy.", "Cisplatin and aspirin (ASA); ASA again.")
+    found = [
+        entity(doc, "Cisplatin", "Chemical") | {"source": "tagger"},
+        entity(doc, "aspirin", "Chemical") | {"source": "lexicon"},
+        entity(doc, "ASA", "Chemical", nth=1) | {"source": "abbreviation"},
+    ]
+    storage.write_rows([doc], storage.join(out, "documents", "shard=0.parquet"), DOCUMENTS_V2)
+    storage.write_rows(found, storage.join(out, "entities", "shard=0.parquet"), ENTITIES_V3)
+    report = exports.export(out, str(tmp_path / "bioc"), "bioc")
+    xml = etree.fromstring(storage.read_text(report.files[0]).encode())
+    sources = {
+        a.findtext("text"): a.findtext("infon[@key='source']") for a in xml.iter("annotation")
+    }
+    assert sources == {"Cisplatin": "tagger", "aspirin": "lexicon", "ASA": "abbreviation"}
+    (back,) = read_parts(report, read_bioc)  # the extra infon reads back as before
+    assert [s.text(back.text) for s in back.spans] == ["Cisplatin", "aspirin", "ASA"]
