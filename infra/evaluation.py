@@ -240,7 +240,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"`{report['constraint_version']}`",
         "- lexicon: "
         + (
-            f"`{lexicon['digest']}`, an entry becomes a span at ratio ≥ {lexicon['min_ratio']} "
+            f"`{lexicon['digest']}`, an entry (also with a capital first letter training never "
+            f"writes) becomes a span at ratio ≥ {lexicon['min_ratio']} "
             f"and count ≥ {lexicon['min_count']}; a tagger span is dropped where training holds "
             f"its string ≥ {lexicon.get('veto_count', 0)} times and never annotates it (0: never)"
             + (

@@ -164,6 +164,9 @@ def test_the_markdown_report_shows_the_tagger_alone_beside_the_lexicon(tmp_path)
     }
     ev.write_report(report, str(tmp_path))
     md = (tmp_path / "report.md").read_text()
-    assert "`0123abcd`, an entry becomes a span at ratio ≥ 0.5 and count ≥ 1" in md
+    assert (
+        "`0123abcd`, an entry (also with a capital first letter training never writes) becomes a span at ratio ≥ 0.5 and count ≥ 1"
+        in md
+    )
     assert "| P | R | F1 | F1 tagger | lexicon +/− | abbreviation spans | P relaxed |" in md
     assert "| 50.00 | 100.00 | 66.67 | 50.00 | +7 −0 | 2 | 50.00 |" in md
