@@ -49,6 +49,19 @@ def _split_list(value: str | None, known: tuple[str, ...], what: str) -> tuple[s
     return items
 
 
+def _repeats(value: str | None) -> dict[str, int] | None:
+    """``--repeat``'s ``NAME=K[,NAME=K]`` as a dict; a one-line error for anything else."""
+    if not value:
+        return None
+    out: dict[str, int] = {}
+    for item in (v.strip() for v in value.split(",") if v.strip()):
+        name, _, count = item.partition("=")
+        if not name.strip() or not count.strip().isdigit() or int(count) < 1:
+            raise fail(f"--repeat: {item!r} is not NAME=K with K a whole number >= 1")
+        out[name.strip()] = int(count)
+    return out
+
+
 def stats_table(stats: dict[str, dict[str, object]], title: str) -> Table:
     """A rich table of per-dataset statistics (:func:`bioner.training.data.statistics_of`).
 
@@ -284,6 +297,11 @@ def train(
     no_merge: bool = typer.Option(False, "--no-merge", help="LoRA: save only the adapter."),
     sets: str | None = typer.Option(None, "--sets", help="Train only on these datasets."),
     formats: str | None = typer.Option(None, "--formats", help="Train only on these formats."),
+    repeat: str | None = typer.Option(
+        None,
+        "--repeat",
+        help="Up-weight datasets: NAME=K[,NAME=K] shows each example of NAME K times an epoch.",
+    ),
     epochs: int = typer.Option(1, "--epochs", min=1),
     max_steps: int | None = typer.Option(None, "--max-steps", min=1, help="Optimizer steps."),
     time_budget: float | None = typer.Option(
@@ -345,6 +363,7 @@ def train(
             merge_lora=not no_merge,
             datasets=tuple(s.strip() for s in sets.split(",")) if sets else None,
             formats=_split_list(formats, FORMATS, "format"),
+            repeat=_repeats(repeat),
             max_length=max_length,
             epochs=epochs,
             max_steps=max_steps,

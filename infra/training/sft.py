@@ -92,6 +92,9 @@ class SFTConfig:
     # which examples
     datasets: tuple[str, ...] | None = None
     formats: tuple[str, ...] | None = None
+    #: dataset -> how many times each of its examples is seen per epoch (up-weighting a set in
+    #: joint training); the others once
+    repeat: dict[str, int] | None = None
     max_length: int = 1024
     # how long
     epochs: int = 1
@@ -138,6 +141,9 @@ class SFTConfig:
             raise ValueError("max_batch_tokens must be >= 1")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}: {self.loss!r}")
+        bad = {k: n for k, n in (self.repeat or {}).items() if not isinstance(n, int) or n < 1}
+        if bad:
+            raise ValueError(f"repeat counts must be whole numbers >= 1: {bad}")
 
     # What a resumed run must share with the run it resumes.
     _RESUME_KEYS = (
@@ -149,6 +155,7 @@ class SFTConfig:
         "target_modules",
         "datasets",
         "formats",
+        "repeat",
         "max_length",
         "epochs",
         "max_steps",
@@ -206,7 +213,8 @@ class TrainResult:
 
 
 def load_examples(config: SFTConfig) -> list[Example]:
-    """The examples of ``config.data`` with the dataset and format filters applied."""
+    """The examples of ``config.data`` with the dataset and format filters applied, each of a
+    dataset in ``config.repeat`` as many times as it says (right after the original)."""
     examples = read_examples(Path(config.data))
     if config.datasets:
         examples = [e for e in examples if e.dataset in set(config.datasets)]
@@ -215,6 +223,14 @@ def load_examples(config: SFTConfig) -> list[Example]:
     if not examples:
         raise ValueError(f"{config.data}: no training examples (after the filters)")
     check_one_prompt(examples)
+    if config.repeat:
+        unknown = sorted(set(config.repeat) - {e.dataset for e in examples})
+        if unknown:
+            raise ValueError(
+                f"{config.data}: --repeat names datasets with no training examples here: "
+                + ", ".join(unknown)
+            )
+        examples = [e for e in examples for _ in range(config.repeat.get(e.dataset, 1))]
     return examples
 
 

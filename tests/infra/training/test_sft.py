@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 import pytest
 import torch
@@ -15,7 +16,13 @@ from bioner.training.data import BuildOptions, examples_of
 from infra.llm.local import MARKER, check_model_dir, marker
 from infra.llm.transformers_engine import TransformersEngine
 from infra.training.data import write_examples
-from infra.training.sft import SFTConfig, detect_lora_targets, latest_checkpoint, train
+from infra.training.sft import (
+    SFTConfig,
+    detect_lora_targets,
+    latest_checkpoint,
+    load_examples,
+    train,
+)
 
 
 def _config(tiny_model, data_dir, out, **kw):
@@ -228,3 +235,25 @@ def test_marker_records_the_prompt_and_the_engine_prompts_so(tiny_model, documen
     write_examples(compact + plain, tmp_path / "mixed" / "train.jsonl")
     with pytest.raises(ValueError, match="2 prompt versions"):
         train(_config(tiny_model, tmp_path / "mixed", tmp_path / "m2", max_steps=1))
+
+
+def test_repeat_up_weights_a_dataset_and_refuses_what_it_cannot_mean(
+    tiny_model, data_dir, examples, tmp_path
+):
+    (name, count), *_ = Counter(e.dataset for e in examples).most_common()
+    once = load_examples(_config(tiny_model, data_dir, tmp_path / "m"))
+    thrice = load_examples(_config(tiny_model, data_dir, tmp_path / "m", repeat={name: 3}))
+    assert len(thrice) == len(once) + 2 * count
+    assert Counter(e.dataset for e in thrice)[name] == 3 * count
+    assert Counter(e for e in thrice if e.dataset != name) == Counter(
+        e for e in once if e.dataset != name
+    )
+    with pytest.raises(ValueError, match="no training examples here: nosuchset"):
+        load_examples(_config(tiny_model, data_dir, tmp_path / "m", repeat={"nosuchset": 2}))
+    with pytest.raises(ValueError, match="whole numbers >= 1"):
+        _config(tiny_model, data_dir, tmp_path / "m", repeat={name: 0})
+    # A resumed run must repeat as the run it resumes did.
+    out = tmp_path / "r"
+    train(_config(tiny_model, data_dir, out, max_steps=2, save_every=1, repeat={name: 2}))
+    with pytest.raises(ValueError, match=r"settings differ: .*repeat"):
+        train(_config(tiny_model, data_dir, out, max_steps=3, save_every=1), resume=True)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from flows.commands import train as train_cmd
 from infra.llm.local import marker
+from infra.training.data import read_examples
 
 
 def _weights(folder):
@@ -220,3 +221,21 @@ def test_export_checkpoint_saves_an_intermediate_step(tiny_model, data_dir, tmp_
     assert again.exit_code == 2 and "not empty" in again.output
     bad = runner.invoke(app, ["export-checkpoint", str(tmp_path), "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "not a training checkpoint" in bad.output
+
+
+def test_train_repeat_is_parsed_and_bad_values_are_refused_in_one_line(
+    tiny_model, data_dir, tmp_path
+):
+    args = ["train", "--model", str(tiny_model), "--data", str(data_dir), "--out",
+            str(tmp_path / "m"), "--max-steps", "1", "--batch-size", "2", "--threads", "1",
+            "--no-progress", "--save-every", "0"]  # fmt: skip
+    for bad in ("ncbi", "ncbi=0", "ncbi=1.5", "=2"):
+        result = runner.invoke(app, [*args, "--repeat", bad])
+        assert result.exit_code == 2 and "--repeat" in result.output, (bad, result.output)
+        assert "Traceback" not in result.output
+    result = runner.invoke(app, [*args, "--repeat", "nosuchset=2"])
+    assert result.exit_code == 2 and "no training examples here: nosuchset" in result.output
+    name = next(e.dataset for e in read_examples(data_dir))
+    result = runner.invoke(app, [*args, "--repeat", f"{name}=2"])
+    assert result.exit_code == 0, result.output
+    assert marker(tmp_path / "m")["config"]["repeat"] == {name: 2}
