@@ -56,7 +56,7 @@ def _repeats(value: str | None) -> dict[str, int] | None:
     out: dict[str, int] = {}
     for item in (v.strip() for v in value.split(",") if v.strip()):
         name, _, count = item.partition("=")
-        if not name.strip() or not count.strip().isdigit() or int(count) < 1:
+        if not name.strip() or not count.strip().isdecimal() or int(count) < 1:
             raise fail(f"--repeat: {item!r} is not NAME=K with K a whole number >= 1")
         out[name.strip()] = int(count)
     return out
