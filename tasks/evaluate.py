@@ -30,7 +30,7 @@ from bioner.labels import EntitySchema, schema_for
 from bioner.lexicon import Lexicon
 from bioner.metrics import Evaluation, evaluate
 from bioner.prompts import PROMPT_VERSION, build_prompt
-from bioner.records import AnnotatedDocument, Passage, Span
+from bioner.records import AnnotatedDocument, Passage, Span, sorted_unique
 from bioner.segment import DEFAULT_MAX_CHARS, segment
 from infra import evaluation as ev
 from infra.datasets import data_dir as default_data_dir
@@ -310,7 +310,7 @@ def evaluate_documents(
     result = evaluate(gold, spans, labels=labels)
 
     def documents(found: dict[str, list[Span]]) -> list[AnnotatedDocument]:
-        return [AnnotatedDocument(d.document, tuple(sorted(set(found[d.id])))) for d in docs]
+        return [AnnotatedDocument(d.document, sorted_unique(found[d.id])) for d in docs]
 
     return SetRun(
         evaluation=result,
