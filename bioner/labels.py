@@ -34,6 +34,9 @@ class EntitySchema:
     name: str
     language: str
     types: tuple[EntityType, ...]
+    #: Schemas whose mentions are never mentions of this one: a tagger span whose string only
+    #: their training lexicons know is dropped (:meth:`bioner.lexicon.Lexicon.foreign`).
+    excludes: tuple[str, ...] = ()
     _by_key: dict[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,7 +90,8 @@ DISEASE = _t("Disease", "Disease", "diseases, disorders, syndromes, and their ab
 CHEMICAL = _t("Chemical", "Chemical", "chemicals and drugs, including their abbreviations")
 
 NCBI_SCHEMA = EntitySchema("ncbi", "en", (DISEASE,))
-BC5CDR_SCHEMA = EntitySchema("bc5cdr", "en", (CHEMICAL, DISEASE))
+#: BC5CDR annotates no genes or proteins (its guidelines leave them out): JNLPBA's.
+BC5CDR_SCHEMA = EntitySchema("bc5cdr", "en", (CHEMICAL, DISEASE), excludes=("jnlpba",))
 JNLPBA_SCHEMA = EntitySchema(
     "jnlpba",
     "en",

@@ -43,8 +43,10 @@ LEXICON_VERSION = "lexicon-v3"
 #: relabels one whose string it knows as another label and replaces tagger spans a match
 #: strictly contains; v3 also trims a tagger span down to the strings it contains that the rule
 #: accepts (:meth:`Lexicon.trims`); v4 also finds an accepted string written with a capital
-#: first letter (:meth:`Lexicon.accepted`).
-APPLY_VERSION = "apply-v4"
+#: first letter (:meth:`Lexicon.accepted`); v5 also drops a tagger span whose string only the
+#: lexicon of an excluded schema knows (:meth:`Lexicon.foreign`), and labels a new word by the
+#: words of training that end like it (:meth:`Lexicon.by_suffix`).
+APPLY_VERSION = "apply-v5"
 #: Defaults of :class:`Lexicon`, chosen on the development sets (``bioner evaluate --sets
 #: ncbi-dev,bc5cdr-dev,jnlpba-dev``; see ``models/reference/README.md``): minimum ratios 0.2 to
 #: 0.5 were within 0.4 F1 of each other, 0.3 among the best; a minimum count above 1 lost 1 to 2.
@@ -64,6 +66,24 @@ MAX_UNITS = 24
 #: Longest never-annotated string kept, in units, and how often it must occur to be kept.
 UNSEEN_UNITS = 6
 UNSEEN_KEEP = 2
+
+#: A word the training never holds gets a label by its ending (:meth:`Lexicon.by_suffix`): the
+#: longest of these suffix lengths that at least SUFFIX_SUPPORT word types of training share
+#: decides, when at least SUFFIX_SHARE of them are whole mentions of one label. Chosen on the
+#: development sets (W3's answers, see ``models/reference/README.md``): on BC5CDR support 2
+#: gained 0.6, 3 and 5 gained 0.1 to 0.3, shares 0.7 to 1.0 were within 0.05 of each other;
+#: NCBI-disease and JNLPBA moved by 0.01 at most (their mentions are seldom lone words).
+SUFFIX_LENGTHS = (6, 5, 4)
+SUFFIX_SUPPORT = 2
+SUFFIX_SHARE = 0.8
+#: The words the suffix rule counts and labels: Latin letters, lower case after the first, at
+#: least SUFFIX_WORD letters ("quetiapine", "Oedema"; not "NPY", "IL-2" or "mg").
+SUFFIX_WORD = 6
+_WORD = re.compile(r"[A-Za-z][a-z]+")
+#: What may stand on each side of a word the suffix rule labels: a word joined to others by a
+#: hyphen or a slash ("5-fluorouracil") is part of a longer name.
+_BEFORE = frozenset(" \t\n([")
+_AFTER = frozenset(" \t\n,.;:)]")
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _UNIT = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
@@ -114,6 +134,9 @@ class Lexicon:
     trim_ratio: float | None = DEFAULT_TRIM_RATIO
     _active: dict[str, Entry] = field(init=False, repr=False, compare=False)
     _most: int = field(init=False, repr=False, compare=False)
+    _suffixes: dict[str, Counter[str]] | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_ratio <= 1.0:
@@ -185,6 +208,60 @@ class Lexicon:
         ``veto_count`` times and never annotates it (``"patients"``, ``"study"``, ``"."``)."""
         return self.veto_count > 0 and self.unseen.get(string, 0) >= self.veto_count
 
+    def foreign(self, string: str, excluded: Sequence[Lexicon]) -> bool:
+        """Whether a tagger span of ``string`` is dropped as another schema's mention.
+
+        ``excluded`` are the lexicons of schemas whose mentions are never this schema's
+        (BC5CDR annotates no proteins or genes: JNLPBA's). The span goes when this schema's
+        training never annotates the string and an excluded lexicon's rule accepts it:
+        "NPY" or "COX-2" tagged a Chemical.
+        """
+        if string in self.entries or self.accepted(string) is not None:
+            return False
+        return any(x.accepted(string) is not None for x in excluded)
+
+    def suffixes(self) -> dict[str, Counter[str]]:
+        """Per suffix (:data:`SUFFIX_LENGTHS`, lower-cased), how many word types of training
+        end with it, by label: an entry's label when the rule's ratio holds for it, else
+        ``""`` (an entry rarely annotated, or a word training holds and never annotates).
+        Counted once, on first use."""
+        if self._suffixes is None:
+            labels: dict[str, str] = {}
+            for text, entry in self.entries.items():
+                if _is_word(text) and labels.get(text.lower(), "") == "":
+                    labels[text.lower()] = entry.label if entry.ratio >= self.min_ratio else ""
+            for text in self.unseen:
+                if _is_word(text):
+                    labels.setdefault(text.lower(), "")
+            table: dict[str, Counter[str]] = defaultdict(Counter)
+            for word, label in labels.items():
+                for k in SUFFIX_LENGTHS:
+                    table[word[-k:]][label] += 1
+            object.__setattr__(self, "_suffixes", dict(table))
+        return self._suffixes  # type: ignore[return-value]
+
+    def by_suffix(self, word: str) -> str | None:
+        """The label a word training never holds gets by its ending, or None.
+
+        The longest suffix of :data:`SUFFIX_LENGTHS` that at least :data:`SUFFIX_SUPPORT`
+        word types of training share decides: its most frequent label, when that is a label
+        and holds for at least :data:`SUFFIX_SHARE` of them ("quetiapine" as "-apine",
+        "mangiferin" as "iferin": Chemical; "akinesia": Disease).
+        """
+        if not _is_word(word) or word in self.entries or word in self.unseen:
+            return None
+        low = word.lower()
+        if low in self.entries or low in self.unseen:
+            return None
+        table = self.suffixes()
+        for k in SUFFIX_LENGTHS:
+            counts = table.get(low[-k:])
+            if counts is None or counts.total() < SUFFIX_SUPPORT:
+                continue
+            label, n = min(counts.items(), key=lambda c: (-c[1], c[0]))
+            return label if label and n >= SUFFIX_SHARE * counts.total() else None
+        return None
+
     def accepted(self, string: str) -> Entry | None:
         """The entry the rule accepts ``string`` as, or None.
 
@@ -215,10 +292,11 @@ class Lexicon:
                 taken.append(Span(start, end, label))
         return sorted(taken)
 
-    def apply(self, text: str, spans: Iterable[Span]) -> Applied:
+    def apply(self, text: str, spans: Iterable[Span], excluded: Sequence[Lexicon] = ()) -> Applied:
         """What becomes of the tagger's ``spans`` in ``text``, and the spans the lexicon gives.
 
-        - A span whose string training never annotates is dropped (:meth:`vetoes`).
+        - A span whose string training never annotates is dropped (:meth:`vetoes`), and so is
+          one whose string only the lexicon of an ``excluded`` schema knows (:meth:`foreign`).
         - A span whose very string the rule accepts with another label takes the lexicon's
           label (``Wilms tumor`` tagged a Chemical becomes a Disease).
         - Each match of :meth:`find` that overlaps none of the spans is added (a gap filled).
@@ -229,6 +307,8 @@ class Lexicon:
           tagger's boundary stands.
         - A span left unchanged is then trimmed to the strings it contains that the rule
           accepts, when :meth:`trims` says so.
+        - A word no span covers, standing alone (no hyphen or slash joins it to another),
+          that training never holds, gets the label its ending gives (:meth:`by_suffix`).
         """
         kept: list[Span] = []
         added: list[Span] = []
@@ -236,7 +316,7 @@ class Lexicon:
         for span in spans:
             string = text[span.start : span.end]
             entry = self._active.get(string)
-            if self.vetoes(string):
+            if self.vetoes(string) or self.foreign(string, excluded):
                 dropped.append(span)
             elif entry is not None and entry.label != span.label:
                 added.append(Span(span.start, span.end, entry.label))
@@ -255,6 +335,15 @@ class Lexicon:
                 added += parts
             else:
                 standing.append(span)
+        covered = standing + added
+        for start, end in units(text):
+            if end - start < SUFFIX_WORD or not _alone(text, start, end):
+                continue
+            if any(start < s.end and s.start < end for s in covered):
+                continue
+            label = self.by_suffix(text[start:end])
+            if label is not None:
+                added.append(Span(start, end, label))
         return Applied(standing, sorted(added), dropped)
 
 
@@ -265,6 +354,17 @@ class Applied(NamedTuple):
     kept: list[Span]
     added: list[Span]
     dropped: list[Span]
+
+
+def _is_word(text: str) -> bool:
+    """Whether the suffix rule counts ``text`` (:data:`SUFFIX_WORD`)."""
+    return len(text) >= SUFFIX_WORD and _WORD.fullmatch(text) is not None
+
+
+def _alone(text: str, start: int, end: int) -> bool:
+    """Whether the unit ``text[start:end]`` stands alone: nothing but a space, a bracket or
+    (after it) a stop joins it to what is beside it."""
+    return (start == 0 or text[start - 1] in _BEFORE) and (end == len(text) or text[end] in _AFTER)
 
 
 def _strictly_within(span: Span, match: Span) -> bool:

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -832,13 +832,15 @@ def lexicon_entities(
     lexicon: Lexicon,
     generation: dict[str, Any],
     run_id: str,
+    excluded: Sequence[Lexicon] = (),
 ) -> tuple[list[Entity], list[Entity], list[Entity]]:
     """What the lexicon makes of the passage's decoded entities ``found``
-    (:meth:`bioner.lexicon.Lexicon.apply`): those that stand, the entities it gives (gaps
-    filled, labels corrected, mentions completed), with the provenance of the passage's
-    ``generation`` (the lexicon is the model's), and those it vetoed."""
+    (:meth:`bioner.lexicon.Lexicon.apply`, with the lexicons of the schemas the passage's
+    excludes): those that stand, the entities it gives (gaps filled, labels corrected,
+    mentions completed), with the provenance of the passage's ``generation`` (the lexicon is
+    the model's), and those it vetoed."""
     own = {Span(e.start - passage.start, e.end - passage.start, e.label): e for e in found}
-    applied = lexicon.apply(passage.text, own)
+    applied = lexicon.apply(passage.text, own, excluded)
     added = [
         _derived(passage, generation, s.shifted(passage.start), passage.text, LEXICON, run_id)
         for s in applied.added
@@ -875,6 +877,12 @@ def _derived(
 #: One passage of a document as decode holds it: the passage, its (first) generation row for
 #: provenance, and the entities found in it.
 DocumentPart = tuple[Passage, dict[str, Any], list[Entity]]
+
+
+def excluded_lexicons(schema: EntitySchema, lexicons: Mapping[str, Lexicon]) -> list[Lexicon]:
+    """The lexicons, of those the model has, of the schemas ``schema`` excludes
+    (:attr:`bioner.labels.EntitySchema.excludes`)."""
+    return [lexicons[name] for name in schema.excludes if name in lexicons]
 
 
 def document_entities(
@@ -951,8 +959,10 @@ def decode(
         asked = schema_for(entity_schema.name, passage.language)
         found, issues = entities_of(passage, texts[key[:2]], rows, asked, run_id)
         if asked.name in lexicons:
-            lexicon = lexicons[asked.name]
-            kept, added, dropped = lexicon_entities(passage, found, lexicon, rows[0], run_id)
+            lexicon, excluded = lexicons[asked.name], excluded_lexicons(asked, lexicons)
+            kept, added, dropped = lexicon_entities(
+                passage, found, lexicon, rows[0], run_id, excluded
+            )
             found, vetoed = kept + added, vetoed + len(dropped)
         by_document.setdefault(key[:2], []).append((passage, rows[0], found))
         issue_rows.extend(

@@ -51,6 +51,7 @@ from tasks.annotate import (
     engine_for,
     engine_settings,
     entities_of,
+    excluded_lexicons,
     lexicon_entities,
     per_schema_params,
 )
@@ -195,7 +196,10 @@ def decode_answers(
         out.issues.append(found)
         lexicon = (lexicons or {}).get(schema_of[i].name)
         if lexicon is not None:
-            kept, added, dropped = lexicon_entities(p, entities, lexicon, rows[i][0], _RUN_ID)
+            excluded = excluded_lexicons(schema_of[i], lexicons or {})
+            kept, added, dropped = lexicon_entities(
+                p, entities, lexicon, rows[i][0], _RUN_ID, excluded
+            )
             entities = kept + added
             out.dropped += len(dropped)
         by_document[p.doc_id].append((p, rows[i][0], entities))

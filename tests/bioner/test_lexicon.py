@@ -267,3 +267,94 @@ def test_strings_training_never_annotates_are_counted_and_veto_the_taggers_spans
     assert applied.kept == [Span(17, 26, "Chemical")]
     assert lexicon.with_rule(0.5, 1, veto_count=3).apply(text, tagger).dropped == [tagger[2]]
     assert lexicon.with_rule(0.5, 1, veto_count=0).apply(text, tagger).dropped == []
+
+
+def test_a_span_only_an_excluded_schemas_lexicon_knows_is_dropped():
+    own = Lexicon(
+        "bc5cdr",
+        {
+            "insulin": Entry("insulin", "Chemical", 5, 6),
+            "NO": Entry("NO", "Chemical", 1, 30),  # inactive here, still its own string
+        },
+    )
+    proteins = Lexicon(
+        "jnlpba",
+        {
+            "NPY": Entry("NPY", "protein", 9, 10),
+            "insulin": Entry("insulin", "protein", 8, 9),
+            "NO": Entry("NO", "protein", 3, 3),
+            "COX": Entry("COX", "protein", 1, 10),  # inactive: the rule does not accept it
+        },
+    )
+    text = "NPY and insulin; NO and COX; Npy"
+    tagger = [Span(s, s + len(w), "Chemical") for w in ("NPY", "insulin", "NO", "COX", "Npy")
+              for s in [text.index(w)]]  # fmt: skip
+    # Without excluded lexicons nothing is dropped.
+    assert own.apply(text, tagger).dropped == []
+    applied = own.apply(text, tagger, [proteins])
+    # "NPY" goes; "insulin" and "NO" are BC5CDR's own strings (even at a low ratio); "COX" is
+    # no accepted protein; "Npy" no string either lexicon knows.
+    assert applied.dropped == [tagger[0]]
+    assert strings(text, applied.kept) == [
+        ("insulin", "Chemical"), ("NO", "Chemical"), ("COX", "Chemical"), ("Npy", "Chemical"),
+    ]  # fmt: skip
+    assert own.foreign("NPY", [proteins]) and not own.foreign("insulin", [proteins])
+
+
+def test_excluded_schemas_are_known_and_share_no_label_with_the_schema():
+    from bioner.labels import SCHEMAS
+
+    assert SCHEMAS["bc5cdr"].excludes == ("jnlpba",)
+    for schema in SCHEMAS.values():
+        for name in schema.excludes:
+            assert name != schema.name and name in SCHEMAS
+            assert not set(SCHEMAS[name].labels) & set(schema.labels)
+
+
+def suffix_lexicon() -> Lexicon:
+    def chem(word: str) -> Entry:
+        return Entry(word, "Chemical", 5, 5)
+
+    entries = {w: chem(w) for w in ("clozapine", "olanzapine", "quetiapine", "Diazepam")}
+    entries |= {
+        "lorazepam": chem("lorazepam"),
+        "nephropathy": Entry("nephropathy", "Disease", 4, 4),
+        "myopathy": Entry("myopathy", "Disease", 3, 3),
+        "sympathy": Entry("sympathy", "Disease", 1, 40),  # rarely annotated: counts as none
+    }
+    unseen = {"therapy": 9, "empathy": 3, "NPY": 4}
+    return Lexicon("bc5cdr", entries, unseen=unseen)
+
+
+def test_a_word_training_never_holds_gets_the_label_of_the_words_ending_like_it():
+    lexicon = suffix_lexicon()
+    assert lexicon.suffixes()["apine"] == {"Chemical": 3}
+    assert lexicon.suffixes()["pathy"] == {"Disease": 2, "": 2}  # sympathy, empathy: none
+    # No type ends in "napine" or "xapine": "-apine" decides (clozapine, olanzapine, ...).
+    assert lexicon.by_suffix("asenapine") == lexicon.by_suffix("loxapine") == "Chemical"
+    assert lexicon.by_suffix("Temazepam") == "Chemical"  # "-azepam": diazepam, lorazepam
+    # The longest suffix with support decides, even against a label: "-opathy" (nephropathy,
+    # myopathy) gives Disease; "-mpathy" (sympathy, empathy) gives none, and "-pathy"
+    # behind it is not asked.
+    assert lexicon.by_suffix("retinopathy") == "Disease"
+    assert lexicon.by_suffix("telempathy") is None
+    # Words training holds keep what the other rules say, in either case of the first letter.
+    for held in ("quetiapine", "Quetiapine", "therapy", "Sympathy"):
+        assert lexicon.by_suffix(held) is None
+    # Too short, or not a word of the rule's shape.
+    for other in ("zepam", "NPYAPINE", "IL-2apine", "asenapine2"):
+        assert lexicon.by_suffix(other) is None
+
+
+def test_apply_labels_lone_uncovered_words_by_their_suffix():
+    lexicon = suffix_lexicon()
+    text = (
+        "On asenapine (Temazepam-free) and loxapine, retinopathy/uveitis, telempathy; retinopathy."
+    )
+    tagger = [Span(text.index("loxapine"), text.index("loxapine") + 8, "Disease")]
+    applied = lexicon.apply(text, tagger)
+    # "Temazepam" and the first "retinopathy" are joined to the next word by "-" and "/";
+    # "loxapine" is the tagger's; "telempathy" stands alone but its ending gives no label.
+    assert strings(text, applied.added) == [("asenapine", "Chemical"), ("retinopathy", "Disease")]
+    assert applied.added[1].start == text.rindex("retinopathy")
+    assert applied.kept == tagger

@@ -227,6 +227,26 @@ def test_decode_adds_the_models_lexicon_entities_in_the_taggers_gaps(shard, tmp_
     assert storage.read_metadata(shard.entities)["bioner.lexicon"] == ""
 
 
+def test_decode_drops_spans_only_the_lexicon_of_an_excluded_schema_knows(shard, tmp_path):
+    # BC5CDR excludes JNLPBA's mentions: a string JNLPBA's training annotates, and BC5CDR's
+    # never does, is dropped from a bc5cdr decode (the mechanism, on hand-written answers).
+    model = tmp_path / "model"
+    model.mkdir()
+    own = Lexicon("bc5cdr", {"seizures": Entry("seizures", "Disease", 3, 3)})
+    other = Lexicon("jnlpba", {"Famotidine": Entry("Famotidine", "protein", 4, 4)})
+    write_lexicon({"bc5cdr": own, "jnlpba": other}, model, {"data": "hand"})
+    storage.write_rows(HAND_WRITTEN, shard.generations, GENERATIONS_V1)
+    decode_shard(shard, "bc5cdr", model=str(model))
+    texts = [e["text"] for e in storage.read_table(shard.entities, ENTITIES_V3).to_pylist()]
+    assert "Famotidine" not in texts and "seizures" in texts
+    assert t.shard_summary(shard)["lexicon_dropped"] == 2  # both passages' Famotidine
+    # Without JNLPBA's lexicon beside it, nothing is dropped.
+    write_lexicon({"bc5cdr": own}, model, {"data": "hand"})
+    decode_shard(shard, "bc5cdr", model=str(model))
+    texts = [e["text"] for e in storage.read_table(shard.entities, ENTITIES_V3).to_pylist()]
+    assert texts.count("Famotidine") == 2
+
+
 def decode_shard(shard: t.ShardPaths, schema: str, **options) -> tuple[str, str]:
     """Run the decode task on the shard's own tables, as run "run-2"."""
     paths = [shard.generations, shard.passages, shard.documents, shard.entities]
