@@ -4,7 +4,9 @@ Biomedical abstracts define a short form once, right after its long form ("adeno
 polyposis coli (APC)"), and then use it alone. A small tagger finds the long form far more
 often than it finds every later "APC". When the tagger (or the lexicon) put a span on a long
 form followed by a parenthesised short form that abbreviates it, every unit-bounded occurrence
-of that short form in the document that no span covers gets the long form's label.
+of that short form in the document that no span covers gets the long form's label, and a span
+on it with another label takes that label ("overactive bladder (OAB)" makes an "OAB" tagged a
+Chemical a Disease).
 
 Whether a short form abbreviates a long form is the test of Schwartz and Hearst (2003, "A
 simple algorithm for identifying abbreviation definitions in biomedical text"): the short form
@@ -26,8 +28,9 @@ from collections.abc import Iterable, Sequence
 from bioner.lexicon import units
 from bioner.records import Span
 
-#: v2: the long form may begin before the mention that ends it; :func:`redefined`.
-ABBREVIATIONS_VERSION = "abbreviations-v2"
+#: v2: the long form may begin before the mention that ends it; :func:`redefined`. v3: a span
+#: on a defined short form takes its long form's label (:func:`relabelled`).
+ABBREVIATIONS_VERSION = "abbreviations-v3"
 
 #: ``LF (SF)``: the parenthesis right after the long form, holding one token.
 _DEFINITION = re.compile(r"\s?\(\s?([^\s()\[\];,]{2,10})\s?\)")
@@ -111,6 +114,19 @@ def redefined(text: str, spans: Iterable[Span]) -> set[str]:
             start -= 1
         if long_form(text, start, end, m.group(1)) is not None:
             out.add(m.group(1))
+    return out
+
+
+def relabelled(text: str, spans: Sequence[Span]) -> dict[Span, str]:
+    """The spans of ``text`` whose string is a short form ``spans`` define
+    (:func:`definitions`) with another label, each with the label of its definition: the
+    document's definition outranks what the tagger called the short form."""
+    forms = definitions(text, spans)
+    out = {}
+    for span in spans:
+        label = forms.get(text[span.start : span.end])
+        if label is not None and label != span.label:
+            out[span] = label
     return out
 
 

@@ -895,13 +895,24 @@ def document_entities(
 
     The lexicon's entities on a short form the document defines on something that is no
     mention (:func:`bioner.abbreviations.redefined`: "Hormone therapy (HT)") are dropped: the
-    document's own definition outranks what training knew the string as.
+    document's own definition outranks what training knew the string as. For the same reason
+    an entity on a short form defined with another label takes that label
+    (:func:`bioner.abbreviations.relabelled`; its source becomes ``abbreviation``).
     """
     found = [e for _, _, part in parts for e in part]
     spans = [Span(e.start, e.end, e.label) for e in found]
     redefined = abbreviations.redefined(document_text, spans)
     if redefined:
         found = [e for e in found if e.source != LEXICON or e.text not in redefined]
+        spans = [Span(e.start, e.end, e.label) for e in found]
+    relabelled = abbreviations.relabelled(document_text, spans)
+    if relabelled:
+        found = [
+            dataclasses.replace(e, label=label, source=ABBREVIATION)
+            if (label := relabelled.get(Span(e.start, e.end, e.label))) is not None
+            else e
+            for e in found
+        ]
         spans = [Span(e.start, e.end, e.label) for e in found]
     out = list(found)
     for span in abbreviations.propagate(document_text, spans):

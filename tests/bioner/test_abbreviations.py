@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bioner.abbreviations import abbreviates, definitions, long_form, propagate, redefined
+from bioner.abbreviations import (
+    abbreviates,
+    definitions,
+    long_form,
+    propagate,
+    redefined,
+    relabelled,
+)
 from bioner.records import Span
 
 
@@ -98,3 +105,20 @@ def test_a_short_form_defined_on_no_mention_is_redefined_in_that_document():
     # follows another parenthesis.
     assert redefined(text, [cancer]) == {"HT"}
     assert redefined(text, []) == {"HT", "BC"}
+
+
+def test_a_span_on_a_defined_short_form_takes_the_label_of_its_definition():
+    text = "overactive bladder (OAB) responds; OAB and OAB symptoms, not OABs."
+    long = Span(0, 18, "Disease")
+    first = Span(text.index("OAB", 30), text.index("OAB", 30) + 3, "Chemical")
+    second = Span(text.index("OAB and") + 8, text.index("OAB and") + 11, "Disease")
+    # The tagger called the first use a Chemical: the definition makes it a Disease; the
+    # second already is one; "OAB symptoms" is another string.
+    phrase = Span(second.start, second.end + 9, "Chemical")
+    assert relabelled(text, [long, first, second]) == {first: "Disease"}
+    assert relabelled(text, [long, phrase]) == {}
+    # No definition (the long form is no span), or two that disagree: nothing changes.
+    assert relabelled(text, [first]) == {}
+    both = "breast cancer (BC) and bladder carcinoma (BC); BC"
+    spans = [Span(0, 13, "Disease"), Span(23, 40, "Chemical"), Span(47, 49, "Chemical")]
+    assert relabelled(both, spans) == {}

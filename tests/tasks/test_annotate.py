@@ -770,3 +770,26 @@ def test_the_lexicons_entities_on_a_short_form_the_document_redefines_are_droppe
         (53, "HT", "tagger"),
         (60, "cisplatin", t.LEXICON),
     ]
+
+
+def test_an_entity_on_a_defined_short_form_takes_the_label_of_the_definition():
+    text = "Overactive bladder (OAB) was treated. OAB improved."
+    passage = Passage("9", 0, 0, len(text), text)
+    provenance = {"model_id": "m", "prompt_version": "p"}
+
+    def entity(string: str, nth: int, label: str, source: str = "tagger") -> Entity:
+        start = [m.start() for m in re.finditer(string, text)][nth]
+        span = Span(start, start + len(string), label)
+        return t._derived(passage, provenance, span, text, source, "run-1")
+
+    found = [
+        entity("Overactive bladder", 0, "Disease"),
+        entity("OAB", 0, "Chemical"),
+        entity("OAB", 1, "Chemical"),
+    ]
+    out = t.document_entities([(passage, provenance, found)], text, "run-1")
+    assert [(e.start, e.text, e.label, e.source) for e in out] == [
+        (0, "Overactive bladder", "Disease", "tagger"),
+        (20, "OAB", "Disease", t.ABBREVIATION),
+        (38, "OAB", "Disease", t.ABBREVIATION),
+    ]
