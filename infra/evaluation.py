@@ -243,7 +243,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"`{lexicon['digest']}`, an entry (also with a capital first letter training never "
             f"writes) becomes a span at ratio ≥ {lexicon['min_ratio']} "
             f"and count ≥ {lexicon['min_count']}; a tagger span is dropped where training holds "
-            f"its string ≥ {lexicon.get('veto_count', 0)} times and never annotates it (0: never)"
+            f"its string ≥ {lexicon.get('veto_count', 0)} times and never annotates it (0: never), "
+            "or only the lexicon of a schema its own excludes knows it"
             + (
                 f", and trimmed to the strings it contains that the rule accepts where each unit "
                 f"it loses lies inside a mention in ≤ {lexicon['trim_ratio']} of its training "
@@ -251,11 +252,12 @@ def render_markdown(report: dict[str, Any]) -> str:
                 if lexicon.get("trim_ratio") is not None
                 else ""
             )
+            + "; a lone word training never holds takes the label its ending gives"
             if lexicon
             else "none"
         )
-        + "; F1 tagger: the tagger's spans alone, before the lexicon and the later uses of "
-        "abbreviations",
+        + "; F1 tagger: the tagger's spans alone, before the lexicon and the abbreviations "
+        "(later uses of a defined short form, and spans on it relabelled by its definition)",
         f"- limit: {report['limit'] if report['limit'] is not None else 'none (whole sets)'}",
         f"- data: `{report['data_dir']}`, code version {report['code_version']}",
         "",

@@ -199,7 +199,8 @@ def print_report(report: dict[str, Any]) -> None:
             )
             + ": F1 tagger is the tagger's spans alone, lexicon the spans the lexicon gave and "
             "dropped, "
-            "+abbrev the later uses of abbreviations defined on a found mention",
+            "+abbrev the later uses of abbreviations defined on a found mention and the spans "
+            "on them relabelled by the definition",
             soft_wrap=True,
             markup=False,
         )
