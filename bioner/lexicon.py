@@ -214,7 +214,7 @@ class Lexicon:
         ``excluded`` are the lexicons of schemas whose mentions are never this schema's
         (BC5CDR annotates no proteins or genes: JNLPBA's). The span goes when this schema's
         training never annotates the string and an excluded lexicon's rule accepts it:
-        "NPY" or "COX-2" tagged a Chemical.
+        "PARP" or "STAT3" tagged a Chemical.
         """
         if string in self.entries or self.accepted(string) is not None:
             return False
@@ -245,8 +245,8 @@ class Lexicon:
 
         The longest suffix of :data:`SUFFIX_LENGTHS` that at least :data:`SUFFIX_SUPPORT`
         word types of training share decides: its most frequent label, when that is a label
-        and holds for at least :data:`SUFFIX_SHARE` of them ("quetiapine" as "-apine",
-        "mangiferin" as "iferin": Chemical; "akinesia": Disease).
+        and holds for at least :data:`SUFFIX_SHARE` of them ("quetiapine" by "-apine",
+        "mangiferin" by "-erin": Chemical; "akinesia" by "-nesia": Disease).
         """
         if not _is_word(word) or word in self.entries or word in self.unseen:
             return None
