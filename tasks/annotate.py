@@ -829,16 +829,21 @@ def lexicons_of(model: str, setting: str) -> dict[str, Lexicon]:
 def lexicon_entities(
     passage: Passage,
     found: Sequence[Entity],
-    lexicon: Lexicon,
+    schema: EntitySchema,
+    lexicons: Mapping[str, Lexicon],
     generation: dict[str, Any],
     run_id: str,
-    excluded: Sequence[Lexicon] = (),
 ) -> tuple[list[Entity], list[Entity], list[Entity]]:
-    """What the lexicon makes of the passage's decoded entities ``found``
-    (:meth:`bioner.lexicon.Lexicon.apply`, with the lexicons of the schemas the passage's
-    excludes): those that stand, the entities it gives (gaps filled, labels corrected,
-    mentions completed), with the provenance of the passage's ``generation`` (the lexicon is
-    the model's), and those it vetoed."""
+    """What the model's ``lexicons`` make of the passage's decoded entities ``found`` in
+    ``schema`` (:meth:`bioner.lexicon.Lexicon.apply` with the schema's lexicon and those of
+    the schemas it excludes, :attr:`bioner.labels.EntitySchema.excludes`): those that stand,
+    the entities it gives (gaps filled, labels corrected, mentions completed), with the
+    provenance of the passage's ``generation`` (the lexicon is the model's), and those it
+    vetoed. Without a lexicon for the schema every entity stands."""
+    lexicon = lexicons.get(schema.name)
+    if lexicon is None:
+        return list(found), [], []
+    excluded = [lexicons[name] for name in schema.excludes if name in lexicons]
     own = {Span(e.start - passage.start, e.end - passage.start, e.label): e for e in found}
     applied = lexicon.apply(passage.text, own, excluded)
     added = [
@@ -877,12 +882,6 @@ def _derived(
 #: One passage of a document as decode holds it: the passage, its (first) generation row for
 #: provenance, and the entities found in it.
 DocumentPart = tuple[Passage, dict[str, Any], list[Entity]]
-
-
-def excluded_lexicons(schema: EntitySchema, lexicons: Mapping[str, Lexicon]) -> list[Lexicon]:
-    """The lexicons, of those the model has, of the schemas ``schema`` excludes
-    (:attr:`bioner.labels.EntitySchema.excludes`)."""
-    return [lexicons[name] for name in schema.excludes if name in lexicons]
 
 
 def document_entities(
@@ -969,12 +968,8 @@ def decode(
         passage = passages[key]
         asked = schema_for(entity_schema.name, passage.language)
         found, issues = entities_of(passage, texts[key[:2]], rows, asked, run_id)
-        if asked.name in lexicons:
-            lexicon, excluded = lexicons[asked.name], excluded_lexicons(asked, lexicons)
-            kept, added, dropped = lexicon_entities(
-                passage, found, lexicon, rows[0], run_id, excluded
-            )
-            found, vetoed = kept + added, vetoed + len(dropped)
+        kept, added, dropped = lexicon_entities(passage, found, asked, lexicons, rows[0], run_id)
+        found, vetoed = kept + added, vetoed + len(dropped)
         by_document.setdefault(key[:2], []).append((passage, rows[0], found))
         issue_rows.extend(
             {

@@ -51,7 +51,6 @@ from tasks.annotate import (
     engine_for,
     engine_settings,
     entities_of,
-    excluded_lexicons,
     lexicon_entities,
     per_schema_params,
 )
@@ -194,14 +193,11 @@ def decode_answers(
         entities, found = entities_of(p, texts[p.doc_id], rows[i], schema_of[i], _RUN_ID)
         out.tagger[p.doc_id].extend(Span(e.start, e.end, e.label) for e in entities)
         out.issues.append(found)
-        lexicon = (lexicons or {}).get(schema_of[i].name)
-        if lexicon is not None:
-            excluded = excluded_lexicons(schema_of[i], lexicons or {})
-            kept, added, dropped = lexicon_entities(
-                p, entities, lexicon, rows[i][0], _RUN_ID, excluded
-            )
-            entities = kept + added
-            out.dropped += len(dropped)
+        kept, added, dropped = lexicon_entities(
+            p, entities, schema_of[i], lexicons or {}, rows[i][0], _RUN_ID
+        )
+        entities = kept + added
+        out.dropped += len(dropped)
         by_document[p.doc_id].append((p, rows[i][0], entities))
     for doc_id, parts in by_document.items():
         entities = document_entities(parts, texts[doc_id], _RUN_ID)
