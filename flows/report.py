@@ -120,7 +120,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- tokens: {summary['prompt_tokens']:,} prompt, {summary['output_tokens']:,} output",
         f"- entities: {summary['entities']:,} accepted "
         f"({summary.get('lexicon_entities', 0):,} of them found by the training lexicon, "
-        f"{summary.get('abbreviation_entities', 0):,} as uses of an abbreviation; "
+        f"{summary.get('abbreviation_entities', 0):,} labelled by an abbreviation's definition; "
         f"{summary.get('lexicon_dropped', 0):,} decoded spans the lexicon dropped), "
         + (
             f"{summary['rejected']:,} rejected"

@@ -398,7 +398,7 @@ def add_annotation_rows(table: Table, summary: dict[str, Any]) -> None:
         f"{n:,} {what}"
         for n, what in (
             (summary.get("lexicon_entities", 0), "found by the model's training lexicon"),
-            (summary.get("abbreviation_entities", 0), "as uses of an abbreviation"),
+            (summary.get("abbreviation_entities", 0), "labelled by an abbreviation's definition"),
         )
         if n
     ]
