@@ -12,10 +12,11 @@ Whether a short form abbreviates a long form is the test of Schwartz and Hearst 
 simple algorithm for identifying abbreviation definitions in biomedical text"): the short form
 has 2 to 10 characters, starts with a letter or digit and has a letter; each of its letters and
 digits is found in the long form, right to left and in order, and its first one starts a word
-of the long form. Here the long form ends where a span already found ends: the span itself, or
+of the long form; it is not itself a word of the long form. Here the long form ends where a span already found ends: the span itself, or
 the shortest run of words before it that passes, within Schwartz and Hearst's window of words
 (:func:`long_form`). A short form defined on a long form that no span ends names something
-that is no mention in this document (:func:`redefined`).
+that is no mention in this document (:func:`redefined`): a span on it goes, whoever found it.
+Short forms are Latin-script: a parenthesis in Chinese text glosses, it does not abbreviate.
 
 Pure: works on one document's text and spans.
 """
@@ -29,23 +30,33 @@ from bioner.lexicon import units
 from bioner.records import Span
 
 #: v2: the long form may begin before the mention that ends it; :func:`redefined`. v3: a span
-#: on a defined short form takes its long form's label (:func:`relabelled`).
-ABBREVIATIONS_VERSION = "abbreviations-v3"
+#: on a defined short form takes its long form's label (:func:`relabelled`). v4: a short form
+#: has no CJK character and is no word of its long form; the parenthesis may go on after it
+#: (``(PB: 15 mg``); a definition inside a mention redefines nothing; the tagger's spans on a
+#: redefined short form are dropped too, and it is not spread.
+ABBREVIATIONS_VERSION = "abbreviations-v4"
 
-#: ``LF (SF)``: the parenthesis right after the long form, holding one token.
-_DEFINITION = re.compile(r"\s?\(\s?([^\s()\[\];,]{2,10})\s?\)")
+#: ``LF (SF)``: the parenthesis right after the long form, opening with one token, alone or
+#: followed by a comma, semicolon or colon ("phenobarbital (PB: 15 mg per rat)").
+_DEFINITION = re.compile(r"\s?\(\s?([^\s()\[\];,:]{2,10})\s?(?:\)|[,;:]\s)")
+#: What separates the words of a long form, for :func:`abbreviates`.
+_LONG_WORDS = re.compile(r"[\s/-]+")
 #: A word, as Schwartz and Hearst count them for the long form's window.
 _WORD = re.compile(r"\S+")
 #: What a long form never reaches across.
 _SENTENCE_BREAK = re.compile(r"[.;:!?()\[\]](?:\s|$)|[()\[\]]")
+#: Chinese characters: a parenthesis in Chinese text glosses, it does not abbreviate.
+_CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def abbreviates(short: str, long: str) -> bool:
     """Whether ``short`` abbreviates ``long`` (the Schwartz-Hearst test, module doc)."""
     if not 2 <= len(short) <= 10 or not short[0].isalnum() or len(short) >= len(long):
         return False
-    if not any(c.isalpha() for c in short):
+    if not any(c.isalpha() for c in short) or _CJK.search(short):
         return False
+    if short.lower() in _LONG_WORDS.split(long.lower()):
+        return False  # "enalapril group (enalapril: ...)" names, it does not abbreviate
     s, lf = short.lower(), long.lower()
     i, j = len(s) - 1, len(lf) - 1
     while i >= 0:
@@ -100,14 +111,18 @@ def redefined(text: str, spans: Iterable[Span]) -> set[str]:
     """Short forms ``text`` defines on a long form that no span ends ("Hormone therapy (HT)").
 
     In this document they name something that is not a mention, whatever a lexicon learnt
-    them as elsewhere ("HT" for hypertension). The long form is searched as
-    :func:`long_form` does, from the word before the parenthesis.
+    them or the tagger took them for ("HT" for hypertension). The long form is searched as
+    :func:`long_form` does, from the word before the parenthesis. A definition inside a span
+    is part of that mention ("von Hippel-Lindau (VHL) disease") and redefines nothing.
     """
+    spans = list(spans)
     ends = {span.end for span in spans}
     out = set()
     for m in _DEFINITION.finditer(text):
         end = m.start()
         if end in ends or not end or text[end - 1].isspace():
+            continue
+        if any(s.start < end and m.end() <= s.end for s in spans):
             continue
         start = end
         while start > 0 and not text[start - 1].isspace():

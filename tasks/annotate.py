@@ -892,9 +892,10 @@ def document_entities(
     "adenomatous polyposis coli (APC)" makes each uncovered "APC" a Disease), with ``source``
     ``abbreviation``. A use across two passages is left out.
 
-    The lexicon's entities on a short form the document defines on something that is no
-    mention (:func:`bioner.abbreviations.redefined`: "Hormone therapy (HT)") are dropped: the
-    document's own definition outranks what training knew the string as. For the same reason
+    The entities on a short form the document defines on something that is no mention
+    (:func:`bioner.abbreviations.redefined`: "Hormone therapy (HT)"), the tagger's and the
+    lexicon's alike, are dropped: the document's own definition outranks what training knew
+    the string as and what the tagger took it for. For the same reason
     an entity on a short form defined with another label takes that label
     (:func:`bioner.abbreviations.relabelled`; its source becomes ``abbreviation``).
     """
@@ -902,7 +903,7 @@ def document_entities(
     spans = [Span(e.start, e.end, e.label) for e in found]
     redefined = abbreviations.redefined(document_text, spans)
     if redefined:
-        found = [e for e in found if e.source != LEXICON or e.text not in redefined]
+        found = [e for e in found if e.text not in redefined]
         spans = [Span(e.start, e.end, e.label) for e in found]
     relabelled = abbreviations.relabelled(document_text, spans)
     if relabelled:
@@ -915,6 +916,8 @@ def document_entities(
         spans = [Span(e.start, e.end, e.label) for e in found]
     out = list(found)
     for span in abbreviations.propagate(document_text, spans):
+        if document_text[span.start : span.end] in redefined:
+            continue  # also defined on no mention: "nitric oxide (iNOS)" once, "... synthase (iNOS)"
         at = next((p for p in parts if p[0].start <= span.start < p[0].end), None)
         if at is None or span.end > at[0].end:
             continue

@@ -40,6 +40,9 @@ def test_schwartz_hearst_accepts_true_definitions(short, long):
         ("12", "twelve patients"),  # no letter
         ("-AB", "a b"),  # does not start with a letter or digit
         ("breast cancer", "cancer"),  # longer than the long form
+        ("enalapril", "the enalapril group"),  # a word of the long form
+        ("HIV", "HIV infection"),
+        ("胃角", "取胃角活检"),  # Chinese: a parenthesis glosses
     ],
 )
 def test_schwartz_hearst_refuses_the_others(short, long):
@@ -105,6 +108,22 @@ def test_a_short_form_defined_on_no_mention_is_redefined_in_that_document():
     # follows another parenthesis.
     assert redefined(text, [cancer]) == {"HT"}
     assert redefined(text, []) == {"HT", "BC"}
+    # A definition inside a mention is part of it and redefines nothing.
+    text = "The von Hippel-Lindau (VHL) disease gene. VHL mutations."
+    assert redefined(text, []) == {"VHL"}
+    assert redefined(text, [Span(4, text.index(" gene"), "Disease")]) == set()
+
+
+def test_the_parenthesis_of_a_definition_may_go_on_after_the_short_form():
+    text = "Rats got phenobarbital (PB: 15 mg per rat) or diethylnitrosamine (DEN, 200 mg/kg)."
+    spans = [
+        Span(text.index("phenobarbital"), text.index(" (PB"), "Chemical"),
+        Span(text.index("diethylnitrosamine"), text.index(" (DEN"), "Chemical"),
+    ]
+    assert definitions(text, spans) == {"PB": "Chemical", "DEN": "Chemical"}
+    # A word, not a token of its own, after the short form: no definition.
+    assert definitions("phenobarbital (PB was given)", [Span(0, 13, "Chemical")]) == {}
+    assert definitions("phenobarbital (PB)", [Span(0, 13, "Chemical")]) == {"PB": "Chemical"}
 
 
 def test_a_span_on_a_defined_short_form_takes_the_label_of_its_definition():

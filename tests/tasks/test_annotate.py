@@ -748,8 +748,11 @@ def test_a_new_lexicon_decodes_again_but_keeps_the_model_version(shard, tmp_path
     assert off == before
 
 
-def test_the_lexicons_entities_on_a_short_form_the_document_redefines_are_dropped():
-    text = "Hormone therapy (HT) lowers fractures. HT users with HT had cisplatin."
+def test_entities_on_a_short_form_the_document_redefines_are_dropped():
+    text = (
+        "Hormone therapy (HT) lowers fractures. HT users with HT had cisplatin. "
+        "Later, hypertension (HT) was seen."
+    )
     passage = Passage("9", 0, 0, len(text), text)
     provenance = {"model_id": "m", "prompt_version": "p"}
 
@@ -758,17 +761,19 @@ def test_the_lexicons_entities_on_a_short_form_the_document_redefines_are_droppe
         span = Span(start, start + len(string), "Disease")
         return t._derived(passage, provenance, span, text, source, "run-1")
 
-    # The lexicon knew "HT" as hypertension; this document defines it as no mention, so only
-    # the tagger's own "HT" (its context) and the lexicon's other entities stay.
+    # The lexicon knew "HT" as hypertension and the tagger took it for a disease; this
+    # document defines it once as no mention, so neither stays, and the later definition on
+    # a mention does not spread it either. The lexicon's other entities stay.
     found = [
         entity("HT", 1, t.LEXICON),
         entity("HT", 2, "tagger"),
         entity("cisplatin", 0, t.LEXICON),
+        entity("hypertension", 0, "tagger"),
     ]
     kept = t.document_entities([(passage, provenance, found)], text, "run-1")
-    assert [(e.start, e.text, e.source) for e in kept] == [
-        (53, "HT", "tagger"),
-        (60, "cisplatin", t.LEXICON),
+    assert [(e.text, e.source) for e in kept] == [
+        ("cisplatin", t.LEXICON),
+        ("hypertension", "tagger"),
     ]
 
 
