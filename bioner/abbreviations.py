@@ -12,11 +12,12 @@ Whether a short form abbreviates a long form is the test of Schwartz and Hearst 
 simple algorithm for identifying abbreviation definitions in biomedical text"): the short form
 has 2 to 10 characters, starts with a letter or digit and has a letter; each of its letters and
 digits is found in the long form, right to left and in order, and its first one starts a word
-of the long form; it is not itself a word of the long form. Here the long form ends where a span already found ends: the span itself, or
-the shortest run of words before it that passes, within Schwartz and Hearst's window of words
-(:func:`long_form`). A short form defined on a long form that no span ends names something
-that is no mention in this document (:func:`redefined`): a span on it goes, whoever found it.
-Short forms are Latin-script: a parenthesis in Chinese text glosses, it does not abbreviate.
+of the long form; it is not itself a word of the long form. Here the long form ends where a
+span already found ends: the span itself, or the shortest run of words before it that passes,
+within Schwartz and Hearst's window of words (:func:`long_form`). A short form defined on a
+long form that no span ends names something that is no mention in this document
+(:func:`redefined`): a span on it goes, whoever found it. Short forms are Latin-script: a
+parenthesis in Chinese text glosses, it does not abbreviate.
 
 Pure: works on one document's text and spans.
 """

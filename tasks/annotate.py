@@ -917,7 +917,8 @@ def document_entities(
     out = list(found)
     for span in abbreviations.propagate(document_text, spans):
         if document_text[span.start : span.end] in redefined:
-            continue  # also defined on no mention: "nitric oxide (iNOS)" once, "... synthase (iNOS)"
+            # Also defined on no mention: "nitric oxide (iNOS)", then "... synthase (iNOS)".
+            continue
         at = next((p for p in parts if p[0].start <= span.start < p[0].end), None)
         if at is None or span.end > at[0].end:
             continue
