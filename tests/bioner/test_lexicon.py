@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bioner.lexicon import Annotated, Entry, Lexicon, build_lexicons, lexicon_digest, units
+from bioner.lexicon import (
+    Annotated,
+    Entry,
+    Lexicon,
+    build_lexicons,
+    code_shape,
+    lexicon_digest,
+    units,
+)
 from bioner.records import Span
 
 
@@ -357,4 +365,46 @@ def test_apply_labels_lone_uncovered_words_by_their_suffix():
     # "loxapine" is the tagger's; "telempathy" stands alone but its ending gives no label.
     assert strings(text, applied.added) == [("asenapine", "Chemical"), ("retinopathy", "Disease")]
     assert applied.added[1].start == text.rindex("retinopathy")
+    assert applied.kept == tagger
+
+
+def shape_lexicon() -> Lexicon:
+    def chem(code: str, annotated: int = 3, occurrences: int = 3) -> Entry:
+        return Entry(code, "Chemical", annotated, occurrences)
+
+    codes = ("FK 506", "CP 93129", "GR 55562", "MK-801", "WR-2721", "UM-272", "CI-921")
+    entries = {c: chem(c) for c in codes}
+    entries["FLA-63"] = chem("FLA-63")
+    entries["ADAM-10"] = chem("ADAM-10", 1, 20)  # rarely annotated: counts as none
+    unseen = {"ADAM-17": 3, "PN-11": 2, "HL 60": 4}
+    return Lexicon("bc5cdr", entries, unseen=unseen)
+
+
+def test_code_shapes_keep_case_and_separators_and_cut_runs():
+    assert code_shape("CB 3717") == code_shape("BN 52021") == "AA 000"
+    assert code_shape("NIK-247") == code_shape("SM-5887") == "AA-000"
+    assert code_shape("Ro15") == "Aa00" and code_shape("KF17837B") == "AA000A"
+
+
+def test_a_code_training_never_holds_gets_the_label_of_the_codes_shaped_like_it():
+    lexicon = shape_lexicon()
+    assert lexicon.shapes()["AA 000"] == {"Chemical": 3}
+    assert lexicon.shapes()["AA-00"] == {"Chemical": 1, "": 3}  # FLA-63; ADAM-10, -17, PN-11
+    assert lexicon.by_shape("CB 3717") == lexicon.by_shape("NIK-247") == "Chemical"
+    # Too few codes of the shape ("HL 60": one), or no label holding SHAPE_SHARE of them.
+    assert lexicon.by_shape("CB 37") is None
+    assert lexicon.by_shape("SM-21") is None
+    # Codes training holds keep what the other rules say; other strings are no codes.
+    for other in ("FK 506", "ADAM-17", "CD4", "p53", "IL-2", "cb 3717", "CB 37171-A"):
+        assert lexicon.by_shape(other) is None
+
+
+def test_apply_labels_lone_uncovered_codes_by_their_shape():
+    lexicon = shape_lexicon()
+    text = "CB 3717 and NIK-247, not anti-SM-5887 or BN 52021/GR nor KF-101xy; SC-48334."
+    tagger = [Span(text.index("SC-48334"), text.index("SC-48334") + 8, "Disease")]
+    applied = lexicon.apply(text, tagger)
+    # "SM-5887" and "BN 52021" are joined to other words by "-" and "/"; "KF-101xy" goes on
+    # into a word; "SC-48334" is the tagger's.
+    assert strings(text, applied.added) == [("CB 3717", "Chemical"), ("NIK-247", "Chemical")]
     assert applied.kept == tagger
