@@ -252,12 +252,14 @@ def render_markdown(report: dict[str, Any]) -> str:
                 if lexicon.get("trim_ratio") is not None
                 else ""
             )
-            + "; a lone word training never holds takes the label its ending gives"
+            + "; a lone word training never holds takes the label its ending gives, and a lone "
+            "code the label its shape gives"
             if lexicon
             else "none"
         )
         + "; F1 tagger: the tagger's spans alone, before the lexicon and the abbreviations "
-        "(later uses of a defined short form, and spans on it relabelled by its definition)",
+        "(later uses of a defined short form, and spans on it relabelled by its definition; "
+        "spans on a short form defined on no mention dropped)",
         f"- limit: {report['limit'] if report['limit'] is not None else 'none (whole sets)'}",
         f"- data: `{report['data_dir']}`, code version {report['code_version']}",
         "",

@@ -170,5 +170,6 @@ def test_the_markdown_report_shows_the_tagger_alone_beside_the_lexicon(tmp_path)
     )
     assert "or only the lexicon of a schema its own excludes knows it" in md
     assert "a lone word training never holds takes the label its ending gives" in md
+    assert "a lone code the label its shape gives" in md
     assert "| P | R | F1 | F1 tagger | lexicon +/− | abbreviation spans | P relaxed |" in md
     assert "| 50.00 | 100.00 | 66.67 | 50.00 | +7 −0 | 2 | 50.00 |" in md
