@@ -98,7 +98,9 @@ _AFTER = frozenset(" \t\n,.;:)]")
 #: every label.
 _CODE = r"[A-Z][A-Za-z]{0,3}[- ]?[0-9]{2,}[A-Za-z]?"
 _CODE_FULL = re.compile(_CODE)
-_CODE_ALONE = re.compile(rf"(?<![\w/-]){_CODE}(?![\w/-])")
+#: ... and not a quantity: "CP 200 mg/kg" is cyclophosphamide at a dose.
+_UNIT_OF_MEASURE = r"\s*(?:[mµunp]?(?:g|l|L|M|mol)|kg|IU|U|%)\b"
+_CODE_ALONE = re.compile(rf"(?<![\w/-]){_CODE}(?![\w/-]|{_UNIT_OF_MEASURE})")
 _SHAPE_RUN = re.compile(r"(.)\1+")
 SHAPE_SUPPORT = 3
 SHAPE_SHARE = 0.8

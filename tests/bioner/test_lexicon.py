@@ -401,10 +401,13 @@ def test_a_code_training_never_holds_gets_the_label_of_the_codes_shaped_like_it(
 
 def test_apply_labels_lone_uncovered_codes_by_their_shape():
     lexicon = shape_lexicon()
-    text = "CB 3717 and NIK-247, not anti-SM-5887 or BN 52021/GR nor KF-101xy; SC-48334."
+    text = (
+        "CB 3717 and NIK-247, not anti-SM-5887 or BN 52021/GR nor KF-101xy; SC-48334; "
+        "CP 200 mg/kg and CP 250 µM."
+    )
     tagger = [Span(text.index("SC-48334"), text.index("SC-48334") + 8, "Disease")]
     applied = lexicon.apply(text, tagger)
     # "SM-5887" and "BN 52021" are joined to other words by "-" and "/"; "KF-101xy" goes on
-    # into a word; "SC-48334" is the tagger's.
+    # into a word; "SC-48334" is the tagger's; "CP 200" and "CP 250" are quantities.
     assert strings(text, applied.added) == [("CB 3717", "Chemical"), ("NIK-247", "Chemical")]
     assert applied.kept == tagger
