@@ -68,6 +68,7 @@ _COUNTS = (
     "lexicon_entities",
     "abbreviation_entities",
     "lexicon_dropped",
+    "abbreviation_dropped",
     "lossy_issues",
 )
 #: The summary ``bioner tag`` writes next to its tables (``bioner run`` writes summary.json).

@@ -121,7 +121,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- entities: {summary['entities']:,} accepted "
         f"({summary.get('lexicon_entities', 0):,} of them found by the training lexicon, "
         f"{summary.get('abbreviation_entities', 0):,} labelled by an abbreviation's definition; "
-        f"{summary.get('lexicon_dropped', 0):,} decoded spans the lexicon dropped), "
+        f"{summary.get('lexicon_dropped', 0):,} decoded spans the lexicon dropped, "
+        f"{summary.get('abbreviation_dropped', 0):,} on short forms defined on no mention), "
         + (
             f"{summary['rejected']:,} rejected"
             if summary.get("rejected") is not None

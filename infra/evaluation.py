@@ -269,7 +269,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     header = ["set", "documents", "passages", "gold", "predicted"]
     header += ["P", "R", "F1"]
     derived = bool(lexicon) or any(r.get("tagger_metrics") for r in report["sets"].values())
-    header += ["F1 tagger", "lexicon +/−", "abbreviation spans"] if derived else []
+    header += ["F1 tagger", "lexicon +/−", "abbreviations +/−"] if derived else []
     header += ["P relaxed", "R relaxed", "F1 relaxed"]
     header += ["decode issues", "passages/s", "tokens/s"]
     rows = []
@@ -288,7 +288,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                     [
                         _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
                         f"+{r['lexicon_added']} −{r.get('lexicon_dropped', 0)}",
-                        str(r.get("abbreviations_added", 0)),
+                        f"+{r.get('abbreviations_added', 0)} −{r.get('abbreviations_dropped', 0)}",
                     ]
                     if derived
                     else []

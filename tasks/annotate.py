@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 from prefect import task
@@ -884,9 +884,18 @@ def _derived(
 DocumentPart = tuple[Passage, dict[str, Any], list[Entity]]
 
 
+class DocumentEntities(NamedTuple):
+    """:func:`document_entities`' answer: the document's entities, and how many of the
+    passages' entities it dropped as spans on a short form the document defines on no
+    mention."""
+
+    entities: list[Entity]
+    redefined: int
+
+
 def document_entities(
     parts: Sequence[DocumentPart], document_text: str, run_id: str
-) -> list[Entity]:
+) -> DocumentEntities:
     """A document's entities: those found in its passages ``parts`` (in document order), then
     the later uses of the short forms they define (:func:`bioner.abbreviations.propagate`:
     "adenomatous polyposis coli (APC)" makes each uncovered "APC" a Disease), with ``source``
@@ -900,6 +909,7 @@ def document_entities(
     (:func:`bioner.abbreviations.relabelled`; its source becomes ``abbreviation``).
     """
     found = [e for _, _, part in parts for e in part]
+    given = len(found)
     spans = [Span(e.start, e.end, e.label) for e in found]
     redefined = abbreviations.redefined(document_text, spans)
     if redefined:
@@ -923,7 +933,7 @@ def document_entities(
         if at is None or span.end > at[0].end:
             continue
         out.append(_derived(at[0], at[1], span, at[0].text, ABBREVIATION, run_id))
-    return out
+    return DocumentEntities(out, given - len(found))
 
 
 @task(name="decode", **_RETRY, **_TASK)
@@ -968,6 +978,7 @@ def decode(
         answers.setdefault((g["doc_id"], g["doc_version"], g["passage_index"]), []).append(g)
     by_document: dict[tuple[str, int], list[DocumentPart]] = {}
     vetoed = 0  # decoded entities the lexicon dropped
+    redefined = 0  # entities on short forms their document defines on no mention
     for key, rows in answers.items():
         passage = passages[key]
         asked = schema_for(entity_schema.name, passage.language)
@@ -988,7 +999,8 @@ def decode(
             for i in issues
         )
     for key, parts in by_document.items():
-        found = document_entities(parts, texts[key], run_id)
+        found, dropped_here = document_entities(parts, texts[key], run_id)
+        redefined += dropped_here
         entities.extend(dataclasses.asdict(e) for e in sorted(found, key=_entity_order))
     # The generations' settings go on: they say which passages and request these answer.
     settings = storage.read_metadata(generations_uri)
@@ -1001,6 +1013,7 @@ def decode(
     meta["bioner.lexicon_entities"] = str(sum(e["source"] == LEXICON for e in entities))
     meta["bioner.lexicon_dropped"] = str(vetoed)
     meta["bioner.abbreviation_entities"] = str(sum(e["source"] == ABBREVIATION for e in entities))
+    meta["bioner.abbreviation_dropped"] = str(redefined)
     meta |= _timing(started, clock)
     storage.write_rows(issue_rows, issues_uri, DECODE_ISSUES_V1, meta)
     storage.write_rows(entities, entities_uri, ENTITIES_V3, meta)  # last: marks the shard done
@@ -1048,6 +1061,7 @@ def shard_summary(paths: ShardPaths) -> dict[str, Any]:
         "lexicon_entities": int(decoded_meta.get("bioner.lexicon_entities", 0)),
         "abbreviation_entities": int(decoded_meta.get("bioner.abbreviation_entities", 0)),
         "lexicon_dropped": int(decoded_meta.get("bioner.lexicon_dropped", 0)),
+        "abbreviation_dropped": int(decoded_meta.get("bioner.abbreviation_dropped", 0)),
         "lossy_issues": issues["lossy"].to_pylist().count(True),
         "issues": dict(Counter(issues["kind"].to_pylist())),
         "timing": {

@@ -159,6 +159,7 @@ class Decoded:
     issues: list[list[DecodeIssue]]  # per passage
     added: Counter[str]  # spans by source other than the tagger
     dropped: int = 0  # tagger spans the lexicon vetoed
+    redefined: int = 0  # spans on short forms their document defines on no mention
 
 
 def decode_answers(
@@ -200,7 +201,8 @@ def decode_answers(
         out.dropped += len(dropped)
         by_document[p.doc_id].append((p, rows[i][0], entities))
     for doc_id, parts in by_document.items():
-        entities = document_entities(parts, texts[doc_id], _RUN_ID)
+        entities, redefined = document_entities(parts, texts[doc_id], _RUN_ID)
+        out.redefined += redefined
         out.spans[doc_id] = [Span(e.start, e.end, e.label) for e in entities]
         out.added.update(e.source for e in entities if e.source != TAGGER)
     return out
@@ -232,6 +234,7 @@ class SetRun:
     lexicon_added: int = 0  # spans the lexicon gave
     abbreviations_added: int = 0  # later uses of a defined abbreviation
     lexicon_dropped: int = 0  # tagger spans the lexicon vetoed
+    abbreviations_dropped: int = 0  # spans on short forms defined on no mention
     #: The tagger's spans alone, when a rule changed them (to score or re-apply rules offline).
     tagger_predictions: list[AnnotatedDocument] | None = None
 
@@ -274,6 +277,7 @@ class SetRun:
             "lexicon_added": self.lexicon_added,
             "abbreviations_added": self.abbreviations_added,
             "lexicon_dropped": self.lexicon_dropped,
+            "abbreviations_dropped": self.abbreviations_dropped,
             "tagger_metrics": self.tagger.to_dict() if self.tagger else None,
         }
 
@@ -305,7 +309,7 @@ def evaluate_documents(
     labels = schema_for(schema, None).labels
     gold = {d.id: d.spans for d in docs}
     spans = decoded.spans
-    changed = decoded.added or decoded.dropped
+    changed = decoded.added or decoded.dropped or decoded.redefined
     tagger = evaluate(gold, decoded.tagger, labels=labels) if changed else None
     result = evaluate(gold, spans, labels=labels)
 
@@ -325,6 +329,7 @@ def evaluate_documents(
         lexicon_added=decoded.added[LEXICON],
         abbreviations_added=decoded.added[ABBREVIATION],
         lexicon_dropped=decoded.dropped,
+        abbreviations_dropped=decoded.redefined,
         tagger_predictions=documents(decoded.tagger) if changed else None,
     )
 

@@ -149,7 +149,7 @@ def print_report(report: dict[str, Any]) -> None:
     columns = ("set", "docs", "passages", "P", "R", "F1", "F1 relaxed", "issues", "pass/s", "tok/s")
     derived = bool(lexicon) or any(r.get("tagger_metrics") for r in report["sets"].values())
     if derived:
-        columns = (*columns[:6], "F1 tagger", "lexicon", "+abbrev", *columns[6:])
+        columns = (*columns[:6], "F1 tagger", "lexicon", "abbrev", *columns[6:])
     for name in columns:
         table.add_column(name, justify="left" if name == "set" else "right", no_wrap=True)
     for name, r in report["sets"].items():
@@ -159,7 +159,7 @@ def print_report(report: dict[str, Any]) -> None:
             [
                 _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
                 f"+{r['lexicon_added']} −{r.get('lexicon_dropped', 0)}",
-                str(r.get("abbreviations_added", 0)),
+                f"+{r.get('abbreviations_added', 0)} −{r.get('abbreviations_dropped', 0)}",
             ]
             if derived
             else []
@@ -199,8 +199,9 @@ def print_report(report: dict[str, Any]) -> None:
             )
             + ": F1 tagger is the tagger's spans alone, lexicon the spans the lexicon gave and "
             "dropped, "
-            "+abbrev the later uses of abbreviations defined on a found mention and the spans "
-            "on them relabelled by the definition",
+            "abbrev the later uses of abbreviations defined on a found mention and the spans "
+            "on them relabelled by the definition, and the spans dropped on short forms "
+            "defined on no mention",
             soft_wrap=True,
             markup=False,
         )

@@ -404,6 +404,10 @@ def add_annotation_rows(table: Table, summary: dict[str, Any]) -> None:
     ]
     if summary.get("lexicon_dropped"):
         derived.append(f"{summary['lexicon_dropped']:,} decoded spans dropped by the lexicon")
+    if summary.get("abbreviation_dropped"):
+        derived.append(
+            f"{summary['abbreviation_dropped']:,} dropped on short forms defined on no mention"
+        )
     table.add_row(
         "entities", f"{summary['entities']:,}" + (f" ({', '.join(derived)})" if derived else "")
     )

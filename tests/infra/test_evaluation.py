@@ -148,7 +148,12 @@ def test_the_markdown_report_shows_the_tagger_alone_beside_the_lexicon(tmp_path)
     with_lexicon = _result("ncbi")
     tagger = json.loads(json.dumps(with_lexicon["metrics"]))
     tagger["strict"]["micro"]["f1"] = 0.5
-    with_lexicon |= {"tagger_metrics": tagger, "lexicon_added": 7, "abbreviations_added": 2}
+    with_lexicon |= {
+        "tagger_metrics": tagger,
+        "lexicon_added": 7,
+        "abbreviations_added": 2,
+        "abbreviations_dropped": 3,
+    }
     report = {
         "model": "m",
         "model_id": "m@abc",
@@ -171,5 +176,5 @@ def test_the_markdown_report_shows_the_tagger_alone_beside_the_lexicon(tmp_path)
     assert "or only the lexicon of a schema its own excludes knows it" in md
     assert "a lone word training never holds takes the label its ending gives" in md
     assert "a lone code the label its shape gives" in md
-    assert "| P | R | F1 | F1 tagger | lexicon +/− | abbreviation spans | P relaxed |" in md
-    assert "| 50.00 | 100.00 | 66.67 | 50.00 | +7 −0 | 2 | 50.00 |" in md
+    assert "| P | R | F1 | F1 tagger | lexicon +/− | abbreviations +/− | P relaxed |" in md
+    assert "| 50.00 | 100.00 | 66.67 | 50.00 | +7 −0 | +2 −3 | 50.00 |" in md

@@ -194,6 +194,7 @@ def test_decode_hand_written_generations_to_exact_entity_rows(shard):
         "lexicon_entities": 0,
         "abbreviation_entities": 0,
         "lexicon_dropped": 0,
+        "abbreviation_dropped": 0,
         "issues": None,
     }
     assert summary["issues"] == {"unknown_type": 1, "truncated": 1}
@@ -770,7 +771,8 @@ def test_entities_on_a_short_form_the_document_redefines_are_dropped():
         entity("cisplatin", 0, t.LEXICON),
         entity("hypertension", 0, "tagger"),
     ]
-    kept = t.document_entities([(passage, provenance, found)], text, "run-1")
+    kept, redefined = t.document_entities([(passage, provenance, found)], text, "run-1")
+    assert redefined == 2  # the lexicon's "HT" and the tagger's
     assert [(e.text, e.source) for e in kept] == [
         ("cisplatin", t.LEXICON),
         ("hypertension", "tagger"),
@@ -792,9 +794,30 @@ def test_an_entity_on_a_defined_short_form_takes_the_label_of_the_definition():
         entity("OAB", 0, "Chemical"),
         entity("OAB", 1, "Chemical"),
     ]
-    out = t.document_entities([(passage, provenance, found)], text, "run-1")
+    out, redefined = t.document_entities([(passage, provenance, found)], text, "run-1")
+    assert redefined == 0
     assert [(e.start, e.text, e.label, e.source) for e in out] == [
         (0, "Overactive bladder", "Disease", "tagger"),
         (20, "OAB", "Disease", t.ABBREVIATION),
         (38, "OAB", "Disease", t.ABBREVIATION),
     ]
+
+
+def test_decode_drops_and_counts_spans_on_a_short_form_defined_on_no_mention(tmp_path):
+    source = tmp_path / "in.xml.gz"
+    title = "Hormone therapy (HT) and fractures."
+    abstract = "HT users had fewer fractures. Stopping HT changed little."
+    xml = '<?xml version="1.0"?>\n<PubmedArticleSet>\n' + article("4", title, abstract)
+    source.write_bytes(gzip.compress((xml + "</PubmedArticleSet>\n").encode()))
+    ingest_paths([str(source)], str(tmp_path / "out"), 1, run_id="run-1")
+    shard = t.ShardPaths.under(str(tmp_path / "out"), 0)
+    rows = [
+        generation("4", 0, "Disease: Hormone therapy ([HT]) and [fractures]."),
+        generation("4", 1, "Disease: [HT] users had fewer [fractures]."),
+        generation("4", 2, "None"),
+    ]
+    storage.write_rows(rows, shard.generations, GENERATIONS_V1)
+    decode_shard(shard, "ncbi")
+    found = storage.read_table(shard.entities, ENTITIES_V3).to_pylist()
+    assert [(e["passage_index"], e["text"]) for e in found] == [(0, "fractures"), (1, "fractures")]
+    assert t.shard_summary(shard)["abbreviation_dropped"] == 2

@@ -242,3 +242,20 @@ def test_later_uses_of_an_abbreviation_are_scored_as_the_pipeline_outputs_them()
     assert run.evaluation.strict.micro.f1 == 1.0
     assert run.tagger is not None and run.tagger.strict.micro.tp == 1
     assert run.summary()["abbreviations_added"] == 2
+
+
+def test_spans_on_a_short_form_defined_on_no_mention_are_dropped_and_counted():
+    text = "Hormone therapy (HT) was stopped. HT users were followed."
+    docs = [AnnotatedDocument(Document("8", text), ())]
+    engine = FakeEngine(
+        lambda t: (
+            "Disease: Hormone therapy ([HT]) was stopped."
+            if t.passage.startswith("Hormone")
+            else "Disease: [HT] users were followed."
+        )
+    )
+    run = evaluate_documents(engine, docs, "ncbi")
+    # The tagger took both "HT" for a disease; the document defines it on no mention.
+    assert run.tagger is not None and run.tagger.strict.micro.fp == 2
+    assert run.evaluation.strict.micro.fp == 0
+    assert run.abbreviations_dropped == 2 and run.summary()["abbreviations_dropped"] == 2
