@@ -281,8 +281,7 @@ class Lexicon:
             counts = table.get(low[-k:])
             if counts is None or counts.total() < SUFFIX_SUPPORT:
                 continue
-            label, n = min(counts.items(), key=lambda c: (-c[1], c[0]))
-            return label if label and n >= SUFFIX_SHARE * counts.total() else None
+            return _deciding_label(counts, SUFFIX_SHARE)
         return None
 
     def shapes(self) -> dict[str, Counter[str]]:
@@ -311,8 +310,7 @@ class Lexicon:
         counts = self.shapes().get(code_shape(code))
         if counts is None or counts.total() < SHAPE_SUPPORT:
             return None
-        label, n = min(counts.items(), key=lambda c: (-c[1], c[0]))
-        return label if label and n >= SHAPE_SHARE * counts.total() else None
+        return _deciding_label(counts, SHAPE_SHARE)
 
     def accepted(self, string: str) -> Entry | None:
         """The entry the rule accepts ``string`` as, or None.
@@ -415,6 +413,13 @@ class Applied(NamedTuple):
     kept: list[Span]
     added: list[Span]
     dropped: list[Span]
+
+
+def _deciding_label(counts: Counter[str], share: float) -> str | None:
+    """The most frequent label of ``counts`` (the first by name on a tie), when it is a label
+    (not ``""``) and holds for at least ``share`` of them; else None."""
+    label, n = min(counts.items(), key=lambda c: (-c[1], c[0]))
+    return label if label and n >= share * counts.total() else None
 
 
 def code_shape(code: str) -> str:

@@ -220,6 +220,18 @@ def _prf(score: dict[str, Any]) -> list[str]:
     return [_pct(score["precision"]), _pct(score["recall"]), _pct(score["f1"])]
 
 
+def derived_cells(result: dict[str, Any]) -> list[str]:
+    """A set's report cells for what the decode rules did: the tagger's F1 alone (blank when
+    no rule changed a span), the lexicon's spans given and dropped, the abbreviations' spans
+    given and dropped."""
+    tagger = result.get("tagger_metrics")
+    return [
+        _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
+        f"+{result['lexicon_added']} −{result.get('lexicon_dropped', 0)}",
+        f"+{result.get('abbreviations_added', 0)} −{result.get('abbreviations_dropped', 0)}",
+    ]
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     right = ["---"] + ["---:"] * (len(header) - 1)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(right) + " |"]
@@ -275,7 +287,6 @@ def render_markdown(report: dict[str, Any]) -> str:
     rows = []
     for name, r in report["sets"].items():
         m = r["metrics"]
-        tagger = r.get("tagger_metrics")
         rows.append(
             [
                 name,
@@ -284,15 +295,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 str(m["strict"]["micro"]["support"]),
                 str(r["predicted_spans"]),
                 *_prf(m["strict"]["micro"]),
-                *(
-                    [
-                        _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
-                        f"+{r['lexicon_added']} −{r.get('lexicon_dropped', 0)}",
-                        f"+{r.get('abbreviations_added', 0)} −{r.get('abbreviations_dropped', 0)}",
-                    ]
-                    if derived
-                    else []
-                ),
+                *(derived_cells(r) if derived else []),
                 *_prf(m["relaxed"]["micro"]),
                 str(r["decode_issues"]["total"]),
                 f"{r['speed']['passages_per_s']:.2f}",

@@ -37,7 +37,7 @@ from flows.commands.run import (
     no_constrain_option,
 )
 from infra.datasets import data_dir
-from infra.evaluation import DEFAULT_SETS, EVAL_SETS, missing_data, parse_sets
+from infra.evaluation import DEFAULT_SETS, EVAL_SETS, derived_cells, missing_data, parse_sets
 from infra.llm.local import ModelFolderError, check_model_dir, is_untrained
 
 
@@ -154,16 +154,7 @@ def print_report(report: dict[str, Any]) -> None:
         table.add_column(name, justify="left" if name == "set" else "right", no_wrap=True)
     for name, r in report["sets"].items():
         strict, relaxed = r["metrics"]["strict"]["micro"], r["metrics"]["relaxed"]["micro"]
-        tagger = r.get("tagger_metrics")
-        with_lexicon = (
-            [
-                _pct(tagger["strict"]["micro"]["f1"]) if tagger else "",
-                f"+{r['lexicon_added']} −{r.get('lexicon_dropped', 0)}",
-                f"+{r.get('abbreviations_added', 0)} −{r.get('abbreviations_dropped', 0)}",
-            ]
-            if derived
-            else []
-        )
+        with_lexicon = derived_cells(r) if derived else []
         table.add_row(
             name,
             str(r["documents"]),
