@@ -254,22 +254,31 @@ def decode_shard(shard: t.ShardPaths, schema: str, **options) -> tuple[str, str]
     return t.decode.fn(*paths, shard.decode_issues, schema, "run-2", **options)
 
 
-def test_decode_labels_the_later_uses_of_an_abbreviation_defined_on_a_found_mention(tmp_path):
+def decoded_article(
+    tmp_path, pmid: str, title: str, abstract: str, answers: list[str]
+) -> tuple[t.ShardPaths, list[dict]]:
+    """One article ingested into a one-shard store, its passages answered with ``answers`` (in
+    passage order) and decoded as NCBI-disease: the shard and its entity rows."""
     source = tmp_path / "in.xml.gz"
-    title = "Adenomatous polyposis coli (APC) in two families."
-    abstract = "Carriers of APC had polyps. The APC families were large."
-    xml = '<?xml version="1.0"?>\n<PubmedArticleSet>\n' + article("3", title, abstract)
+    xml = '<?xml version="1.0"?>\n<PubmedArticleSet>\n' + article(pmid, title, abstract)
     source.write_bytes(gzip.compress((xml + "</PubmedArticleSet>\n").encode()))
     ingest_paths([str(source)], str(tmp_path / "out"), 1, run_id="run-1")
     shard = t.ShardPaths.under(str(tmp_path / "out"), 0)
-    rows = [
-        generation("3", 0, "Disease: [Adenomatous polyposis coli] (APC) in two families."),
-        generation("3", 1, "Disease: Carriers of APC had [polyps]."),
-        generation("3", 2, "None"),
-    ]
+    rows = [generation(pmid, i, answer) for i, answer in enumerate(answers)]
     storage.write_rows(rows, shard.generations, GENERATIONS_V1)
     decode_shard(shard, "ncbi")
-    found = storage.read_table(shard.entities, ENTITIES_V3).to_pylist()
+    return shard, storage.read_table(shard.entities, ENTITIES_V3).to_pylist()
+
+
+def test_decode_labels_the_later_uses_of_an_abbreviation_defined_on_a_found_mention(tmp_path):
+    title = "Adenomatous polyposis coli (APC) in two families."
+    abstract = "Carriers of APC had polyps. The APC families were large."
+    answers = [
+        "Disease: [Adenomatous polyposis coli] (APC) in two families.",
+        "Disease: Carriers of APC had [polyps].",
+        "None",
+    ]
+    shard, found = decoded_article(tmp_path, "3", title, abstract, answers)
     text = f"{title} {abstract}"
     assert [(e["passage_index"], e["text"], e["source"]) for e in found] == [
         (0, "Adenomatous polyposis coli", "tagger"),
@@ -804,20 +813,13 @@ def test_an_entity_on_a_defined_short_form_takes_the_label_of_the_definition():
 
 
 def test_decode_drops_and_counts_spans_on_a_short_form_defined_on_no_mention(tmp_path):
-    source = tmp_path / "in.xml.gz"
     title = "Hormone therapy (HT) and fractures."
     abstract = "HT users had fewer fractures. Stopping HT changed little."
-    xml = '<?xml version="1.0"?>\n<PubmedArticleSet>\n' + article("4", title, abstract)
-    source.write_bytes(gzip.compress((xml + "</PubmedArticleSet>\n").encode()))
-    ingest_paths([str(source)], str(tmp_path / "out"), 1, run_id="run-1")
-    shard = t.ShardPaths.under(str(tmp_path / "out"), 0)
-    rows = [
-        generation("4", 0, "Disease: Hormone therapy ([HT]) and [fractures]."),
-        generation("4", 1, "Disease: [HT] users had fewer [fractures]."),
-        generation("4", 2, "None"),
+    answers = [
+        "Disease: Hormone therapy ([HT]) and [fractures].",
+        "Disease: [HT] users had fewer [fractures].",
+        "None",
     ]
-    storage.write_rows(rows, shard.generations, GENERATIONS_V1)
-    decode_shard(shard, "ncbi")
-    found = storage.read_table(shard.entities, ENTITIES_V3).to_pylist()
+    shard, found = decoded_article(tmp_path, "4", title, abstract, answers)
     assert [(e["passage_index"], e["text"]) for e in found] == [(0, "fractures"), (1, "fractures")]
     assert t.shard_summary(shard)["abbreviation_dropped"] == 2

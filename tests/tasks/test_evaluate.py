@@ -57,6 +57,22 @@ class FakeEngine:
         return out
 
 
+def answering(
+    start: str, answer: str, otherwise: str | Callable[[SymbolicTarget], str]
+) -> FakeEngine:
+    """An engine that answers ``answer`` to the passage starting with ``start`` and
+    ``otherwise`` (an answer, or a function of the target) to the others."""
+    return FakeEngine(
+        lambda t: (
+            answer
+            if t.passage.startswith(start)
+            else otherwise(t)
+            if callable(otherwise)
+            else otherwise
+        )
+    )
+
+
 def gold_answers(docs: Sequence[AnnotatedDocument]) -> Callable[[SymbolicTarget], str]:
     """Answers that tag each passage (or window) with the gold spans lying inside it."""
 
@@ -199,12 +215,7 @@ def test_the_constraint_version_comes_from_the_engine():
 
 def test_a_lexicon_fills_the_taggers_gaps_and_the_tagger_alone_is_scored_too():
     # The tagger misses Aspirin; the lexicon knows it, and Famotidine, which the tagger found.
-    gold = gold_answers(DOCS)
-    engine = FakeEngine(
-        lambda t: (
-            "Disease: Aspirin caused [cancer]." if t.passage.startswith("Aspirin") else gold(t)
-        )
-    )
+    engine = answering("Aspirin", "Disease: Aspirin caused [cancer].", gold_answers(DOCS))
     entries = {
         "Aspirin": Entry("Aspirin", "Chemical", 9, 10),
         "Famotidine": Entry("Famotidine", "Chemical", 5, 5),
@@ -230,12 +241,8 @@ def test_later_uses_of_an_abbreviation_are_scored_as_the_pipeline_outputs_them()
         sorted([Span(0, 22, "Disease"), Span(24, 26, "Disease"), Span(51, 53, "Disease")])
     )
     docs = [AnnotatedDocument(Document("7", text), spans)]
-    engine = FakeEngine(
-        lambda t: (
-            "Disease: [Malignant hyperthermia] (MH) after anaesthesia."
-            if t.passage.startswith("Malignant")
-            else "None"
-        )
+    engine = answering(
+        "Malignant", "Disease: [Malignant hyperthermia] (MH) after anaesthesia.", "None"
     )
     run = evaluate_documents(engine, docs, "ncbi")
     assert run.abbreviations_added == 2 and run.lexicon_added == 0
@@ -247,12 +254,10 @@ def test_later_uses_of_an_abbreviation_are_scored_as_the_pipeline_outputs_them()
 def test_spans_on_a_short_form_defined_on_no_mention_are_dropped_and_counted():
     text = "Hormone therapy (HT) was stopped. HT users were followed."
     docs = [AnnotatedDocument(Document("8", text), ())]
-    engine = FakeEngine(
-        lambda t: (
-            "Disease: Hormone therapy ([HT]) was stopped."
-            if t.passage.startswith("Hormone")
-            else "Disease: [HT] users were followed."
-        )
+    engine = answering(
+        "Hormone",
+        "Disease: Hormone therapy ([HT]) was stopped.",
+        "Disease: [HT] users were followed.",
     )
     run = evaluate_documents(engine, docs, "ncbi")
     # The tagger took both "HT" for a disease; the document defines it on no mention.
