@@ -13,7 +13,9 @@ model to valid answers. The valid answers are:
   is the escaped passage with balanced brackets inserted at character boundaries (never inside
   an escape such as ``\\[``, nor inside a run of ASCII letters and digits unless
   ``whole_words`` is off), nested at most ``max_depth`` deep, no entity empty or with a space
-  at either end, and at least one bracketed entity per line.
+  at either end, every entity with a letter (a CJK character is one) and, unless it holds a
+  CJK character, at least two characters (no ``[.]``, ``[5]``, ``[(]`` or ``[K]``; a lone
+  ``[血]`` is a mention in Chinese), and at least one bracketed entity per line.
 
 Every valid answer decodes exactly (no alignment needed), and the set is finite, so a
 constrained model always stops.
@@ -21,6 +23,7 @@ constrained model always stops.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +33,7 @@ from bioner.labels import EntitySchema
 HEADER_SEPARATOR = ": "
 #: Version of the set of valid answers (an engine's settings name it: cached constrained
 #: generations depend on it). Bump on any change to what the automaton accepts.
-CONSTRAINT_VERSION = "copy-v3"
+CONSTRAINT_VERSION = "copy-v4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +73,36 @@ class SymbolicTarget:
         return NO_ENTITIES
 
 
-# A state is a plain tuple (hashable, cheap): (phase, a, b, c, d, e, f)
+# A state is a plain tuple (hashable, cheap): (phase, a, b, c, d, e, f, g)
 #   _LINE: a = bytes of the line start typed so far (bytes), b = index of the last line's header
 #          (-1 before the first line), c = lines of that header so far
 #   _COPY: a = bytes of the copy consumed, b = bracket depth, c = 1 if a bracket was just opened,
-#          d = 1 if the line has an entity, e = header index, f = lines of that header so far
+#          d = 1 if the line has an entity, e = header index, f = lines of that header so far,
+#          g = the position after which each open bracket's content may close (see _ok_from),
+#          a tuple, innermost last
 #   _NONE_DONE: the answer ``None`` is complete; only the end may follow
 State = tuple
 _LINE, _COPY, _NONE_DONE = 0, 1, 2
 _OPEN, _CLOSE, _NEWLINE, _SPACE = ord("["), ord("]"), ord("\n"), ord(" ")
+_CJK = (
+    ("\u3400", "\u4dbf"),
+    ("\u4e00", "\u9fff"),
+    ("\uf900", "\ufaff"),
+    ("\U00020000", "\U0002ffff"),
+)
+
+
+def _is_cjk(char: str) -> bool:
+    return any(lo <= char <= hi for lo, hi in _CJK)
+
+
+def entity_shaped(text: str) -> bool:
+    """Whether ``text`` may be an entity: it has a letter (a CJK character is one) and, unless
+    it holds a CJK character, at least two characters. Punctuation, numbers and lone Latin
+    letters are not mentions (``.``, ``5``, ``K``); a lone CJK character may be (``血``)."""
+    if not any(c.isalpha() for c in text):
+        return False
+    return len(text) >= 2 or any(_is_cjk(c) for c in text)
 
 
 def _word_byte(byte: int) -> bool:
@@ -121,11 +145,47 @@ class CopyAutomaton:
         # and the last where one may open and still close.
         closes = [k for k in range(1, n + 1) if self._boundary[k] and text[k - 1] != _SPACE]
         self._last_close = closes[-1] if closes else -1
+        # An entity opened before byte j may close at k only when the characters between are
+        # entity-shaped; that holds from _ok_from[j] on (content only grows), -1: never.
+        self._ok_from = self._entity_ends(closes)
         opens = [
-            j for j in range(n) if self._boundary[j] and text[j] != _SPACE and j < self._last_close
+            j
+            for j in range(n)
+            if self._boundary[j] and text[j] != _SPACE and 0 <= self._ok_from[j] <= self._last_close
         ]
         self._last_open = opens[-1] if opens else -1
-        self.start: State = (_LINE, b"", -1, 0, 0, 0, 0)
+        self.start: State = (_LINE, b"", -1, 0, 0, 0, 0, ())
+
+    def _entity_ends(self, closes: list[int]) -> list[int]:
+        """Per byte j, the first close position k after j where the characters of
+        ``copy[j:k]`` are entity-shaped (:func:`entity_shaped`; an escape is one character),
+        or -1 when there is none."""
+        n, text = len(self.copy), self.copy
+        chars: list[tuple[int, int, str]] = []  # (byte start, byte end, character)
+        j = 0
+        while j < n:
+            byte = text[j]
+            escape = byte == ord("\\")
+            length = (
+                2 if escape else 1 if byte < 0x80 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            )
+            piece = text[j + 1 : j + 2] if escape else text[j : j + length]
+            chars.append((j, j + length, piece.decode("utf-8", "replace")))
+            j += length
+        out = [-1] * (n + 1)
+        letter = -1  # index of the first letter at or after ci, scanning from the right
+        for ci in range(len(chars) - 1, -1, -1):
+            if chars[ci][2].isalpha():
+                letter = ci
+            if letter < 0:
+                continue
+            # A CJK character is a letter: if the first letter is one, it suffices alone.
+            last = letter if _is_cjk(chars[letter][2]) else max(letter, ci + 1)
+            if last >= len(chars):
+                continue
+            k = bisect.bisect_left(closes, chars[last][1])
+            out[chars[ci][0]] = closes[k] if k < len(closes) else -1
+        return out
 
     # ----------------------------------------------------------------- line starts
 
@@ -150,17 +210,17 @@ class CopyAutomaton:
     def _step_line(self, state: State, byte: int) -> State | None:
         typed, last, count = state[1], state[2], state[3]
         if self.leading_space and last == -1 and typed == b"" and byte == _SPACE:
-            return (_LINE, b"", -2, 0, 0, 0, 0)  # -2: the space is used up
+            return (_LINE, b"", -2, 0, 0, 0, 0, ())  # -2: the space is used up
         typed += bytes((byte,))
         for candidate, k in self._candidates(max(last, -1), count):
             if not candidate.startswith(typed):
                 continue
             if candidate != typed:
-                return (_LINE, typed, last, count, 0, 0, 0)
+                return (_LINE, typed, last, count, 0, 0, 0, ())
             if k < 0:
-                return (_NONE_DONE, b"", 0, 0, 0, 0, 0)
+                return (_NONE_DONE, b"", 0, 0, 0, 0, 0, ())
             lines = count + 1 if k == last else 1
-            return (_COPY, 0, 0, 0, 0, k, lines)
+            return (_COPY, 0, 0, 0, 0, k, lines, ())
         return None
 
     # ----------------------------------------------------------------- the copy
@@ -169,22 +229,30 @@ class CopyAutomaton:
         return bool(self._candidates(header, lines))
 
     def _copy_bytes(self, state: State) -> set[int]:
-        _, i, depth, just_opened, has_entity, header, lines = state
+        _, i, depth, just_opened, has_entity, header, lines, ok_from = state
         n, text = len(self.copy), self.copy
         out: set[int] = set()
         if i < n:
             # Copy on only while the line can still get its entity and close what is open.
             if (i + 1 <= self._last_close) if depth else (has_entity or i < self._last_open):
                 out.add(text[i])
-            # No entity starts with a space or at the end; none is empty or ends with a space.
+            # No entity starts with a space or at the end, nor where no entity-shaped content
+            # can follow before the last close; none is empty or ends with a space.
             if (
                 self._boundary[i]
                 and depth < self.target.max_depth
                 and text[i] != _SPACE
-                and i < self._last_close
+                and 0 <= self._ok_from[i] <= self._last_close
             ):
                 out.add(_OPEN)
-        if self._boundary[i] and depth > 0 and not just_opened and i > 0 and text[i - 1] != _SPACE:
+        if (
+            self._boundary[i]
+            and depth > 0
+            and not just_opened
+            and i > 0
+            and text[i - 1] != _SPACE
+            and 0 <= ok_from[-1] <= i
+        ):
             out.add(_CLOSE)
         if i == n and depth == 0 and has_entity and self._more_lines(header, lines):
             out.add(_NEWLINE)
@@ -193,16 +261,16 @@ class CopyAutomaton:
     def _step_copy(self, state: State, byte: int) -> State | None:
         if byte not in self._copy_bytes(state):
             return None
-        _, i, depth, _just_opened, has_entity, header, lines = state
+        _, i, depth, _just_opened, has_entity, header, lines, ok_from = state
         if i < len(self.copy) and byte == self.copy[i]:
             # The copy first: its own brackets are escaped, so a copy byte ``[`` follows ``\``
             # where no tag bracket may stand, and a tag bracket is never a copy byte.
-            return (_COPY, i + 1, depth, 0, has_entity, header, lines)
+            return (_COPY, i + 1, depth, 0, has_entity, header, lines, ok_from)
         if byte == _OPEN:
-            return (_COPY, i, depth + 1, 1, has_entity, header, lines)
+            return (_COPY, i, depth + 1, 1, has_entity, header, lines, (*ok_from, self._ok_from[i]))
         if byte == _CLOSE:
-            return (_COPY, i, depth - 1, 0, 1, header, lines)
-        return (_LINE, b"", header, lines, 0, 0, 0)  # the line break after a whole copy
+            return (_COPY, i, depth - 1, 0, 1, header, lines, ok_from[:-1])
+        return (_LINE, b"", header, lines, 0, 0, 0, ())  # the line break after a whole copy
 
     # ----------------------------------------------------------------- interface
 
@@ -238,7 +306,7 @@ class CopyAutomaton:
         if state[0] == _NONE_DONE:
             return True
         if state[0] == _COPY:
-            _, i, depth, _, has_entity, _, _ = state
+            _, i, depth, _, has_entity, _, _, _ = state
             return i == len(self.copy) and depth == 0 and bool(has_entity)
         return False
 

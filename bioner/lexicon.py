@@ -31,13 +31,14 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 from bioner.records import Span
 
 #: v2 adds the strings training never annotated (``unseen``), v3 how often each unit lies
-#: inside a mention (``inside``).
-LEXICON_VERSION = "lexicon-v3"
+#: inside a mention (``inside``), v4 counts both per label for a schema trained with partial
+#: annotation (each passage asked only some of its types: ``unseen_by_label``).
+LEXICON_VERSION = "lexicon-v4"
 #: How matches become spans (:meth:`Lexicon.apply`), recorded in runs beside the lexicon: v1 only
 #: filled the tagger's gaps; v2 also drops a tagger span whose string training never annotated,
 #: relabels one whose string it knows as another label and replaces tagger spans a match
@@ -46,8 +47,12 @@ LEXICON_VERSION = "lexicon-v3"
 #: first letter (:meth:`Lexicon.accepted`); v5 also drops a tagger span whose string only the
 #: lexicon of an excluded schema knows (:meth:`Lexicon.foreign`), and labels a new word by the
 #: words of training that end like it (:meth:`Lexicon.by_suffix`); v6 also labels a new code
-#: ("CB 3717") by the codes of training written like it (:meth:`Lexicon.by_shape`).
-APPLY_VERSION = "apply-v6"
+#: ("CB 3717") by the codes of training written like it (:meth:`Lexicon.by_shape`); v7 vetoes
+#: and trims by the passages that asked the span's label (partial annotation), gives only the
+#: labels asked, and takes switches for each rule (:data:`RULES`).
+APPLY_VERSION = "apply-v7"
+#: The rules of :meth:`Lexicon.apply`, each of which can be switched off.
+RULES = ("veto", "foreign", "relabel", "fill", "complete", "trim", "suffix", "shape")
 #: Defaults of :class:`Lexicon`, chosen on the development sets (``bioner evaluate --sets
 #: ncbi-dev,bc5cdr-dev,jnlpba-dev``; see ``models/reference/README.md``): minimum ratios 0.2 to
 #: 0.5 were within 0.4 F1 of each other, 0.3 among the best; a minimum count above 1 lost 1 to 2.
@@ -105,6 +110,8 @@ _SHAPE_RUN = re.compile(r"(.)\1+")
 SHAPE_SUPPORT = 3
 SHAPE_SHARE = 0.8
 
+V = TypeVar("V")
+
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _UNIT = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 
@@ -152,6 +159,11 @@ class Lexicon:
     inside: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     #: See :data:`DEFAULT_TRIM_RATIO`; None: never trim.
     trim_ratio: float | None = DEFAULT_TRIM_RATIO
+    #: For a schema trained with partial annotation: per label, the never-annotated strings
+    #: (``unseen``) and unit counts (``inside``) of the passages that asked that label only.
+    #: ``unseen`` and ``inside`` then hold them over every passage (the largest count).
+    unseen_by_label: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    inside_by_label: Mapping[str, Mapping[str, tuple[int, int]]] = field(default_factory=dict)
     _active: dict[str, Entry] = field(init=False, repr=False, compare=False)
     _most: int = field(init=False, repr=False, compare=False)
     _suffixes: dict[str, Counter[str]] | None = field(
@@ -194,13 +206,24 @@ class Lexicon:
         veto = self.veto_count if veto_count is None else veto_count
         trim = self.trim_ratio if trim_ratio == "same" else trim_ratio
         return Lexicon(
-            self.schema, self.entries, min_ratio, min_count, self.unseen, veto, self.inside, trim
+            self.schema,
+            self.entries,
+            min_ratio,
+            min_count,
+            self.unseen,
+            veto,
+            self.inside,
+            trim,
+            self.unseen_by_label,
+            self.inside_by_label,
         )
 
-    def inside_share(self, unit: str) -> float:
+    def inside_share(self, unit: str, label: str | None = None) -> float:
         """Share of ``unit``'s training occurrences that lie inside a mention (0 when it never
-        does, or never occurs)."""
-        within, occurrences = self.inside.get(unit.lower(), (0, 0))
+        does, or never occurs); with ``label``, in the passages that asked it (partial
+        annotation)."""
+        counts = self.inside_by_label.get(label, {}) if self.inside_by_label and label else None
+        within, occurrences = (self.inside if counts is None else counts).get(unit.lower(), (0, 0))
         return within / occurrences if occurrences else 0.0
 
     def trims(self, text: str, span: Span) -> list[Span]:
@@ -222,14 +245,19 @@ class Lexicon:
         for start, end in units(string):
             if any(p.start <= start and end <= p.end for p in parts):
                 continue
-            if self.inside_share(string[start:end]) > self.trim_ratio:
+            if self.inside_share(string[start:end], span.label) > self.trim_ratio:
                 return []
         return [p.shifted(span.start) for p in parts]
 
-    def vetoes(self, string: str) -> bool:
+    def vetoes(self, string: str, label: str | None = None) -> bool:
         """Whether a tagger span of ``string`` is dropped: training holds the string at least
-        ``veto_count`` times and never annotates it (``"patients"``, ``"study"``, ``"."``)."""
-        return self.veto_count > 0 and self.unseen.get(string, 0) >= self.veto_count
+        ``veto_count`` times and never annotates it (``"patients"``, ``"study"``, ``"."``).
+        For a schema trained with partial annotation, the passages that asked ``label``
+        count: a gene name in passages that never asked for genes vetoes nothing."""
+        if self.veto_count <= 0:
+            return False
+        held = self.unseen_by_label.get(label or "", {}) if self.unseen_by_label else self.unseen
+        return held.get(string, 0) >= self.veto_count
 
     def foreign(self, string: str, excluded: Sequence[Lexicon]) -> bool:
         """Whether a tagger span of ``string`` is dropped as another schema's mention.
@@ -342,67 +370,101 @@ class Lexicon:
                 taken.append(Span(start, end, label))
         return sorted(taken)
 
-    def apply(self, text: str, spans: Iterable[Span], excluded: Sequence[Lexicon] = ()) -> Applied:
+    def apply(
+        self,
+        text: str,
+        spans: Iterable[Span],
+        excluded: Sequence[Lexicon] = (),
+        labels: Iterable[str] | None = None,
+        off: Iterable[str] = (),
+    ) -> Applied:
         """What becomes of the tagger's ``spans`` in ``text``, and the spans the lexicon gives.
 
-        - A span whose string training never annotates is dropped (:meth:`vetoes`), and so is
-          one whose string only the lexicon of an ``excluded`` schema knows (:meth:`foreign`).
-        - A span whose very string the rule accepts with another label takes the lexicon's
-          label (``Wilms tumor`` tagged a Chemical becomes a Disease).
-        - Each match of :meth:`find` that overlaps none of the spans is added (a gap filled).
-        - One that strictly contains every span it overlaps replaces them: the tagger found part
-          of a mention the lexicon knows whole (``[hereditary] [breast cancer]`` becomes
-          ``hereditary breast cancer``).
-        - One that overlaps a span partly, or has a span's very bounds, is dropped: the
-          tagger's boundary stands.
-        - A span left unchanged is then trimmed to the strings it contains that the rule
-          accepts, when :meth:`trims` says so.
-        - A word no span covers, standing alone (no hyphen or slash joins it to another),
-          that training never holds, gets the label its ending gives (:meth:`by_suffix`).
-        - So does a code ("CB 3717"), by its shape (:meth:`by_shape`).
+        Each rule has a name in :data:`RULES`; those in ``off`` are skipped. Only ``labels``
+        (the labels asked; None: every label) are given.
+
+        - ``veto``: a span whose string training never annotates is dropped (:meth:`vetoes`);
+          ``foreign``: so is one whose string only the lexicon of an ``excluded`` schema knows
+          (:meth:`foreign`).
+        - ``relabel``: a span whose very string the rule accepts with another label takes the
+          lexicon's label (``Wilms tumor`` tagged a Chemical becomes a Disease).
+        - ``fill``: each match of :meth:`find` that overlaps none of the spans is added (a gap
+          filled).
+        - ``complete``: one that strictly contains every span it overlaps replaces them: the
+          tagger found part of a mention the lexicon knows whole (``[hereditary] [breast
+          cancer]`` becomes ``hereditary breast cancer``). One that overlaps a span partly,
+          or has a span's very bounds, is dropped: the tagger's boundary stands.
+        - ``trim``: a span left unchanged is then trimmed to the strings it contains that the
+          rule accepts, when :meth:`trims` says so.
+        - ``suffix``: a word no span covers, standing alone (no hyphen or slash joins it to
+          another), that training never holds, gets the label its ending gives
+          (:meth:`by_suffix`); ``shape``: so does a code ("CB 3717"), by its shape
+          (:meth:`by_shape`).
         """
+        skip = frozenset(off)
+        unknown = skip - set(RULES)
+        if unknown:
+            raise ValueError(f"unknown lexicon rule {sorted(unknown)[0]!r}; known: {RULES}")
+        asked = None if labels is None else frozenset(labels)
+
+        def wanted(label: str | None) -> bool:
+            return label is not None and (asked is None or label in asked)
+
         kept: list[Span] = []
         added: list[Span] = []
         dropped: list[Span] = []
         for span in spans:
             string = text[span.start : span.end]
             entry = self._active.get(string)
-            if self.vetoes(string) or self.foreign(string, excluded):
+            if ("veto" not in skip and self.vetoes(string, span.label)) or (
+                "foreign" not in skip and self.foreign(string, excluded)
+            ):
                 dropped.append(span)
-            elif entry is not None and entry.label != span.label:
+            elif (
+                "relabel" not in skip
+                and entry is not None
+                and entry.label != span.label
+                and wanted(entry.label)
+            ):
                 added.append(Span(span.start, span.end, entry.label))
             else:
                 kept.append(span)
-        for match in self.find(text):
+        for match in self.find(text) if {"fill", "complete"} - skip else ():
+            if not wanted(match.label):
+                continue
             inside = [s for s in kept + added if match.start < s.end and s.start < match.end]
-            if inside and not all(_strictly_within(s, match) for s in inside):
+            if inside and (
+                "complete" in skip or not all(_strictly_within(s, match) for s in inside)
+            ):
+                continue
+            if not inside and "fill" in skip:
                 continue
             kept = [s for s in kept if s not in inside]
             added = [s for s in added if s not in inside] + [match]
         standing = []
         for span in kept:
-            parts = self.trims(text, span)
-            if parts:
+            parts = [] if "trim" in skip else self.trims(text, span)
+            if parts and all(wanted(p.label) for p in parts):
                 added += parts
             else:
                 standing.append(span)
         covered = standing + added
-        for start, end in units(text):
+        for start, end in units(text) if "suffix" not in skip else ():
             if end - start < SUFFIX_WORD or not _alone(text, start, end):
                 continue
             if any(start < s.end and s.start < end for s in covered):
                 continue
             label = self.by_suffix(text[start:end])
-            if label is not None:
-                added.append(Span(start, end, label))
+            if wanted(label):
+                added.append(Span(start, end, label))  # type: ignore[arg-type]
         covered = standing + added
-        for m in _CODE_ALONE.finditer(text):
+        for m in _CODE_ALONE.finditer(text) if "shape" not in skip else ():
             start, end = m.span()
             if any(start < s.end and s.start < end for s in covered):
                 continue
             label = self.by_shape(m.group())
-            if label is not None:
-                added.append(Span(start, end, label))
+            if wanted(label):
+                added.append(Span(start, end, label))  # type: ignore[arg-type]
         return Applied(standing, sorted(added), dropped)
 
 
@@ -453,11 +515,16 @@ def _strictly_within(span: Span, match: Span) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Annotated:
-    """One training passage of a schema with its gold spans: what a lexicon is built from."""
+    """One training passage of a schema with its gold spans: what a lexicon is built from.
+
+    ``asked``: the labels the passage was annotated for, when its dataset annotates only some
+    of the schema's (partial annotation); None: all of them.
+    """
 
     schema: str
     text: str
     spans: tuple[tuple[int, int, str], ...]
+    asked: tuple[str, ...] | None = None
 
 
 def build_lexicons(
@@ -474,6 +541,11 @@ def build_lexicons(
     :data:`UNSEEN_UNITS` units that the passages hold at least :data:`UNSEEN_KEEP` times and
     never annotate (with any label, at any bounds) goes into ``unseen``. Every unit that lies
     inside an annotated span at least once goes into ``inside`` with its counts.
+
+    Partial annotation (passages with ``asked`` labels): an entry's occurrences are counted in
+    the passages that asked its label, and the unseen strings and unit counts per label, in
+    the passages that asked it (``unseen_by_label``, ``inside_by_label``): a string is not
+    "never annotated" as a gene in passages that were never asked for genes.
     """
     distinct = list(dict.fromkeys(passages))
     labels: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
@@ -487,37 +559,86 @@ def build_lexicons(
     annotated = defaultdict(set)
     for p in distinct:
         annotated[p.schema].update(p.text[start:end] for start, end, _ in p.spans)
-    occurrences: dict[str, Counter[str]] = defaultdict(Counter)
-    grams: dict[str, Counter[str]] = defaultdict(Counter)
-    within: dict[str, Counter[str]] = defaultdict(Counter)
-    total: dict[str, Counter[str]] = defaultdict(Counter)
+    # Counted per group of passages asked the same labels, then summed per label.
+    Group = tuple[str, tuple[str, ...] | None]
+    occurrences: dict[Group, Counter[str]] = defaultdict(Counter)
+    grams: dict[Group, Counter[str]] = defaultdict(Counter)
+    within: dict[Group, Counter[str]] = defaultdict(Counter)
+    total: dict[Group, Counter[str]] = defaultdict(Counter)
     for p, bounds in zip(distinct, bounds_of, strict=True):
+        group = (p.schema, p.asked)
         for start, end in bounds:
             unit = p.text[start:end].lower()
-            total[p.schema][unit] += 1
+            total[group][unit] += 1
             if any(a <= start and end <= b for a, b, _ in p.spans):
-                within[p.schema][unit] += 1
+                within[group][unit] += 1
         known = labels.get(p.schema)
         if known:
             for start, end in _grams(bounds, MAX_UNITS):
                 if p.text[start:end] in known:
-                    occurrences[p.schema][p.text[start:end]] += 1
-        grams[p.schema].update(p.text[start:end] for start, end in _grams(bounds, UNSEEN_UNITS))
+                    occurrences[group][p.text[start:end]] += 1
+        grams[group].update(p.text[start:end] for start, end in _grams(bounds, UNSEEN_UNITS))
     out = {}
     for schema, strings in sorted(labels.items()):
+        groups = [g for g in total if g[0] == schema]
+        partial = any(asked is not None for _, asked in groups)
+
+        def over(counters: dict[Group, Counter[str]], label: str | None) -> Counter[str]:
+            """The counts of the groups that asked ``label`` (None: every group)."""
+            summed: Counter[str] = Counter()
+            for g in groups:  # noqa: B023 (called within this iteration only)
+                if label is None or g[1] is None or label in g[1]:
+                    summed.update(counters[g])
+            return summed
+
+        asked_labels = sorted({label for c in strings.values() for label in c})
+        if partial:
+            asked_labels = sorted(
+                {*asked_labels, *(label for _, asked in groups for label in asked or ())}
+            )
+        occ = {label: over(occurrences, label) for label in asked_labels} if partial else {}
+        every = over(occurrences, None)
         entries = {}
         for key, counts in strings.items():
             label, n = min(counts.items(), key=lambda c: (-c[1], c[0]))
-            entries[key] = Entry(key, label, n, occurrences[schema][key])
-        unseen = {
-            key: n
-            for key, n in grams[schema].items()
-            if n >= UNSEEN_KEEP and key not in annotated[schema]
-        }
-        inside = {u: (n, total[schema][u]) for u, n in within[schema].items()}
+            entries[key] = Entry(key, label, n, (occ[label] if partial else every)[key])
+
+        def unseen_of(held: Counter[str]) -> dict[str, int]:
+            return {
+                key: n
+                for key, n in held.items()
+                if n >= UNSEEN_KEEP and key not in annotated[schema]  # noqa: B023
+            }
+
+        def inside_of(label: str | None) -> dict[str, tuple[int, int]]:
+            every_unit = over(total, label)
+            return {u: (n, every_unit[u]) for u, n in over(within, label).items()}
+
+        unseen_by_label = {lb: unseen_of(over(grams, lb)) for lb in asked_labels} if partial else {}
+        inside_by_label = {lb: inside_of(lb) for lb in asked_labels} if partial else {}
         out[schema] = Lexicon(
-            schema, entries, min_ratio, min_count, unseen, veto_count, inside, trim_ratio
+            schema,
+            entries,
+            min_ratio,
+            min_count,
+            largest(unseen_by_label.values()) if partial else unseen_of(over(grams, None)),
+            veto_count,
+            largest(inside_by_label.values()) if partial else inside_of(None),
+            trim_ratio,
+            unseen_by_label,
+            inside_by_label,
         )
+    return out
+
+
+def largest(maps: Iterable[Mapping[str, V]]) -> dict[str, V]:
+    """The union of ``maps``, each key with its largest value (a count, or a pair of counts):
+    a partially annotated schema's label-free counts, from its per-label ones."""
+    out: dict[str, V] = {}
+    for m in maps:
+        for k, v in m.items():
+            if k not in out or v > out[k]:  # type: ignore[operator]
+                out[k] = v
     return out
 
 
@@ -534,4 +655,11 @@ def lexicon_digest(lexicons: Mapping[str, Lexicon]) -> str:
         for key in sorted(lexicons[schema].inside):
             within, n = lexicons[schema].inside[key]
             h.update(f"{schema}\tunit\t{key}\t{within}\t{n}\n".encode())
+        for label, held in sorted(lexicons[schema].unseen_by_label.items()):
+            for key in sorted(held):
+                h.update(f"{schema}\t{key}\t{label}\t0\t{held[key]}\n".encode())
+        for label, units_ in sorted(lexicons[schema].inside_by_label.items()):
+            for key in sorted(units_):
+                within, n = units_[key]
+                h.update(f"{schema}\tunit:{label}\t{key}\t{within}\t{n}\n".encode())
     return h.hexdigest()

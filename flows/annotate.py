@@ -40,6 +40,7 @@ from flows.ingest import ingest_corpus
 from flows.runners import RunnerSettings, gpu_placement, is_gpu, task_runner
 from infra import storage
 from infra.ingest_store import THROUGH
+from infra.llm.local import check_trained_schema
 from tasks import annotate as t
 from tasks._common import GPU_TAG
 from tasks.select import SELECTED_TABLE, select_shard, selection_is_current, selection_summary
@@ -91,7 +92,7 @@ class Request:
     chunk_size: int = t.DEFAULT_CHUNK
     backend: str = t.DEFAULT_BACKEND
     constrained: bool = True
-    lexicon: bool = True
+    rules: str = ""
 
 
 class AnnotateOptions(BaseModel):
@@ -112,7 +113,7 @@ class AnnotateOptions(BaseModel):
     n_shards: Annotated[int, Field(ge=1, le=65_536)] | None = None
     backend: str = t.DEFAULT_BACKEND
     constrained: bool = True
-    lexicon: bool = True
+    rules: str = ""
     workers: Annotated[int, Field(ge=1, le=64)] = 1
     chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK
     runner: str | None = None
@@ -170,7 +171,7 @@ def annotate_shards(
                 chunk_size=request.chunk_size,
                 backend=request.backend,
                 constrained=request.constrained,
-                lexicon=request.lexicon,
+                rules=request.rules,
             )
         pending[shard] = t.decode.submit(
             generations,  # the URI the generate task returns: decode waits for it
@@ -181,7 +182,7 @@ def annotate_shards(
             request.schema,
             request.run_id,
             model=request.model,
-            lexicon=request.lexicon,
+            rules=request.rules,
         )
     wait(list(pending.values()))
     for shard in list(pending):
@@ -288,7 +289,7 @@ def annotate_corpus(
     n_shards: Annotated[int, Field(ge=1, le=65_536)] | None = None,
     backend: str = t.DEFAULT_BACKEND,
     constrained: bool = True,
-    lexicon: bool = True,
+    rules: str = "",
     workers: Annotated[int, Field(ge=1, le=64)] = 1,
     chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK,
     runner: str | None = None,
@@ -298,9 +299,9 @@ def annotate_corpus(
 ) -> dict[str, Any]:
     """Annotate corpus ``inputs`` with ``model``; tables under ``out``; returns a summary.
 
-    ``lexicon``: apply the model's training lexicon (``bioner lexicon``) where it has one for
-    the schema asked (:meth:`bioner.lexicon.Lexicon.apply`; its entities have ``source``
-    ``lexicon``).
+    ``rules``: the decode rules (:meth:`bioner.rules.DecodeRules.parse`: ``""`` runs the
+    defaults of the schema asked, ``"-lexicon"`` leaves out the model's training lexicon,
+    ``"-abbreviations"`` the abbreviation rules).
 
     ``selector``: a selector folder (``bioner train-selector``); every shard's entities are
     then scored into ``OUT/selected/shard=<k>.parquet`` (all candidates kept, with score,
@@ -317,6 +318,8 @@ def annotate_corpus(
     """
     started = time.time()
     entity_schema = t.schema_of(schema)
+    if storage.is_dir(model):
+        check_trained_schema(model, entity_schema.name)  # a deployment's model, too
     settings = RunnerSettings.resolve(runner, runner_address, max_concurrency)
     run_id = flow_run.get_id() or uuid.uuid4().hex
     if swept := t.sweep_partial(out):
@@ -344,7 +347,7 @@ def annotate_corpus(
         max_new_tokens,
         backend=backend,
         constrained=constrained,
-        lexicon=lexicon,
+        rules=rules,
     )
     request = Request(
         model,
@@ -356,7 +359,7 @@ def annotate_corpus(
         chunk_size,
         backend,
         constrained,
-        lexicon,
+        rules,
     )
     shards = {shard: t.ShardPaths.under(out, shard) for shard in stale}
     summary = _annotate(out, shards, request, settings, max_concurrency)
@@ -482,7 +485,7 @@ def tag_documents(
     batch_tokens: int = t.DEFAULT_BATCH_TOKENS,
     backend: str = t.DEFAULT_BACKEND,
     constrained: bool = True,
-    lexicon: bool = True,
+    rules: str = "",
     chunk_size: Annotated[int, Field(ge=1, le=100_000)] = t.DEFAULT_CHUNK,
     runner: str | None = None,
     runner_address: str | None = None,
@@ -497,6 +500,8 @@ def tag_documents(
     """
     started = time.time()
     entity_schema = t.schema_of(schema)
+    if storage.is_dir(model):
+        check_trained_schema(model, entity_schema.name)  # a deployment's model, too
     settings = RunnerSettings.resolve(runner, runner_address, max_concurrency)
     run_id = flow_run.get_id() or uuid.uuid4().hex
     target = out or tag_root(documents)
@@ -524,7 +529,7 @@ def tag_documents(
             backend=backend,
             constrained=constrained,
             version=version,
-            lexicon=lexicon,
+            rules=rules,
         )
     }
     request = Request(
@@ -537,7 +542,7 @@ def tag_documents(
         chunk_size,
         backend,
         constrained,
-        lexicon,
+        rules,
     )
     summary = _annotate(target, stale, request, settings, max_concurrency)
     summary["stages"] = [

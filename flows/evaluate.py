@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from prefect import flow
 from pydantic import Field
 
-from infra.evaluation import parse_sets
+from infra.evaluation import DEFAULT_SCHEMA_MODE, check_schema_mode, parse_sets
 from tasks import evaluate as t
 from tasks.annotate import DEFAULT_BACKEND, DEFAULT_BATCH_TOKENS
 
@@ -32,11 +32,14 @@ def evaluate(
     constrained: bool = True,
     max_new_tokens: Annotated[int, Field(ge=1)] | None = None,
     threads: Annotated[int, Field(ge=1)] | None = None,
-    lexicon: bool = True,
+    schema: str = DEFAULT_SCHEMA_MODE,
+    rules: str = "",
 ) -> dict[str, Any]:
     """Evaluate ``model`` on ``sets`` (names of :data:`infra.evaluation.EVAL_SETS`), the first
-    ``limit`` documents of each; the report goes under ``out`` and is returned. ``lexicon``:
-    apply the model's training lexicon when it has one (the tagger alone is scored too)."""
+    ``limit`` documents of each, each asked with the unified schema (``schema="general"``) or
+    its own (``"dataset"``); the report goes under ``out`` and is returned. ``rules``: the
+    decode rules (:meth:`bioner.rules.DecodeRules.parse`; the tagger alone is scored too)."""
+    check_schema_mode(schema)
     names = parse_sets(sets)
     results = {
         name: t.evaluate_set(
@@ -51,8 +54,11 @@ def evaluate(
             constrained=constrained,
             max_new_tokens=max_new_tokens,
             threads=threads,
-            lexicon=lexicon,
+            schema=schema,
+            rules=rules,
         )
         for name in names
     }
-    return t.write_evaluation_report(results, model, out, limit=limit, data_dir=data_dir)
+    return t.write_evaluation_report(
+        results, model, out, limit=limit, data_dir=data_dir, schema=schema, rules=rules
+    )

@@ -70,6 +70,20 @@ def _splits() -> list[Split]:
         Split("cmeee/v2/dev", "cmeee", "cmeee", "cmeee/v2/CMeEE-V2_dev.json"),
         Split("genia/nested/dev", "genia", "genia", "genia-nested/dev.jsonlines"),
     ]
+    # The BioNLP corpora come as tokens only (every punctuation mark split off); they are read
+    # back as running text, as PubMed writes it ("TGF-beta RII", not "TGF - beta RII"), with
+    # the same spans.
+    for corpus in ("bionlp13cg", "bionlp11id"):
+        for split in ("train", "devel", "test"):
+            out.append(
+                Split(
+                    f"{corpus}/{split}",
+                    corpus,
+                    "iob2",
+                    f"{corpus}/{split}.tsv",
+                    (("join", "natural"),),
+                )
+            )
     for corpus, key in (("cMedQANER", "cmedqaner"), ("cEHRNER", "cehrner")):
         for split in ("train", "dev", "test"):
             # cMedQANER train line 367 has 15 mentions one character off: move each to its

@@ -22,6 +22,7 @@ from bioner.errors import InputError
 from bioner.labels import DATASETS
 from bioner.readers.canonical import write_canonical
 from bioner.records import AnnotatedDocument
+from bioner.training.data import unified_view
 from infra import storage
 from infra.datasets import SPLITS, data_dir, load_split
 from infra.training.data import TRAIN_SOURCES, cmeee_eval_documents, read_ids
@@ -29,7 +30,8 @@ from infra.training.data import TRAIN_SOURCES, cmeee_eval_documents, read_ids
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
 #: Per-set results and predictions: ``OUT/sets/<name>.json``, ``OUT/sets/<name>.pred.jsonl``
-#: (and ``OUT/sets/<name>.tagger.jsonl``, the tagger's spans alone, when a rule changed them).
+#: (and ``OUT/sets/<name>.tagger.jsonl``, the tagger's spans alone, of every type asked, when a
+#: rule changed them: the decode rules can be applied to them again, ``bench/rules.py``).
 SETS_FOLDER = "sets"
 
 
@@ -61,6 +63,18 @@ EVAL_SETS: dict[str, EvalSet] = {
         EvalSet("bc5cdr", "bc5cdr", "bc5cdr/pubtator/test", "BC5CDR test split (abstracts)"),
         EvalSet("jnlpba", "jnlpba", "jnlpba/standoff/test", "JNLPBA test split (abstracts)"),
         EvalSet(
+            "bionlp13cg",
+            "bionlp13cg",
+            "bionlp13cg/test",
+            "BioNLP13CG test split (sentences, tokens re-joined as running text)",
+        ),
+        EvalSet(
+            "bionlp11id",
+            "bionlp11id",
+            "bionlp11id/test",
+            "BioNLP11ID test split (sentences, tokens re-joined as running text)",
+        ),
+        EvalSet(
             "cmeee",
             "cmeee",
             "cmeee/v2/dev",
@@ -83,6 +97,8 @@ EVAL_SETS: dict[str, EvalSet] = {
             "JNLPBA development documents: the 200 of mtl_devel_doc_ids.txt, left out of training",
             only_ids=DEVEL_IDS,
         ),
+        EvalSet("bionlp13cg-dev", "bionlp13cg", "bionlp13cg/devel", "BioNLP13CG development split"),
+        EvalSet("bionlp11id-dev", "bionlp11id", "bionlp11id/devel", "BioNLP11ID development split"),
         # Chinese development sets: CMeEE has none here (its evaluation part is the test set).
         EvalSet(
             "cmedqaner-dev",
@@ -94,7 +110,29 @@ EVAL_SETS: dict[str, EvalSet] = {
     )
 }
 #: The test sets, evaluated when none are named.
-DEFAULT_SETS = ("ncbi", "bc5cdr", "jnlpba", "cmeee")
+DEFAULT_SETS = ("ncbi", "bc5cdr", "jnlpba", "bionlp13cg", "bionlp11id", "cmeee")
+#: What a set is asked with: ``general``, the unified schema (what ``bioner run`` asks), scored
+#: on the unified types its dataset annotates whole; or ``dataset``, its dataset's own schema.
+SCHEMA_MODES = ("general", "dataset")
+DEFAULT_SCHEMA_MODE = "general"
+
+
+def check_schema_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`SCHEMA_MODES`, else an InputError naming them."""
+    if mode not in SCHEMA_MODES:
+        raise InputError(f"unknown schema {mode!r} for evaluate; known: {', '.join(SCHEMA_MODES)}")
+    return mode
+
+
+def request_of(name: str, mode: str = DEFAULT_SCHEMA_MODE) -> tuple[str, tuple[str, ...]]:
+    """The schema set ``name`` is asked with under ``mode`` (:data:`SCHEMA_MODES`; a Chinese
+    set asked ``general`` gets its counterpart per passage) and the labels scored: the types
+    its dataset annotates whole, in the unified or its own labels."""
+    check_schema_mode(mode)
+    spec = DATASETS[EVAL_SETS[name].dataset]
+    if mode == "general":
+        return "general", spec.scored_types
+    return spec.schema.name, tuple(lb for lb in spec.schema.labels if lb not in spec.partial)
 
 
 def parse_sets(text: str | Sequence[str]) -> list[str]:
@@ -121,12 +159,15 @@ def missing_data(name: str, root: Path | None = None) -> str | None:
 
 
 def load_eval_set(
-    name: str, root: Path | None = None, limit: int | None = None
+    name: str, root: Path | None = None, limit: int | None = None, mode: str = "dataset"
 ) -> list[AnnotatedDocument]:
-    """The documents of set ``name`` with gold spans, the first ``limit`` in file order.
+    """The documents of set ``name`` with gold spans, the first ``limit`` in file order; under
+    ``mode`` ``general``, the spans in unified labels (the dataset's unified map; spans of a
+    label it does not map leave).
 
     InputError when the data is missing or two documents share an id (their spans would mix).
     """
+    check_schema_mode(mode)
     if problem := missing_data(name, root):
         raise InputError(problem)
     s = EVAL_SETS[name]
@@ -135,6 +176,9 @@ def load_eval_set(
         keep = read_ids((root or data_dir()) / s.only_ids)
         docs = [d for d in docs if d.id in keep]
     docs = docs[:limit] if limit is not None else docs
+    if mode == "general":
+        spec = DATASETS[s.dataset]
+        docs = [unified_view(d, spec) for d in docs]
     seen: set[str] = set()
     for d in docs:
         if d.id in seen:
@@ -143,9 +187,9 @@ def load_eval_set(
     return docs
 
 
-def schema_name(name: str) -> str:
-    """The entity schema set ``name`` is asked with (its dataset's)."""
-    return DATASETS[EVAL_SETS[name].dataset].schema.name
+def schema_name(name: str, mode: str = "dataset") -> str:
+    """The entity schema set ``name`` is asked with under ``mode`` (:func:`request_of`)."""
+    return request_of(name, mode)[0]
 
 
 def set_threads(threads: int | None) -> None:

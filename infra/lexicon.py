@@ -1,7 +1,9 @@
 """The training lexicon on disk: ``lexicon.parquet`` in a model folder (``bioner lexicon``).
 
 The file holds every entry, unseen string and unit count of every schema
-(:data:`schemas.LEXICON_V3`); its footer holds the rule (``min_ratio``, ``min_count``,
+(:data:`schemas.LEXICON_V3`; from ``lexicon-v4`` on, the unseen strings and unit counts of a
+schema trained with partial annotation carry the label whose passages they were counted in);
+its footer holds the rule (``min_ratio``, ``min_count``,
 ``veto_count``, ``trim_ratio``) the model is run with, the lexicon version, the digest of the
 counts and the training data they were counted from. Older files still read: ``lexicon-v1``
 (no unseen strings: no veto) and ``lexicon-v2`` (no unit counts: no trimming). The model id
@@ -14,10 +16,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow.compute as pc
 
 from bioner.errors import InputError
+from bioner.labels import DATASETS, get_schema
 from bioner.lexicon import (
     APPLY_VERSION,
     DEFAULT_MIN_COUNT,
@@ -29,6 +33,7 @@ from bioner.lexicon import (
     Entry,
     Lexicon,
     build_lexicons,
+    largest,
     lexicon_digest,
 )
 from bioner.training.data import COPY_DATASET, Example
@@ -36,12 +41,20 @@ from infra import storage
 from schemas import LEXICON_V1, LEXICON_V2, LEXICON_V3
 
 LEXICON_FILE = "lexicon.parquet"
+V = TypeVar("V")
 
 _META = "bioner.lexicon"
 
 
 #: The lexicon versions this code reads, with the table schema of each.
-_READS = {"lexicon-v1": LEXICON_V1, "lexicon-v2": LEXICON_V2, LEXICON_VERSION: LEXICON_V3}
+_READS = {
+    "lexicon-v1": LEXICON_V1,
+    "lexicon-v2": LEXICON_V2,
+    "lexicon-v3": LEXICON_V3,
+    LEXICON_VERSION: LEXICON_V3,
+}
+#: The unified schemas (bioner.labels.UNIFIED_SCHEMAS), whose training is partially annotated.
+_UNIFIED = ("general", "general-zh")
 
 
 def lexicon_path(model_dir: str | Path) -> Path:
@@ -57,18 +70,38 @@ def lexicons_from_examples(
     trim_ratio: float | None = DEFAULT_TRIM_RATIO,
 ) -> dict[str, Lexicon]:
     """The lexicons of training examples, one per schema; synthetic copy examples are left out
-    (their spans are random)."""
+    (their spans are random). See :func:`annotated_passages`."""
     return build_lexicons(
-        (
-            Annotated(e.schema, e.text, tuple(e.spans))
-            for e in examples
-            if e.dataset != COPY_DATASET
-        ),
+        (a for e in examples for a in annotated_passages(e)),
         min_ratio,
         min_count,
         veto_count,
         trim_ratio,
     )
+
+
+def annotated_passages(example: Example) -> list[Annotated]:
+    """What a lexicon counts of one training example.
+
+    An example asked in a unified schema counts for that schema with the labels it asked (a
+    restricted request, ``general[Gene,Cell]``, is partial annotation). An example asked in its
+    dataset's own schema counts for that schema, and, in its unified view (the dataset's
+    unified map, :attr:`bioner.labels.DatasetSpec.unified`), for the unified schema with the
+    unified types its dataset annotates whole: training data deduplicated across the two views
+    still gives the unified lexicon every passage.
+    """
+    if example.dataset == COPY_DATASET:
+        return []
+    spans = tuple(example.spans)
+    schema = get_schema(example.schema)
+    if schema.base in _UNIFIED:
+        return [Annotated(schema.base, example.text, spans, schema.labels)]
+    out = [Annotated(example.schema, example.text, spans)]
+    spec = DATASETS.get(example.dataset)
+    if spec is not None and spec.unified and not spec.partial and spec.schema.name == schema.name:
+        mapped = tuple((a, b, spec.unified[lb]) for a, b, lb in spans if lb in spec.unified)
+        out.append(Annotated(spec.unified_schema.name, example.text, mapped, spec.unified_types))
+    return out
 
 
 def write_lexicon(
@@ -87,6 +120,12 @@ def write_lexicon(
         lx = lexicons[name]
         entries = sorted(lx.entries.values(), key=lambda e: e.text)
         rows += [_row(name, e.text, e.label, e.annotated, e.occurrences, "entry") for e in entries]
+        if lx.unseen_by_label:  # the label-free counts are the per-label ones' largest
+            for t, label, n in _by_labels(lx.unseen_by_label):
+                rows.append(_row(name, t, label, 0, n, "unseen"))
+            for u, label, (a, n) in _by_labels(lx.inside_by_label):
+                rows.append(_row(name, u, label, a, n, "unit"))
+            continue
         rows += [_row(name, t, "", 0, n, "unseen") for t, n in sorted(lx.unseen.items())]
         rows += [_row(name, u, "", a, n, "unit") for u, (a, n) in sorted(lx.inside.items())]
     info = {
@@ -101,6 +140,21 @@ def write_lexicon(
     path = lexicon_path(model_dir)
     storage.write_rows(rows, str(path), LEXICON_V3, {_META: json.dumps(info, sort_keys=True)})
     return path
+
+
+def _by_labels(maps: Mapping[str, Mapping[str, V]]) -> list[tuple[str, str, V]]:
+    """``(key, labels, value)`` rows of per-label maps, the labels that share a key's value
+    joined by ``|`` in one row (most strings have the same count under every label whose
+    passages hold them: one row, not one per label)."""
+    grouped: dict[str, dict[V, list[str]]] = {}
+    for label in sorted(maps):
+        for key, value in maps[label].items():
+            grouped.setdefault(key, {}).setdefault(value, []).append(label)
+    return [
+        (key, "|".join(labels), value)
+        for key in sorted(grouped)
+        for value, labels in grouped[key].items()
+    ]
 
 
 def _row(
@@ -156,8 +210,8 @@ def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:
         return None
     table = storage.read_table(str(lexicon_path(model_dir)), _READS[str(info["version"])])
     entries: dict[str, dict[str, Entry]] = {}
-    unseen: dict[str, dict[str, int]] = {}
-    inside: dict[str, dict[str, tuple[int, int]]] = {}
+    unseen: dict[str, dict[str, dict[str, int]]] = {}  # schema -> label ("": any) -> string
+    inside: dict[str, dict[str, dict[str, tuple[int, int]]]] = {}
     # Column by column, one pass: most rows are unseen strings, which need no Entry object.
     kinds = (
         table["kind"]
@@ -171,16 +225,30 @@ def read_lexicons(model_dir: str | Path) -> dict[str, Lexicon] | None:
         if kind == "entry":
             entries.setdefault(schema, {})[text] = Entry(text, label, annotated, n)
         elif kind == "unseen":
-            unseen.setdefault(schema, {})[text] = n
+            for one in label.split("|"):
+                unseen.setdefault(schema, {}).setdefault(one, {})[text] = n
         else:
-            inside.setdefault(schema, {})[text] = (annotated, n)
+            for one in label.split("|"):
+                inside.setdefault(schema, {}).setdefault(one, {})[text] = (annotated, n)
     ratio, count = float(info["min_ratio"]), int(info["min_count"])  # type: ignore[arg-type]
-    return {
-        s: Lexicon(
-            s, e, ratio, count, unseen.get(s, {}), _veto(info), inside.get(s, {}), _trim(info)
+    out = {}
+    for s, e in entries.items():
+        held, units = unseen.get(s, {}), inside.get(s, {})
+        by_label = {label: v for label, v in held.items() if label}
+        units_by_label = {label: v for label, v in units.items() if label}
+        out[s] = Lexicon(
+            s,
+            e,
+            ratio,
+            count,
+            held.get("", {}) if not by_label else largest(by_label.values()),
+            _veto(info),
+            units.get("", {}) if not units_by_label else largest(units_by_label.values()),
+            _trim(info),
+            by_label,
+            units_by_label,
         )
-        for s, e in entries.items()
-    }
+    return out
 
 
 def _veto(info: Mapping[str, object]) -> int:

@@ -36,17 +36,23 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 from prefect import task
 
-from bioner import abbreviations
-from bioner.abbreviations import ABBREVIATIONS_VERSION
 from bioner.codec import symbolic
 from bioner.codec.issues import DecodeIssue
 from bioner.constraint import SymbolicTarget
 from bioner.gencache import cache_key, canonical_json, decoding_params
 from bioner.generation import Engine, GenerationParams, max_new_tokens_for
-from bioner.labels import SCHEMAS, EntitySchema, schema_for
+from bioner.labels import EntitySchema, get_schema, schema_for
 from bioner.lexicon import Lexicon
 from bioner.prompts import PROMPT_VERSION, build_prompt
 from bioner.records import Document, Entity, Passage, Span
+from bioner.rules import (
+    ABBREVIATION,
+    LEXICON,
+    DecodeRules,
+    Sourced,
+    apply_to_document,
+    apply_to_passage,
+)
 from bioner.segment import DEFAULT_MAX_CHARS, segment
 from bioner.windows import merge_window_spans, split_windows
 from infra import s3, storage
@@ -155,12 +161,13 @@ def annotation_settings(
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
     version: str | None = None,
-    lexicon: bool = True,
+    rules: str = "",
 ) -> dict[str, str]:
     """What an annotation of a shard depends on besides code: its passages and the request.
 
     The request is what the caller asked for (model folder and its content, schema, token cap,
-    engine backend and options, the model's training lexicon when ``lexicon``), known before
+    engine backend and options, the decode rules ``rules`` (:meth:`DecodeRules.parse`) and
+    the model's training lexicon when they use it), known before
     any engine is loaded; the engine's effective settings go into each generation's cache key
     instead, so a request that differs only in ways that do not change outputs regenerates
     nothing (a new lexicon decodes again and reuses every answer). ``version``:
@@ -174,9 +181,19 @@ def annotation_settings(
         "bioner.prompt_version": model_prompt_version(model),
         "bioner.max_new_tokens": str(max_new_tokens or ""),
         "bioner.engine": canonical_json({"backend": backend, "constrained": constrained}),
-        "bioner.lexicon": lexicon_setting(model) if lexicon else "",
-        "bioner.decode_rules": ABBREVIATIONS_VERSION,
+        "bioner.lexicon": lexicon_setting(model) if uses_lexicon(rules, schema) else "",
+        "bioner.decode_rules": rules_setting(rules, schema),
     }
+
+
+def rules_setting(rules: str, schema: str) -> str:
+    """The decode rules a request asks (:meth:`bioner.rules.DecodeRules.setting`)."""
+    return DecodeRules.parse(rules, schema).setting()
+
+
+def uses_lexicon(rules: str, schema: str) -> bool:
+    """Whether the decode rules ``rules`` asked with ``schema`` apply the training lexicon."""
+    return DecodeRules.parse(rules, schema).lexicon
 
 
 def is_stale(
@@ -188,7 +205,7 @@ def is_stale(
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
     version: str | None = None,
-    lexicon: bool = True,
+    rules: str = "",
 ) -> bool:
     """Whether the shard has passages and no entities for this request (or older ones)."""
     if not storage.exists(paths.passages):
@@ -201,7 +218,7 @@ def is_stale(
         backend=backend,
         constrained=constrained,
         version=version,
-        lexicon=lexicon,
+        rules=rules,
     )
     have = storage.read_metadata(paths.entities) if storage.exists(paths.entities) else {}
     return any(have.get(key) != value for key, value in want.items())
@@ -216,7 +233,7 @@ def stale_shards(
     *,
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
-    lexicon: bool = True,
+    rules: str = "",
 ) -> list[int]:
     """Shards of ``out`` whose passages have no entities for this request, or older ones."""
     version = model_version(model)
@@ -231,7 +248,7 @@ def stale_shards(
             backend=backend,
             constrained=constrained,
             version=version,
-            lexicon=lexicon,
+            rules=rules,
         )
     ]
 
@@ -357,11 +374,9 @@ def engine_settings(engine: Engine) -> dict[str, str]:
 
 
 def schema_of(name: str) -> EntitySchema:
-    """The entity schema called ``name``; a ValueError listing the known ones otherwise."""
-    try:
-        return SCHEMAS[name.lower()]
-    except KeyError:
-        raise ValueError(f"unknown schema {name!r}; known: {', '.join(sorted(SCHEMAS))}") from None
+    """The entity schema called ``name`` (:func:`bioner.labels.get_schema`: ``general`` or
+    ``general[Gene,Species]``); a ValueError naming the known schemas or types otherwise."""
+    return get_schema(name)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
@@ -554,7 +569,7 @@ def generate(
     chunk_size: int = DEFAULT_CHUNK,
     backend: str = DEFAULT_BACKEND,
     constrained: bool = True,
-    lexicon: bool = True,
+    rules: str = "",
 ) -> str:
     """Prompt the model once per new request; chunks keep memory flat and feed the progress bar.
 
@@ -593,7 +608,7 @@ def generate(
                 max_new_tokens,
                 backend=backend,
                 constrained=constrained,
-                lexicon=lexicon,
+                rules=rules,
             ),
             **{
                 "bioner.model_id": engine.model_id,
@@ -811,14 +826,6 @@ def entities_of(
     return entities, issues
 
 
-#: ``Entity.source`` of the entities the tagger decoded.
-TAGGER = "tagger"
-#: ``Entity.source`` of the entities the training lexicon adds.
-LEXICON = "lexicon"
-#: ``Entity.source`` of the later uses of an abbreviation whose definition was found.
-ABBREVIATION = "abbreviation"
-
-
 @functools.lru_cache(maxsize=4)
 def lexicons_of(model: str, setting: str) -> dict[str, Lexicon]:
     """The training lexicons of model folder ``model`` by schema, read once per process and
@@ -833,24 +840,20 @@ def lexicon_entities(
     lexicons: Mapping[str, Lexicon],
     generation: dict[str, Any],
     run_id: str,
+    rules: DecodeRules | None = None,
 ) -> tuple[list[Entity], list[Entity], list[Entity]]:
-    """What the model's ``lexicons`` make of the passage's decoded entities ``found`` in
-    ``schema`` (:meth:`bioner.lexicon.Lexicon.apply` with the schema's lexicon and those of
-    the schemas it excludes, :attr:`bioner.labels.EntitySchema.excludes`): those that stand,
-    the entities it gives (gaps filled, labels corrected, mentions completed), with the
-    provenance of the passage's ``generation`` (the lexicon is the model's), and those it
-    vetoed. Without a lexicon for the schema every entity stands."""
-    lexicon = lexicons.get(schema.name)
-    if lexicon is None:
-        return list(found), [], []
-    excluded = [lexicons[name] for name in schema.excludes if name in lexicons]
+    """The passage rules of the decode stage (:func:`bioner.rules.apply_to_passage`) on the
+    passage's decoded entities ``found``, asked in ``schema``: those that stand, the entities
+    the lexicon gives (gaps filled, labels corrected, mentions completed), with the provenance
+    of the passage's ``generation`` (the lexicon is the model's), and those dropped."""
+    rules = rules if rules is not None else DecodeRules.parse("", schema.name)
     own = {Span(e.start - passage.start, e.end - passage.start, e.label): e for e in found}
-    applied = lexicon.apply(passage.text, own, excluded)
+    result = apply_to_passage(passage.text, list(own), schema, lexicons, rules)
     added = [
         _derived(passage, generation, s.shifted(passage.start), passage.text, LEXICON, run_id)
-        for s in applied.added
+        for s in result.added
     ]
-    return [own[s] for s in applied.kept], added, [own[s] for s in applied.dropped]
+    return [own[s] for s in result.kept], added, [own[s] for s in result.dropped]
 
 
 def _derived(
@@ -894,46 +897,35 @@ class DocumentEntities(NamedTuple):
 
 
 def document_entities(
-    parts: Sequence[DocumentPart], document_text: str, run_id: str
+    parts: Sequence[DocumentPart],
+    document_text: str,
+    run_id: str,
+    rules: DecodeRules | None = None,
 ) -> DocumentEntities:
-    """A document's entities: those found in its passages ``parts`` (in document order), then
-    the later uses of the short forms they define (:func:`bioner.abbreviations.propagate`:
-    "adenomatous polyposis coli (APC)" makes each uncovered "APC" a Disease), with ``source``
-    ``abbreviation``. A use across two passages is left out.
-
-    The entities on a short form the document defines on something that is no mention
-    (:func:`bioner.abbreviations.redefined`: "Hormone therapy (HT)"), the tagger's and the
-    lexicon's alike, are dropped: the document's own definition outranks what training knew
-    the string as and what the tagger took it for. For the same reason
-    an entity on a short form defined with another label takes that label
-    (:func:`bioner.abbreviations.relabelled`; its source becomes ``abbreviation``).
-    """
+    """A document's entities: those found in its passages ``parts`` (in document order), after
+    the document rules of the decode stage (:func:`bioner.rules.apply_to_document`: spans on a
+    short form defined on no mention dropped, spans on a defined short form relabelled, later
+    uses of a defined short form added, with ``source`` ``abbreviation``; a use across two
+    passages is left out)."""
+    rules = rules if rules is not None else DecodeRules()
     found = [e for _, _, part in parts for e in part]
-    given = len(found)
-    spans = [Span(e.start, e.end, e.label) for e in found]
-    redefined = abbreviations.redefined(document_text, spans)
-    if redefined:
-        found = [e for e in found if e.text not in redefined]
-        spans = [Span(e.start, e.end, e.label) for e in found]
-    relabelled = abbreviations.relabelled(document_text, spans)
-    if relabelled:
-        found = [
-            dataclasses.replace(e, label=label, source=ABBREVIATION)
-            if (label := relabelled.get(Span(e.start, e.end, e.label))) is not None
-            else e
-            for e in found
-        ]
-        spans = [Span(e.start, e.end, e.label) for e in found]
-    out = list(found)
-    for span in abbreviations.propagate(document_text, spans):
-        if document_text[span.start : span.end] in redefined:
-            # Also defined on no mention: "nitric oxide (iNOS)", then "... synthase (iNOS)".
-            continue
-        at = next((p for p in parts if p[0].start <= span.start < p[0].end), None)
-        if at is None or span.end > at[0].end:
-            continue
-        out.append(_derived(at[0], at[1], span, at[0].text, ABBREVIATION, run_id))
-    return DocumentEntities(out, given - len(found))
+    by_span = {Span(e.start, e.end, e.label): e for e in found}
+    by_extent = {(e.start, e.end): e for e in found}
+    sourced = [Sourced(Span(e.start, e.end, e.label), e.source) for e in found]
+    bounds = [(p.start, p.end) for p, _, _ in parts]
+    result = apply_to_document(document_text, sourced, rules, bounds)
+    out = []
+    for item in result.spans:
+        entity = by_span.get(item.span)
+        if entity is not None and entity.source == item.source:
+            out.append(entity)
+        elif (origin := by_extent.get((item.span.start, item.span.end))) is not None:
+            # Relabelled by the document's definition: the same entity under that label.
+            out.append(dataclasses.replace(origin, label=item.span.label, source=item.source))
+        else:  # a later use of a short form
+            at = next(p for p in parts if p[0].start <= item.span.start < p[0].end)
+            out.append(_derived(at[0], at[1], item.span, at[0].text, item.source, run_id))
+    return DocumentEntities(out, result.redefined)
 
 
 @task(name="decode", **_RETRY, **_TASK)
@@ -946,21 +938,21 @@ def decode(
     schema: str,
     run_id: str,
     model: str | None = None,
-    lexicon: bool = True,
+    rules: str = "",
 ) -> tuple[str, str]:
     """Turn generations into entities (document offsets) and a table of decode issues.
 
-    With ``lexicon``, the training lexicon of the model folder ``model`` (when it has one)
-    drops the decoded spans of strings training never annotated, corrects labels, fills the
-    gaps the decoded spans leave in each passage and completes the mentions they cut short:
-    those entities have ``source`` ``lexicon`` (:func:`lexicon_entities`). Then the
-    later uses of each abbreviation a document defines get its long form's label: ``source``
-    ``abbreviation`` (:func:`document_entities`).
+    The decode rules (:mod:`bioner.rules`, ``rules`` as :meth:`DecodeRules.parse` reads it,
+    on the defaults of each passage's schema) run on the decoded spans: per passage the shape
+    check and the training lexicon of the model folder ``model`` (when it has one; entities
+    it gives have ``source`` ``lexicon``, :func:`lexicon_entities`), then per document the
+    abbreviation rules (``source`` ``abbreviation``, :func:`document_entities`).
     """
     started, clock = time.time(), time.perf_counter()
     entity_schema = schema_of(schema)
-    setting = lexicon_setting(model) if lexicon and model else ""
+    setting = lexicon_setting(model) if model and uses_lexicon(rules, schema) else ""
     lexicons = lexicons_of(model, setting) if setting else {}
+    decode_rules: dict[str, DecodeRules] = {}  # by the schema asked of a passage
     texts = {
         (r["id"], r["version"]): r["text"]
         for r in storage.read_table(
@@ -977,15 +969,20 @@ def decode(
     for g in read_generations(generations_uri).to_pylist():
         answers.setdefault((g["doc_id"], g["doc_version"], g["passage_index"]), []).append(g)
     by_document: dict[tuple[str, int], list[DocumentPart]] = {}
-    vetoed = 0  # decoded entities the lexicon dropped
+    document_rules: dict[tuple[str, int], DecodeRules] = {}
+    vetoed = 0  # decoded entities the decode rules dropped (shape, lexicon)
     redefined = 0  # entities on short forms their document defines on no mention
     for key, rows in answers.items():
         passage = passages[key]
         asked = schema_for(entity_schema.name, passage.language)
+        chosen = decode_rules.setdefault(asked.name, DecodeRules.parse(rules, asked.name))
         found, issues = entities_of(passage, texts[key[:2]], rows, asked, run_id)
-        kept, added, dropped = lexicon_entities(passage, found, asked, lexicons, rows[0], run_id)
+        kept, added, dropped = lexicon_entities(
+            passage, found, asked, lexicons, rows[0], run_id, chosen
+        )
         found, vetoed = kept + added, vetoed + len(dropped)
         by_document.setdefault(key[:2], []).append((passage, rows[0], found))
+        document_rules.setdefault(key[:2], chosen)
         issue_rows.extend(
             {
                 "doc_id": key[0],
@@ -999,7 +996,7 @@ def decode(
             for i in issues
         )
     for key, parts in by_document.items():
-        found, dropped_here = document_entities(parts, texts[key], run_id)
+        found, dropped_here = document_entities(parts, texts[key], run_id, document_rules[key])
         redefined += dropped_here
         entities.extend(dataclasses.asdict(e) for e in sorted(found, key=_entity_order))
     # The generations' settings go on: they say which passages and request these answer.
@@ -1009,7 +1006,7 @@ def decode(
         meta[key] = settings.get(key, "")
     # The lexicon this decode applied (generate recorded the one asked for).
     meta["bioner.lexicon"] = setting
-    meta["bioner.decode_rules"] = ABBREVIATIONS_VERSION
+    meta["bioner.decode_rules"] = rules_setting(rules, entity_schema.name)
     meta["bioner.lexicon_entities"] = str(sum(e["source"] == LEXICON for e in entities))
     meta["bioner.lexicon_dropped"] = str(vetoed)
     meta["bioner.abbreviation_entities"] = str(sum(e["source"] == ABBREVIATION for e in entities))

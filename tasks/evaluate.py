@@ -31,6 +31,7 @@ from bioner.lexicon import Lexicon
 from bioner.metrics import Evaluation, evaluate
 from bioner.prompts import PROMPT_VERSION, build_prompt
 from bioner.records import AnnotatedDocument, Passage, Span, sorted_unique
+from bioner.rules import ABBREVIATION, LEXICON, TAGGER, DecodeRules
 from bioner.segment import DEFAULT_MAX_CHARS, segment
 from infra import evaluation as ev
 from infra.datasets import data_dir as default_data_dir
@@ -39,12 +40,9 @@ from infra.lexicon import lexicon_info, read_lexicons
 from infra.llm.local import is_untrained
 from tasks._common import TASK_OPTIONS as _TASK
 from tasks.annotate import (
-    ABBREVIATION,
     DEFAULT_BACKEND,
     DEFAULT_BATCH_TOKENS,
     DEFAULT_CHUNK,
-    LEXICON,
-    TAGGER,
     DocumentPart,
     context_windows,
     document_entities,
@@ -53,6 +51,8 @@ from tasks.annotate import (
     entities_of,
     lexicon_entities,
     per_schema_params,
+    rules_setting,
+    uses_lexicon,
 )
 from tasks.progress import report
 
@@ -170,6 +170,7 @@ def decode_answers(
     model_id: str,
     prompt_version: str = PROMPT_VERSION,
     lexicons: dict[str, Lexicon] | None = None,
+    rules: str = "",
 ) -> Decoded:
     """The spans of the answers as :func:`tasks.annotate.decode` makes them
     (:func:`tasks.annotate.entities_of`, :func:`tasks.annotate.lexicon_entities` with the
@@ -188,20 +189,24 @@ def decode_answers(
             }
         )
     schema_of = {r.passage: r.schema for r in requests}
+    chosen = {s.name: DecodeRules.parse(rules, s.name) for s in schema_of.values()}
     out = Decoded({d: [] for d in texts}, {d: [] for d in texts}, [], Counter())
     by_document: dict[str, list[DocumentPart]] = defaultdict(list)
+    doc_rules: dict[str, DecodeRules] = {}
     for i, p in enumerate(passages):
         entities, found = entities_of(p, texts[p.doc_id], rows[i], schema_of[i], _RUN_ID)
         out.tagger[p.doc_id].extend(Span(e.start, e.end, e.label) for e in entities)
         out.issues.append(found)
+        asked = schema_of[i]
         kept, added, dropped = lexicon_entities(
-            p, entities, schema_of[i], lexicons or {}, rows[i][0], _RUN_ID
+            p, entities, asked, lexicons or {}, rows[i][0], _RUN_ID, chosen[asked.name]
         )
         entities = kept + added
         out.dropped += len(dropped)
         by_document[p.doc_id].append((p, rows[i][0], entities))
+        doc_rules.setdefault(p.doc_id, chosen[schema_of[i].name])
     for doc_id, parts in by_document.items():
-        entities, redefined = document_entities(parts, texts[doc_id], _RUN_ID)
+        entities, redefined = document_entities(parts, texts[doc_id], _RUN_ID, doc_rules[doc_id])
         out.redefined += redefined
         out.spans[doc_id] = [Span(e.start, e.end, e.label) for e in entities]
         out.added.update(e.source for e in entities if e.source != TAGGER)
@@ -292,25 +297,42 @@ def evaluate_documents(
     chunk_size: int | None = DEFAULT_CHUNK,
     stage: str | None = None,
     lexicons: dict[str, Lexicon] | None = None,
+    rules: str = "",
+    labels: Sequence[str] | None = None,
 ) -> SetRun:
     """Tag gold documents with ``engine`` as the pipeline would, and score the spans.
 
-    ``schema`` names the entity schema asked (a dataset's); macro averages run over its types.
-    With ``lexicons`` (by schema name) the training lexicon fills the tagger's gaps; the
-    tagger's spans alone are scored too (``SetRun.tagger``).
+    ``schema`` names the entity schema asked (a dataset's, or the unified one); ``labels`` the
+    types scored (default: the schema's), and macro averages run over them: a span of another
+    type is neither right nor wrong here (the unified schema asks types a dataset does not
+    annotate) and is left out of the predictions. The decode rules (``rules``, as
+    :meth:`bioner.rules.DecodeRules.parse` reads it) run with ``lexicons`` (by schema name);
+    the tagger's spans alone are scored too (``SetRun.tagger``).
     """
     passages = passages_of(docs, max_chars)
     requests = plan_requests(engine, passages, schema, cap)
     generations, seconds = generate_requests(engine, requests, chunk_size=chunk_size, stage=stage)
     texts = {d.id: d.text for d in docs}
     decoded = decode_answers(
-        passages, texts, requests, generations, engine.model_id, engine.prompt_version, lexicons
+        passages,
+        texts,
+        requests,
+        generations,
+        engine.model_id,
+        engine.prompt_version,
+        lexicons,
+        rules,
     )
-    labels = schema_for(schema, None).labels
-    gold = {d.id: d.spans for d in docs}
-    spans = decoded.spans
+    labels = tuple(labels) if labels is not None else schema_for(schema, None).labels
+    scored = set(labels)
+
+    def of_scored(found: dict[str, list[Span]]) -> dict[str, list[Span]]:
+        return {k: [s for s in v if s.label in scored] for k, v in found.items()}
+
+    gold = of_scored({d.id: list(d.spans) for d in docs})
+    spans = of_scored(decoded.spans)
     changed = decoded.added or decoded.dropped or decoded.redefined
-    tagger = evaluate(gold, decoded.tagger, labels=labels) if changed else None
+    tagger = evaluate(gold, of_scored(decoded.tagger), labels=labels) if changed else None
     result = evaluate(gold, spans, labels=labels)
 
     def documents(found: dict[str, list[Span]]) -> list[AnnotatedDocument]:
@@ -330,6 +352,7 @@ def evaluate_documents(
         abbreviations_added=decoded.added[ABBREVIATION],
         lexicon_dropped=decoded.dropped,
         abbreviations_dropped=decoded.redefined,
+        # Every type the tagger was asked: the rules can be applied to them again offline.
         tagger_predictions=documents(decoded.tagger) if changed else None,
     )
 
@@ -360,31 +383,39 @@ def evaluate_set(
     max_new_tokens: int | None = None,
     max_chars: int = DEFAULT_MAX_CHARS,
     threads: int | None = None,
-    lexicon: bool = True,
+    schema: str = ev.DEFAULT_SCHEMA_MODE,
+    rules: str = "",
 ) -> str:
     """Evaluate ``model`` on test set ``name``; writes ``OUT/sets/<name>.json`` and the
     predictions beside it, and returns the result's URI. Progress is reported as stage
-    ``name``. ``lexicon``: apply the model folder's training lexicon when it has one."""
+    ``name``. ``schema``: ask the unified schema (``general``) or the set's own
+    (``dataset``), :func:`infra.evaluation.request_of`; ``rules``: the decode rules
+    (:meth:`bioner.rules.DecodeRules.parse`), with the model folder's training lexicon."""
     ev.set_threads(threads)
-    docs = ev.load_eval_set(name, Path(data_dir) if data_dir else None, limit)  # fails fast
-    lexicons = read_lexicons(model) if lexicon and Path(model).is_dir() else None
+    asked, labels = ev.request_of(name, schema)
+    docs = ev.load_eval_set(name, Path(data_dir) if data_dir else None, limit, schema)
+    lexicons = read_lexicons(model) if uses_lexicon(rules, asked) and Path(model).is_dir() else None
     engine = engine_for(model, device, batch_tokens, backend, constrained)
     run = evaluate_documents(
         engine,
         docs,
-        ev.schema_name(name),
+        asked,
         max_chars=max_chars,
         cap=max_new_tokens,
         chunk_size=VLLM_CHUNK if backend == "vllm" else CHUNK,
         stage=name,
         lexicons=lexicons,
+        rules=rules,
+        labels=labels,
     )
     spec = ev.EVAL_SETS[name]
     result = {
         "set": name,
         "description": spec.description,
         "split": spec.split + (" (evaluation part)" if spec.eval_part else ""),
-        "schema": ev.schema_name(name),
+        "schema": asked,
+        "schema_mode": schema,
+        "scored_types": list(labels),
         "limit": limit,
         **run.summary(),
         "model_id": engine.model_id,
@@ -393,6 +424,7 @@ def evaluate_set(
         "constraint_version": constraint_version(engine, constrained),
         "max_new_tokens": max_new_tokens,
         "max_chars": max_chars,
+        "decode_rules": rules_setting(rules, asked),
         "lexicon": lexicon_info(model) if lexicons is not None else None,
     }
     return ev.write_set_result(result, run.predictions, out, run.tagger_predictions)
@@ -406,6 +438,8 @@ def write_evaluation_report(
     *,
     limit: int | None = None,
     data_dir: str | None = None,
+    schema: str = ev.DEFAULT_SCHEMA_MODE,
+    rules: str = "",
 ) -> dict[str, Any]:
     """Gather the sets' results (URIs by set name) into ``report.json`` and ``report.md``
     under ``out``; returns the report, with its files under ``outputs``."""
@@ -419,6 +453,8 @@ def write_evaluation_report(
         "prompt_version": first.get("prompt_version", ""),
         "constraint_version": first.get("constraint_version", ""),
         "lexicon": first.get("lexicon"),
+        "schema_mode": schema,
+        "decode_rules": rules,
         "limit": limit,
         "data_dir": str(Path(data_dir) if data_dir else default_data_dir()),
         "code_version": code_version(),

@@ -1,6 +1,7 @@
 """IOB2 TSV: ``token<TAB>tag`` lines, a blank line after each sentence, ``-DOCSTART-`` lines.
 
-Reading: one document per sentence, its text the tokens joined by single spaces, its id
+Reading: one document per sentence, its text the tokens joined by single spaces (or, with
+``join="natural"``, re-joined as running text: :func:`natural_join`), its id
 ``<prefix><doc>-<sentence>`` (both 0-based; ``<doc>`` counts ``-DOCSTART-`` groups, so a file
 without them has ids ``0-0``, ``0-1`` ...). An ``I-`` tag that does not continue a span of the same
 type is an error by default (IOB2 requires ``B-`` first; the real files never do it); pass
@@ -34,8 +35,14 @@ def read_iob2(
     dataset: DatasetSpec | None = None,
     id_prefix: str = "",
     stray_inside: Literal["error", "begin"] = "error",
+    join: Literal["space", "natural"] = "space",
 ) -> list[AnnotatedDocument]:
-    """Sentences of an IOB2 file as documents with their spans, one document per sentence."""
+    """Sentences of an IOB2 file as documents with their spans, one document per sentence.
+
+    Spans of a raw label the dataset ignores (:attr:`DatasetSpec.ignored`) are left out.
+    """
+    if join not in ("space", "natural"):
+        raise ValueError(f"join must be 'space' or 'natural', got {join!r}")
     docs: list[AnnotatedDocument] = []
     doc_index = sent_index = 0
     tokens: list[str] = []
@@ -48,21 +55,31 @@ def read_iob2(
         nonlocal open_
         if open_ is not None:
             start, raw_label, line = open_
-            if raw_label not in labels:
-                labels[raw_label] = map_label(raw_label, dataset, line=line)
-            spans.append(Span(start, length, labels[raw_label]))
+            if dataset is None or raw_label not in dataset.ignored:
+                if raw_label not in labels:
+                    labels[raw_label] = map_label(raw_label, dataset, line=line)
+                spans.append(Span(start, length, labels[raw_label]))
             open_ = None
 
     def finish() -> None:
         nonlocal sent_index, length
         close()
         if tokens:
-            doc = Document(
-                id=f"{id_prefix}{doc_index}-{sent_index}",
-                text=" ".join(tokens),
-                metadata=(SPACE_JOINED,),
-            )
-            docs.append(AnnotatedDocument(doc, sorted_unique(spans)))
+            doc_id = f"{id_prefix}{doc_index}-{sent_index}"
+            if join == "natural":
+                text, starts = natural_join(tokens)
+                # A span runs from a token's start to a token's end: move both bounds.
+                spaced = spaced_starts(tokens)
+                start_of = dict(zip(spaced, starts, strict=True))
+                end_of = {
+                    a + len(t): b + len(t) for a, b, t in zip(spaced, starts, tokens, strict=True)
+                }
+                moved = [Span(start_of[s.start], end_of[s.end], s.label) for s in spans]
+                doc = Document(id=doc_id, text=text)
+                docs.append(AnnotatedDocument(doc, sorted_unique(moved)))
+            else:
+                doc = Document(id=doc_id, text=" ".join(tokens), metadata=(SPACE_JOINED,))
+                docs.append(AnnotatedDocument(doc, sorted_unique(spans)))
             sent_index += 1
         tokens.clear()
         spans.clear()
@@ -102,6 +119,53 @@ def read_iob2(
             open_ = (start, raw_label, n)
     finish()
     return docs
+
+
+#: No space before these tokens, after those, on either side of the joiners, when tokens are
+#: re-joined as running text (the BioNLP corpora's tokens split every punctuation mark off:
+#: "TGF - beta RII ( RER + )" reads "TGF-beta RII (RER+)").
+_NO_SPACE_BEFORE = frozenset(",.;:)]}%?!'+")
+_NO_SPACE_AFTER = frozenset("([{")
+_JOINERS = frozenset("-/")
+
+
+def natural_join(tokens: list[str]) -> tuple[str, list[int]]:
+    """Tokens joined as running text, and the offset of each token in it.
+
+    A token goes without a space before it when it is closing punctuation, a joiner (``-``,
+    ``/``) or follows one, follows an opening bracket, or is a digit run after ``digits .``
+    ("63 . 8" reads "63.8"). Every token keeps its characters, so spans keep their bounds.
+    """
+    text: list[str] = []
+    starts: list[int] = []
+    at = 0
+    for i, token in enumerate(tokens):
+        if i:
+            before = tokens[i - 1]
+            decimal = before == "." and i >= 2 and tokens[i - 2].isdigit() and token.isdigit()
+            glued = (
+                token in _NO_SPACE_BEFORE
+                or token in _JOINERS
+                or before in _JOINERS
+                or before in _NO_SPACE_AFTER
+                or decimal
+            )
+            if not glued:
+                text.append(" ")
+                at += 1
+        starts.append(at)
+        text.append(token)
+        at += len(token)
+    return "".join(text), starts
+
+
+def spaced_starts(tokens: list[str]) -> list[int]:
+    """The offset of each token in the tokens joined by single spaces."""
+    out, at = [], 0
+    for token in tokens:
+        out.append(at)
+        at += len(token) + 1
+    return out
 
 
 def sentence_group(doc_id: str) -> str:

@@ -22,6 +22,17 @@ Deduplication drops an example whose (prompt, response) was already seen, keepin
 in input order; ``conflicts`` counts prompts seen with two different responses (both kept).
 Everything is deterministic: same documents and options, same examples in the same order.
 
+**Views** (``views``): ``"dataset"`` asks each passage for its dataset's own types under its
+own schema (the paper's per-dataset training); ``"unified"`` asks it for the unified types its
+dataset annotates (:attr:`bioner.labels.DatasetSpec.unified_types`), its spans relabelled by the
+dataset's unified map, under the unified schema restricted to those types (``general[Gene,Cell]``
+for JNLPBA). That is training with partial annotation: a dataset that annotates no genes is never
+asked for genes, so it never teaches "no genes here". A type a dataset annotates only in part
+(:attr:`~bioner.labels.DatasetSpec.partial`: BioNLP13CG's cancers as Disease) is completed from
+the datasets that annotate it whole (:func:`complete_partial`) before it is asked. Where both
+views ask the same (NCBI-disease's ``Disease`` is the same header and answer in both), the
+duplicate is dropped.
+
 **Copy examples** (``copy_examples`` > 0, dataset ``copy``): synthetic passages of words (or
 Chinese characters) drawn from the training passages, with random spans of one ``Copy`` type in
 brackets. A small model trained from scratch must learn to copy the passage before it can place
@@ -42,6 +53,7 @@ from typing import Any, Literal
 
 from bioner.codec import json_entities, symbolic
 from bioner.labels import DatasetSpec, EntitySchema, EntityType, schema_for
+from bioner.lexicon import Annotated, build_lexicons
 from bioner.prompts import PROMPT_VERSION, build_prompt, check_prompt_version
 from bioner.records import AnnotatedDocument, Passage, Span
 from bioner.segment import DEFAULT_MAX_CHARS, segment
@@ -50,6 +62,8 @@ _HARD_BREAK = re.compile(r"[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 Format = Literal["symbolic", "json"]
 FORMATS: tuple[Format, ...] = ("symbolic", "json")
+View = Literal["dataset", "unified"]
+VIEWS: tuple[View, ...] = ("dataset", "unified")
 Unit = Literal["sentence", "document"]
 
 #: Version of the JSON-format prompt below (the symbolic one is bioner.prompts.PROMPT_VERSION).
@@ -146,6 +160,8 @@ class Counts:
     dropped_spans: int = 0
     spans_outside: int = 0
     eval_overlap_dropped: int = 0
+    #: Spans of a partial type filled in before the unified view asks it (complete_partial).
+    completed: int = 0
     entities: Counter[str] = field(default_factory=Counter)
 
 
@@ -161,8 +177,13 @@ class BuildOptions:
     #: Synthetic copy examples added to the training examples (see the module doc).
     copy_examples: int = 0
     copy_seed: int = 0
+    #: Which requests each passage is asked with (module doc): its dataset's schema, the
+    #: unified schema's types it annotates, or both.
+    views: tuple[View, ...] = ("dataset",)
 
     def __post_init__(self) -> None:
+        if not self.views or any(v not in VIEWS for v in self.views):
+            raise ValueError(f"views must be a non-empty subset of {VIEWS}: {self.views}")
         if not self.formats or any(f not in FORMATS for f in self.formats):
             raise ValueError(f"formats must be a non-empty subset of {FORMATS}: {self.formats}")
         check_prompt_version(self.prompt)
@@ -241,6 +262,61 @@ def passages_with_spans(
             out.append((p, sorted({s.shifted(-start) for s in spans_here})))
         i = j + 1
     return out
+
+
+#: A partial type is completed with the strings the datasets that annotate it whole annotate in
+#: at least this share of their occurrences, and at least this often (stricter than decoding's
+#: lexicon rule: these become training answers).
+COMPLETE_MIN_RATIO = 0.5
+COMPLETE_MIN_COUNT = 2
+
+
+def unified_spec(spec: DatasetSpec, unasked: Iterable[str] = ()) -> DatasetSpec:
+    """The spec of ``spec``'s unified view: same name, the unified request as its schema
+    (without the types ``unasked``)."""
+    left = [label for label in spec.unified_types if label not in set(unasked)]
+    return DatasetSpec(spec.name, spec.unified_schema.restrict(left), {}, {}, spec.partial)
+
+
+def unified_view(doc: AnnotatedDocument, spec: DatasetSpec) -> AnnotatedDocument:
+    """``doc`` with its spans relabelled by ``spec``'s unified map; spans of a label the map
+    leaves out go (see :attr:`bioner.labels.DatasetSpec.unified`)."""
+    spans = [
+        Span(s.start, s.end, spec.unified[s.label]) for s in doc.spans if s.label in spec.unified
+    ]
+    return AnnotatedDocument(doc.document, tuple(sorted(set(spans))))
+
+
+def complete_partial(
+    docs: Sequence[AnnotatedDocument], label: str, whole: Iterable[AnnotatedDocument]
+) -> tuple[list[AnnotatedDocument], int]:
+    """``docs`` with the mentions of ``label`` they leave unannotated filled in, and how many.
+
+    ``whole`` are documents (unified view) of datasets that annotate ``label`` whole. Their
+    strings annotated ``label`` in at least :data:`COMPLETE_MIN_RATIO` of their occurrences
+    and at least :data:`COMPLETE_MIN_COUNT` times are found in ``docs`` (unit-bounded, longest
+    first), and each one that overlaps no span of the document becomes a ``label`` span: in
+    BioNLP13CG, which annotates cancers only, "diabetes" or "ischemia".
+    """
+    passages = [
+        Annotated("whole", d.document.text, tuple((s.start, s.end, s.label) for s in d.spans))
+        for d in whole
+    ]
+    lexicon = build_lexicons(passages, COMPLETE_MIN_RATIO, COMPLETE_MIN_COUNT, veto_count=0).get(
+        "whole"
+    )
+    if lexicon is None:
+        return list(docs), 0
+    out, added = [], 0
+    for d in docs:
+        found = [
+            m
+            for m in lexicon.find(d.document.text)
+            if m.label == label and not any(m.start < s.end and s.start < m.end for s in d.spans)
+        ]
+        added += len(found)
+        out.append(AnnotatedDocument(d.document, tuple(sorted({*d.spans, *found}))))
+    return out, added
 
 
 def _example(
@@ -378,6 +454,7 @@ def statistics_of(
             "dropped_spans": c.dropped_spans,
             "spans_outside": c.spans_outside,
             "eval_overlap_dropped": c.eval_overlap_dropped,
+            "completed": c.completed,
             "prompt_chars": _summary([len(ex.prompt) for ex in exs]),
             "response_chars": _summary([len(ex.response) for ex in exs]),
         }

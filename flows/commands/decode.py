@@ -11,7 +11,7 @@ from rich.table import Table
 
 from bioner.codec import TAG_FORMATS
 from bioner.codec.lines import parse_tagged_lines
-from bioner.labels import SCHEMAS
+from bioner.labels import get_schema
 from bioner.readers._common import dump_json_lines
 from flows.commands._common import console, decode_text, fail, located, read_input
 from infra import storage
@@ -26,9 +26,11 @@ def main(
     """Decode tagger outputs into spans with exact offsets, keeping every issue per record."""
     if fmt not in TAG_FORMATS:
         raise fail(f"unknown --format {fmt!r}; choose one of {', '.join(TAG_FORMATS)}")
-    if schema not in SCHEMAS:
-        raise fail(f"unknown --schema {schema!r}; choose one of {', '.join(SCHEMAS)}")
-    decoder, entity_schema = TAG_FORMATS[fmt].decode, SCHEMAS[schema]
+    try:
+        entity_schema = get_schema(schema)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    decoder = TAG_FORMATS[fmt].decode
     with located(src):
         records = parse_tagged_lines(decode_text(src, read_input(src)))
 

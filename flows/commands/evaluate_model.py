@@ -31,14 +31,31 @@ from flows.commands._prefect import (
 )
 from flows.commands.run import (
     UNTRAINED_WARNING,
+    abbreviations_option,
     check_engine,
+    decode_rules,
     engine_option,
     lexicon_option,
     no_constrain_option,
+    rules_option,
 )
 from infra.datasets import data_dir
-from infra.evaluation import DEFAULT_SETS, EVAL_SETS, derived_cells, missing_data, parse_sets
-from infra.llm.local import ModelFolderError, check_model_dir, is_untrained
+from infra.evaluation import (
+    DEFAULT_SCHEMA_MODE,
+    DEFAULT_SETS,
+    EVAL_SETS,
+    check_schema_mode,
+    derived_cells,
+    missing_data,
+    parse_sets,
+    request_of,
+)
+from infra.llm.local import (
+    ModelFolderError,
+    check_model_dir,
+    check_trained_schema,
+    is_untrained,
+)
 
 
 def main(
@@ -70,18 +87,30 @@ def main(
         None, "--threads", min=1, help="CPU threads for torch (default: torch's own)."
     ),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
+    schema: str = typer.Option(
+        DEFAULT_SCHEMA_MODE,
+        "--schema",
+        help="general: ask every set the unified schema, as bioner run does, and score the "
+        "unified types its dataset annotates; dataset: ask each set its dataset's own schema.",
+    ),
     lexicon: bool = lexicon_option(),
+    abbreviations: bool = abbreviations_option(),
+    rules: str = rules_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Evaluate a model on the test sets: generate, decode, score; reports under --out."""
     quiet_libraries()
     try:
         names = parse_sets(sets)
+        check_schema_mode(schema)
     except InputError as e:
         raise fail(str(e)) from None
+    spec = decode_rules(lexicon, abbreviations, rules, "general" if schema == "general" else None)
     check_engine(engine)
     try:
         check_model_dir(model)
+        for name in names:
+            check_trained_schema(model, request_of(name, schema)[0])
     except ModelFolderError as e:
         raise fail(str(e)) from None
     root = data_dir()
@@ -117,7 +146,8 @@ def main(
                     constrained=not no_constrain,
                     max_new_tokens=max_new_tokens,
                     threads=threads,
-                    lexicon=lexicon,
+                    schema=schema,
+                    rules=spec,
                 )
         except (InputError, ModelFolderError) as e:
             raise fail(str(e)) from None
@@ -175,6 +205,8 @@ def print_report(report: dict[str, Any]) -> None:
     )
     out.print(f"model {model}", soft_wrap=True)
     out.print(
+        f"schema {report.get('schema_mode', 'dataset')}, decode rules "
+        f"{report.get('decode_rules') or 'default'}; "
         f"prompt {report['prompt_version']}, constraint {report['constraint_version']}, "
         f"limit {report['limit'] if report['limit'] is not None else 'none'}; "
         "P, R, F1: micro, percent",

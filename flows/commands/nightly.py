@@ -12,7 +12,6 @@ from typing import Any
 
 import typer
 
-from bioner.labels import SCHEMAS
 from flows.commands._common import console, fail
 from flows.commands._prefect import (
     prefect_defaults,
@@ -22,16 +21,20 @@ from flows.commands._prefect import (
 )
 from flows.commands.run import (
     _resolve_model,
+    abbreviations_option,
     check_engine,
     check_runner,
     check_schema,
     chunk_size_option,
+    decode_rules,
     engine_option,
     lexicon_option,
     max_concurrency_option,
     print_summary,
+    rules_option,
     runner_address_option,
     runner_option,
+    schema_option,
 )
 from infra.llm.local import ModelFolderError, is_untrained
 
@@ -46,13 +49,14 @@ def _options(
     runner: str | None,
     runner_address: str | None,
     max_concurrency: int,
-    lexicon: bool,
+    rules: str,
 ) -> tuple[dict[str, Any], Path]:
-    """The checked annotate options of the flows, and the model folder."""
+    """The checked annotate options of the flows, and the model folder (``rules``: the decode
+    rules spec of :func:`flows.commands.run.decode_rules`)."""
     check_schema(schema)
     check_engine(engine)
     check_runner(runner, runner_address)
-    model_dir = _resolve_model(model)
+    model_dir = _resolve_model(model, schema)
     options = {
         "model": str(model_dir),
         "schema": schema.lower(),
@@ -63,7 +67,7 @@ def _options(
         "runner": runner,
         "runner_address": runner_address,
         "max_concurrency": max_concurrency,
-        "lexicon": lexicon,
+        "rules": rules,
     }
     return options, model_dir
 
@@ -72,10 +76,6 @@ def _model_option() -> typer.models.OptionInfo:
     return typer.Option(
         None, "--model", envvar="BIONER_MODEL", help="Local model folder (as bioner run)."
     )
-
-
-def _schema_option() -> typer.models.OptionInfo:
-    return typer.Option("general", "--schema", help=f"One of {', '.join(sorted(SCHEMAS))}.")
 
 
 def _max_new_tokens_option() -> typer.models.OptionInfo:
@@ -87,7 +87,7 @@ def nightly(
     out: str = typer.Option(..., "--out", "-o", help="Output store (local or s3://)."),
     max_files: int | None = typer.Option(None, "--max-files", min=1, help="Files per night."),
     model: Path | None = _model_option(),
-    schema: str = _schema_option(),
+    schema: str = schema_option(),
     device: str = typer.Option("cpu", "--device"),
     max_new_tokens: int | None = _max_new_tokens_option(),
     engine: str = engine_option(),
@@ -96,12 +96,14 @@ def nightly(
     runner_address: str | None = runner_address_option(),
     max_concurrency: int = max_concurrency_option(),
     lexicon: bool = lexicon_option(),
+    abbreviations: bool = abbreviations_option(),
+    rules: str = rules_option(),
 ) -> None:
     """Annotate the PubMed files of SOURCE newer than the watermark in --out, then move it."""
     quiet_libraries()
     options, model_dir = _options(
         model, schema, device, max_new_tokens, engine, chunk_size, runner, runner_address,
-        max_concurrency, lexicon,
+        max_concurrency, decode_rules(lexicon, abbreviations, rules, schema),
     )  # fmt: skip
     prefect_defaults()
     with quiet_prefect_logs(), progress_bars() as listener:
@@ -131,7 +133,7 @@ def backfill(
         None, "--files-per-run", min=1, help="Files per annotate run (default: all at once)."
     ),
     model: Path | None = _model_option(),
-    schema: str = _schema_option(),
+    schema: str = schema_option(),
     device: str = typer.Option("cpu", "--device"),
     max_new_tokens: int | None = _max_new_tokens_option(),
     engine: str = engine_option(),
@@ -140,12 +142,14 @@ def backfill(
     runner_address: str | None = runner_address_option(),
     max_concurrency: int = max_concurrency_option(),
     lexicon: bool = lexicon_option(),
+    abbreviations: bool = abbreviations_option(),
+    rules: str = rules_option(),
 ) -> None:
     """Annotate a range of PubMed files, or a whole corpus, in batches of --files-per-run."""
     quiet_libraries()
     options, _ = _options(
         model, schema, device, max_new_tokens, engine, chunk_size, runner, runner_address,
-        max_concurrency, lexicon,
+        max_concurrency, decode_rules(lexicon, abbreviations, rules, schema),
     )  # fmt: skip
     prefect_defaults()
     with quiet_prefect_logs(), progress_bars() as listener:

@@ -20,8 +20,9 @@ from rich.table import Table
 
 from bioner.errors import InputError
 from bioner.ingest import read_pubmed
-from bioner.labels import SCHEMAS
+from bioner.labels import SCHEMAS, get_schema
 from bioner.records import Document
+from bioner.rules import GROUPS, RULES, DecodeRules
 from bioner.segment import DEFAULT_MAX_CHARS
 from flows import report
 from flows.commands._common import (
@@ -50,9 +51,17 @@ from infra.ingest_store import (
     probe,
 )
 from infra.llm import BACKENDS
-from infra.llm.local import TINY_VERSION, ModelFolderError, check_model_dir, is_untrained
+from infra.llm.local import (
+    TINY_VERSION,
+    ModelFolderError,
+    check_model_dir,
+    check_trained_schema,
+    is_untrained,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The schema names a user may ask (restricted ones are written base[Type,Type]).
+SCHEMA_NAMES = tuple(sorted(name for name in SCHEMAS if "[" not in name))
 REFERENCE_MODEL = ROOT / "models" / "reference"
 SAMPLE = Path(__file__).resolve().parents[1] / "sample" / "pubmed-sample.xml.gz"
 #: Engines the commands name (``infra.llm.BACKENDS``: those this installation has).
@@ -86,7 +95,8 @@ def lexicon_option() -> typer.models.OptionInfo:
         "--lexicon/--no-lexicon",
         help="Apply the model's training lexicon (lexicon.parquet, bioner lexicon) where it has "
         "one for the schema: it adds the mentions the tagger missed or cut short, corrects labels "
-        "(source 'lexicon') and drops spans of strings training never annotates.",
+        "(source 'lexicon') and drops spans of strings training never annotates (the rules on "
+        "by default for the schema; --rules switches single ones).",
     )
 
 
@@ -133,6 +143,38 @@ def max_concurrency_option() -> typer.models.OptionInfo:
     )
 
 
+def schema_option() -> typer.models.OptionInfo:
+    """``--schema``: the entity types asked (default the unified schema)."""
+    return typer.Option(
+        "general",
+        "--schema",
+        help="Entity types to tag: the unified schema general (Chinese passages: general-zh), "
+        "some of its types (general[Gene,Species]) or a dataset's schema, one of "
+        f"{', '.join(SCHEMA_NAMES)}.",
+    )
+
+
+def abbreviations_option() -> typer.models.OptionInfo:
+    """``--abbreviations/--no-abbreviations``: run the abbreviation rules."""
+    return typer.Option(
+        True,
+        "--abbreviations/--no-abbreviations",
+        help="Run the abbreviation rules: a short form defined on a mention labels its later "
+        "uses (source 'abbreviation') and its spans; one defined on no mention loses its spans.",
+    )
+
+
+def rules_option() -> typer.models.OptionInfo:
+    """``--rules``: switch single decode rules off or on."""
+    return typer.Option(
+        "",
+        "--rules",
+        help="Decode rules to switch off (-NAME) or on (+NAME), comma-separated, over the "
+        f"schema's defaults; names: {', '.join((*RULES, *GROUPS))}.",
+        show_default=False,
+    )
+
+
 def main(
     inputs: list[Path] = inputs_argument(),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the output tables."),
@@ -143,9 +185,7 @@ def main(
         help="Local model folder. Default: models/reference if present, "
         "else an UNTRAINED tiny model (for trying the pipeline only).",
     ),
-    schema: str = typer.Option(
-        "general", "--schema", help=f"Entity types to tag: {', '.join(sorted(SCHEMAS))}."
-    ),
+    schema: str = schema_option(),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
     max_chars: int = max_chars_option(DEFAULT_MAX_CHARS),
     workers: int = workers_option(),
@@ -168,6 +208,8 @@ def main(
     engine: str = engine_option(),
     no_constrain: bool = no_constrain_option(),
     lexicon: bool = lexicon_option(),
+    abbreviations: bool = abbreviations_option(),
+    rules: str = rules_option(),
     chunk_size: int = chunk_size_option(),
     runner: str | None = runner_option(),
     runner_address: str | None = runner_address_option(),
@@ -183,13 +225,14 @@ def main(
     quiet_libraries()
     _check_inputs([str(p) for p in inputs])
     check_schema(schema)
+    spec = decode_rules(lexicon, abbreviations, rules, schema)
     check_engine(engine)
     check_runner(runner, runner_address)
     try:
         check_config(str(out), shards)
     except ShardsChanged as e:
         raise fail(str(e)) from None
-    model_dir = _resolve_model(model)
+    model_dir = _resolve_model(model, schema)
     if selector is not None and not (selector / "selector.json").is_file():
         raise fail(f"{selector}: not a selector folder (no selector.json; see train-selector)")
 
@@ -219,7 +262,7 @@ def main(
                     n_shards=shards,
                     backend=engine,
                     constrained=not no_constrain,
-                    lexicon=lexicon,
+                    rules=spec,
                     chunk_size=chunk_size,
                     runner=runner,
                     runner_address=runner_address,
@@ -250,9 +293,25 @@ def check_runner(runner: str | None, address: str | None) -> None:
 
 
 def check_schema(schema: str) -> None:
-    """A one-line error for an unknown schema."""
-    if schema.lower() not in SCHEMAS:
-        raise fail(f"unknown schema {schema!r}; known: {', '.join(sorted(SCHEMAS))}")
+    """A one-line error for an unknown schema or type (``general[Gene,Foo]``)."""
+    try:
+        get_schema(schema)
+    except ValueError as e:
+        raise fail(str(e)) from None
+
+
+def decode_rules(lexicon: bool, abbreviations: bool, rules: str, schema: str) -> str:
+    """The decode rules spec of the options (:meth:`bioner.rules.DecodeRules.parse`), checked:
+    a one-line error names an unknown rule."""
+    parts = [p for p in rules.split(",") if p.strip()]
+    parts += [] if lexicon else ["-lexicon"]
+    parts += [] if abbreviations else ["-abbreviations"]
+    spec = ",".join(parts)
+    try:
+        DecodeRules.parse(spec, schema)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    return spec
 
 
 def check_engine(engine: str) -> None:
@@ -278,14 +337,17 @@ def _check_inputs(paths: list[str]) -> None:
             raise fail(f"{uri}: {problem}")
 
 
-def _resolve_model(model: Path | None) -> Path:
-    """The model folder to use, with a loud warning when its weights are untrained."""
+def _resolve_model(model: Path | None, schema: str | None = None) -> Path:
+    """The model folder to use, with a loud warning when its weights are untrained; a one-line
+    error when it was trained but never on ``schema``."""
     if model is None and REFERENCE_MODEL.is_dir():
         model = REFERENCE_MODEL
     if model is None:
         model = _tiny_model()
     try:
         check_model_dir(model)
+        if schema is not None:
+            check_trained_schema(model, schema)
     except ModelFolderError as e:
         raise fail(str(e)) from None
     if is_untrained(model):

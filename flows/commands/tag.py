@@ -19,7 +19,6 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from bioner.labels import SCHEMAS
 from bioner.segment import DEFAULT_MAX_CHARS
 from flows.commands._common import console, fail, max_chars_option
 from flows.commands._prefect import (
@@ -30,13 +29,17 @@ from flows.commands._prefect import (
 )
 from flows.commands.run import (
     _resolve_model,
+    abbreviations_option,
     add_annotation_rows,
     add_request_rows,
     check_engine,
     check_schema,
+    decode_rules,
     engine_option,
     lexicon_option,
     no_constrain_option,
+    rules_option,
+    schema_option,
     summary_table,
 )
 from infra import storage
@@ -54,9 +57,7 @@ def main(
     ),
     model: Path = typer.Option(..., "--model", envvar="BIONER_MODEL", help="Local model folder."),
     engine: str = engine_option(),
-    schema: str = typer.Option(
-        "general", "--schema", help=f"Entity types to tag: {', '.join(sorted(SCHEMAS))}."
-    ),
+    schema: str = schema_option(),
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -66,6 +67,8 @@ def main(
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
     no_constrain: bool = no_constrain_option(),
     lexicon: bool = lexicon_option(),
+    abbreviations: bool = abbreviations_option(),
+    rules: str = rules_option(),
     max_chars: int = max_chars_option(DEFAULT_MAX_CHARS),
     max_new_tokens: int | None = typer.Option(
         None,
@@ -82,8 +85,9 @@ def main(
     quiet_libraries()
     documents = documents_table(docs)
     check_schema(schema)
+    spec = decode_rules(lexicon, abbreviations, rules, schema)
     check_engine(engine)
-    model_dir = _resolve_model(model)
+    model_dir = _resolve_model(model, schema)
 
     prefect_defaults()
     with quiet_prefect_logs(), progress_bars() as listener:
@@ -109,7 +113,7 @@ def main(
                     batch_tokens=batch_tokens,
                     backend=engine,
                     constrained=not no_constrain,
-                    lexicon=lexicon,
+                    rules=spec,
                 )
         except ModelFolderError as e:
             raise fail(str(e)) from None

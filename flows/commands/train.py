@@ -26,7 +26,7 @@ from bioner.lexicon import (
     DEFAULT_VETO_COUNT,
 )
 from bioner.prompts import PROMPT_VERSION, PROMPT_VERSIONS
-from bioner.training.data import FORMATS, BuildOptions
+from bioner.training.data import FORMATS, VIEWS, BuildOptions
 from bioner.training.filter import FilterOptions
 from flows.commands._common import console, fail
 from infra.datasets import data_dir
@@ -125,6 +125,12 @@ def train_data(
         help=f"Prompt of the symbolic examples: {' or '.join(PROMPT_VERSIONS)} (types and "
         "passage only, for small models; the trained model records it).",
     ),
+    views: str = typer.Option(
+        "dataset,unified",
+        "--views",
+        help="Requests each passage is asked with: dataset (its dataset's own schema), unified "
+        "(the unified schema's types its dataset annotates: partial annotation), or both.",
+    ),
     copy: int = typer.Option(
         0,
         "--copy-examples",
@@ -135,6 +141,7 @@ def train_data(
 ) -> None:
     """Build instruction examples (prompt, response) from the benchmark training splits."""
     chosen_formats = _split_list(formats, FORMATS, "format") or ("symbolic",)
+    chosen_views = _split_list(views, VIEWS, "view") or ("dataset",)
     chosen_sets = _split_list(sets, DATASET_NAMES, "set")  # names first: no data needed
     if unit not in ("sentence", "document"):
         raise fail(f"--unit must be sentence or document, got {unit!r}")
@@ -146,7 +153,12 @@ def train_data(
     if not root.is_dir():
         raise fail(f"{root}: no benchmark data folder (set BIONER_DATA_DIR or --data)")
     options = BuildOptions(
-        max_chars=max_chars, unit=unit, formats=chosen_formats, prompt=prompt, copy_examples=copy
+        max_chars=max_chars,
+        unit=unit,
+        formats=chosen_formats,
+        prompt=prompt,
+        copy_examples=copy,
+        views=chosen_views,
     )  # type: ignore[arg-type]
     built = build_training_data(root, options, chosen_sets)
     write_training_data(built, out)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bioner.labels import DATASETS, get_schema
 from bioner.prompts import PROMPT_VERSION, check_prompt_version
 
 MARKER = "bioner-model.json"
@@ -67,6 +68,46 @@ def prompt_version(model_dir: str | Path) -> str:
         return check_prompt_version(found)
     except ValueError as e:
         raise ModelFolderError(f"{Path(model_dir) / MARKER}: {e}") from None
+
+
+def trained_schemas(model_dir: str | Path) -> frozenset[str] | None:
+    """The schemas (base names: ``general``, ``ncbi`` ...) a model bioner trained was taught,
+    over every stage of its training (the marker's ``base_marker`` chain); None when the folder
+    does not say (a model bioner did not train, or an untrained one).
+
+    A stage's marker lists its ``schemas``; an older one's are its datasets' schemas (its
+    ``examples_per_dataset``).
+    """
+    found: set[str] = set()
+    known = False
+    stage = marker(model_dir)
+    while stage:
+        if stage.get("trained") and str(stage.get("kind", "")).startswith("bioner-sft"):
+            known = True
+            if "schemas" in stage:
+                found.update(stage["schemas"])
+            else:
+                datasets = stage.get("data", {}).get("examples_per_dataset", {})
+                found.update(DATASETS[d].schema.base for d in datasets if d in DATASETS)
+        stage = stage.get("base_marker") or {}
+    return frozenset(found) if known else None
+
+
+def check_trained_schema(model_dir: str | Path, schema: str) -> None:
+    """ModelFolderError when a model bioner trained was never taught ``schema``: asking it
+    would give junk (an untaught header is a guess). Its unified counterpart (``general-zh``
+    of ``general``) counts as taught with it."""
+    trained = trained_schemas(model_dir)
+    base = get_schema(schema).base
+    if trained is None or base in trained:
+        return
+    if base == "general-zh" and "general" in trained:
+        return
+    raise ModelFolderError(
+        f"{model_dir}: trained for the schemas {', '.join(sorted(trained))}, not {base}; "
+        "ask one of those (--schema), or train the model on it (bioner train-data --views "
+        "unified for the unified schema)"
+    )
 
 
 def is_untrained(model_dir: str | Path) -> bool:

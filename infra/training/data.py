@@ -6,6 +6,7 @@ Sources (:data:`TRAIN_SOURCES`), in this order:
   inference pipeline segments documents (natural text; the IOB files are tokenised text);
 * JNLPBA ``standoff/train`` minus the 200 documents of ``jnlpba/mtl_devel_doc_ids.txt`` (the
   usual train split; those 200 are its development set);
+* BioNLP13CG and BioNLP11ID train (tokens re-joined as running text, see ``infra.datasets``);
 * cMedQANER and cEHRNER train;
 * CMeEE-V2: **its train split is not available here**; its dev split is divided 80/20 by a
   stable hash of the document id (:func:`bioner.training.data.cmeee_part`) into a training
@@ -38,11 +39,14 @@ from bioner.training.data import (
     Counts,
     Example,
     cmeee_part,
+    complete_partial,
     copy_examples,
     deduplicate,
     drop_overlap,
     examples_of,
     statistics_of,
+    unified_spec,
+    unified_view,
 )
 from infra.datasets import SPLITS, data_dir, load_split
 
@@ -72,6 +76,8 @@ TRAIN_SOURCES: tuple[TrainSource, ...] = (
         exclude_ids="jnlpba/mtl_devel_doc_ids.txt",
         note="standoff/train minus the 200 devel documents of mtl_devel_doc_ids.txt",
     ),
+    TrainSource("bionlp13cg", "bionlp13cg/train"),
+    TrainSource("bionlp11id", "bionlp11id/train"),
     TrainSource("cmedqaner", "cmedqaner/train"),
     TrainSource("cehrner", "cehrner/train"),
     TrainSource(
@@ -132,12 +138,12 @@ def build_training_data(
     eval_raw: list[Example] = []
     eval_docs: list[AnnotatedDocument] = []
     eval_counts: dict[str, Counts] = {}
-    for source in sources_for(datasets):
+    chosen = sources_for(datasets)
+    loaded = {source.dataset: _load(root, source) for source in chosen}
+    trained: dict[str, list[AnnotatedDocument]] = {}
+    for source in chosen:
         spec = DATASETS[source.dataset]
-        docs = load_split(source.split, root)
-        excluded = _excluded(root, source)
-        docs = [d for d in docs if d.id not in excluded]
-        c = counts.setdefault(source.dataset, Counts())
+        docs = loaded[source.dataset]
         if source.part:
             held = [d for d in docs if cmeee_part(d.id) != source.part]
             docs = [d for d in docs if cmeee_part(d.id) == source.part]
@@ -146,7 +152,37 @@ def build_training_data(
             eval_raw.extend(
                 _renamed(examples_of(held, spec, f"{source.split}:eval", options, ec), "-eval")
             )
-        raw.extend(examples_of(docs, spec, source.split, options, c))
+        trained[source.dataset] = docs
+    for source in chosen:
+        spec, docs = DATASETS[source.dataset], trained[source.dataset]
+        c = counts.setdefault(source.dataset, Counts())
+        # A dataset read straight into unified types (BioNLP13CG, BioNLP11ID) has no schema of
+        # its own to ask: its unified view is its dataset view, completed.
+        own = spec.schema.base not in ("general", "general-zh") or "unified" not in options.views
+        if "dataset" in options.views and own:
+            raw.extend(examples_of(docs, spec, source.split, options, c))
+        if "unified" in options.views:
+            unified = [unified_view(d, spec) for d in docs]
+            unasked = []
+            for label in spec.partial:
+                whole = [
+                    unified_view(d, DATASETS[other])
+                    for other, other_docs in trained.items()
+                    if label in DATASETS[other].scored_types
+                    and DATASETS[other].schema.language == spec.schema.language
+                    for d in other_docs
+                ]
+                if not whole:  # nothing to complete it from: the type is not asked
+                    unasked.append(label)
+                    continue
+                unified, added = complete_partial(unified, label, whole)
+                c.completed += added
+            view = unified_spec(spec, unasked)
+            unified = [
+                AnnotatedDocument(d.document, tuple(s for s in d.spans if s.label not in unasked))
+                for d in unified
+            ]
+            raw.extend(examples_of(unified, view, source.split, options, c))
     eval_examples = deduplicate(eval_raw, eval_counts)
     train = deduplicate(drop_overlap(raw, _renamed(eval_examples, ""), counts), counts)
     if options.copy_examples:
@@ -161,6 +197,12 @@ def build_training_data(
         "split_files": {s.split: SPLITS[s.split].path for s in sources_for(datasets)},
     }
     return BuiltData(train, eval_examples, eval_docs, stats)
+
+
+def _load(root: Path, source: TrainSource) -> list[AnnotatedDocument]:
+    """The documents of ``source``'s split, without its excluded ids."""
+    excluded = _excluded(root, source)
+    return [d for d in load_split(source.split, root) if d.id not in excluded]
 
 
 def _renamed(examples: Iterable[Example], suffix: str) -> list[Example]:

@@ -49,9 +49,10 @@ except ImportError as e:  # pragma: no cover - depends on the installed extras
         "install the llm extra: pip install -e .[llm]"
     ) from e
 
+from bioner.labels import get_schema
 from bioner.prompts import PROMPT_VERSION
 from bioner.training.batching import accumulation_groups, epoch_plan, token_chunks
-from bioner.training.data import Example
+from bioner.training.data import COPY_DATASET, Example
 from infra.llm.local import MARKER, check_model_dir, marker, model_id_of
 from infra.llm.prefixlm import training_mask
 from infra.llm.transformers_engine import stop_token_ids
@@ -739,6 +740,10 @@ def save_final(
         "trained": True,
         "kind": "bioner-sft-lora" if config.lora else "bioner-sft",
         "prompt": trained_prompt(examples),
+        # What the model can be asked (infra.llm.local.trained_schemas).
+        "schemas": sorted(
+            {get_schema(e.schema).base for e in examples if e.dataset != COPY_DATASET}
+        ),
         "base_model": model_id_of(config.model),
         "base_marker": marker(config.model),
         "data": {

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bioner.codec import symbolic
-from bioner.constraint import CopyAutomaton, SymbolicTarget
+from bioner.constraint import CopyAutomaton, SymbolicTarget, entity_shaped
 from bioner.labels import SCHEMAS
 from bioner.records import Span
 
@@ -108,7 +108,7 @@ def _valid_for_target(text: str, spans: list[Span], answer: str) -> bool:
 
     for s in spans:
         body = text[s.start : s.end]
-        if body != body.strip() or not body.strip():
+        if body != body.strip() or not body.strip() or not entity_shaped(body):
             return False
         if s.start > 0 and word(text[s.start - 1]) and word(text[s.start]):
             return False
@@ -118,6 +118,33 @@ def _valid_for_target(text: str, spans: list[Span], answer: str) -> bool:
     headers = [line.split(":", 1)[0] for line in lines]
     depth_ok = all(max(_depths(line)) <= 2 for line in lines if line != symbolic.NO_ENTITIES)
     return depth_ok and all(headers.count(h) <= 1 for h in set(headers))
+
+
+@pytest.mark.parametrize(
+    ("answer", "valid"),
+    [
+        ("Chemical: [Cisplatin] (5 mg) and K. 血 x", True),
+        ("Chemical: Cisplatin ([5] mg) and K. 血 x", False),  # no letter
+        ("Chemical: Cisplatin (5 mg) and [K]. 血 x", False),  # a lone Latin letter
+        ("Chemical: Cisplatin (5 mg) and K[.] 血 x", False),  # punctuation
+        ("Chemical: Cisplatin [(5 mg)] and K. 血 x", True),  # a letter inside
+        ("Chemical: Cisplatin (5 mg) and K. [血] x", True),  # a lone CJK character
+        ("Chemical: [Cisplatin (5 mg) and K. [血]] x", True),  # nested, both shaped
+    ],
+)
+def test_entities_are_entity_shaped(answer, valid):
+    target = SymbolicTarget("Cisplatin (5 mg) and K. 血 x", ("Chemical", "Disease"))
+    assert CopyAutomaton(target).accepts(answer) is valid
+
+
+def test_no_dead_end_where_no_entity_can_close():
+    """Only punctuation and digits after the last letter: no bracket may open there."""
+    automaton = CopyAutomaton(SymbolicTarget("Aspirin 5 mg: 12, 3.", ("Chemical",)))
+    state = automaton.walk(b"Chemical: [Aspirin] 5 mg: 12")
+    assert state is not None and ord("[") not in automaton.allowed(state)
+    state = automaton.walk(b"Chemical: [Aspirin] 5 ")
+    assert ord("[") in automaton.allowed(state)  # "mg" can still close
+    assert automaton.accepts("Chemical: [Aspirin] 5 [mg]: 12, 3.")
 
 
 def _depths(line: str) -> list[int]:

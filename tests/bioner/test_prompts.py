@@ -65,7 +65,10 @@ def test_general_schema_follows_the_passage_language():
     assert schema_for("general", "en").name == "general"
     assert schema_for("general", None).name == "general"
     assert schema_for("ncbi", "zh").name == "ncbi"  # no counterpart: as asked
-    assert schema_for("general", "zh").labels == SCHEMAS["general"].labels
+    # The same labels where both languages have the type; Chinese adds its clinical types.
+    shared = set(schema_for("general", "zh").labels) & set(SCHEMAS["general"].labels)
+    assert shared == {"Chemical", "Disease", "Species", "Anatomy"}
+    assert schema_for("general[Gene,Disease]", "zh").name == "general-zh[Disease]"
     assert build_prompt("患者。", schema_for("general", "zh")).startswith("你是")
 
 

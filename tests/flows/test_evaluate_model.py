@@ -55,13 +55,15 @@ def test_the_report_files_have_every_set_and_the_provenance(evaluated):
     for name, r in report["sets"].items():
         assert r["set"] == name and r["documents"] == 1 and r["limit"] == 1
         assert r["passages"] >= 1 and r["requests"] >= r["passages"]
-        assert r["schema"] == ev.schema_name(name)
+        asked, scored = ev.request_of(name)  # the unified schema, by default
+        assert r["schema"] == asked == "general" and r["schema_mode"] == "general"
+        assert r["scored_types"] == list(scored)
         assert r["model_id"] == report["model_id"]
         assert set(r["speed"]) >= {"seconds", "passages_per_s", "tokens_per_s", "output_tokens"}
         assert r["speed"]["output_tokens"] > 0 and r["speed"]["tokens_per_s"] > 0
         assert set(r["decode_issues"]) == {"total", "by_kind", "lossy_passages"}
         assert r["decode_issues"]["total"] == sum(r["decode_issues"]["by_kind"].values())
-        labels = list(SCHEMAS[r["schema"]].labels)
+        labels = list(scored)
         for kind in ("strict", "relaxed"):
             assert list(r["metrics"][kind]["per_type"])[: len(labels)] == labels
             assert r["metrics"][kind]["macro"]["labels"] == labels
@@ -80,17 +82,20 @@ def test_the_metrics_are_bioner_metrics_on_the_decoded_spans(evaluated, shared_d
     out, sets, _ = evaluated
     report = json.loads((out / "report.json").read_text())
     for name in sets:
-        gold = ev.load_eval_set(name, shared_data, limit=1)
+        gold = ev.load_eval_set(name, shared_data, limit=1, mode="general")
+        labels = ev.request_of(name)[1]
         pred = read_canonical((out / "sets" / f"{name}.pred.jsonl").read_text())
         assert [d.id for d in pred] == [d.id for d in gold]
         assert [d.text for d in pred] == [d.text for d in gold]
         for d in pred:
             for s in d.spans:  # every predicted span is a real substring of its document
                 assert s.end <= len(d.text)
+        for d in pred:  # only the types the set is scored on are kept
+            assert {s.label for s in d.spans} <= set(labels)
         expected = evaluate(
-            {d.id: d.spans for d in gold},
+            {d.id: [s for s in d.spans if s.label in labels] for d in gold},
             {d.id: d.spans for d in pred},
-            labels=SCHEMAS[ev.schema_name(name)].labels,
+            labels=labels,
         )
         assert report["sets"][name]["metrics"] == expected.to_dict()
         assert report["sets"][name]["predicted_spans"] == sum(len(d.spans) for d in pred)
@@ -123,7 +128,7 @@ def test_a_models_lexicon_fills_gaps_and_the_report_scores_the_tagger_alone(
     model = shutil.copytree(tiny_model, tmp_path / "model")
     mentions = {s.text(gold.text) for s in gold.spans}
     entries = {m: Entry(m, "Disease", 2, 2) for m in mentions}
-    write_lexicon({"ncbi": Lexicon("ncbi", entries)}, model, {"data": "gold"})
+    write_lexicon({"general": Lexicon("general", entries)}, model, {"data": "gold"})
     out = tmp_path / "out"
     args = ["evaluate", "--model", str(model), "--sets", "ncbi", "--out", str(out), *FAST]
     result = runner.invoke(app, args)
@@ -155,7 +160,28 @@ def test_an_unknown_set_is_one_line(tiny_model, tmp_path):
         app, ["evaluate", "--model", str(tiny_model), "--sets", "ncbi,genia", "-o", str(tmp_path)]
     )
     line = _one_line_error(result)
-    assert "'genia'" in line and "known: ncbi, bc5cdr, jnlpba, cmeee" in line
+    assert "'genia'" in line and "known: ncbi, bc5cdr, jnlpba, bionlp13cg, bionlp11id" in line
+
+
+def test_an_unknown_schema_or_rule_is_one_line(tiny_model, tmp_path):
+    base = ["evaluate", "--model", str(tiny_model), "--sets", "ncbi", "-o", str(tmp_path)]
+    line = _one_line_error(runner.invoke(app, [*base, "--schema", "unified"]))
+    assert "'unified'" in line and "known: general, dataset" in line
+    line = _one_line_error(runner.invoke(app, [*base, "--rules", "-nosuch"]))
+    assert "'nosuch'" in line and "abbreviation-uses" in line
+
+
+def test_the_dataset_schema_asks_each_set_its_own(prefect_backend, tiny_model, tmp_path):
+    if ev.missing_data("jnlpba"):
+        pytest.skip(ev.missing_data("jnlpba"))
+    args = ["evaluate", "--model", str(tiny_model), "--sets", "jnlpba", "--out", str(tmp_path)]
+    result = runner.invoke(app, [*args, *FAST, "--schema", "dataset", "--no-abbreviations"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    r = report["sets"]["jnlpba"]
+    assert r["schema"] == "jnlpba" and r["schema_mode"] == "dataset"
+    assert r["metrics"]["strict"]["macro"]["labels"] == list(SCHEMAS["jnlpba"].labels)
+    assert "abbreviation-uses" in r["decode_rules"]
 
 
 def test_a_missing_model_folder_is_one_line(tmp_path):

@@ -19,10 +19,10 @@ def test_the_scheduled_commands_take_no_lexicon_like_bioner_run(command):
     assert "--no-lexicon" in result.output
 
 
-@pytest.mark.parametrize("lexicon", [True, False])
-def test_the_lexicon_choice_reaches_the_flows_options(tmp_path, lexicon):
+@pytest.mark.parametrize("rules", ["", "-lexicon", "-abbreviations,+suffix"])
+def test_the_decode_rules_reach_the_flows_options(tmp_path, rules):
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
-    options, _ = _options(model, "bc5cdr", "cpu", None, "transformers", 64, None, None, 4, lexicon)
-    assert AnnotateOptions(**options).lexicon is lexicon
+    options, _ = _options(model, "bc5cdr", "cpu", None, "transformers", 64, None, None, 4, rules)
+    assert AnnotateOptions(**options).rules == rules

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from bioner.constraint import CONSTRAINT_VERSION
 from bioner.ingest import shard_of
 from flows.cli import app
 from flows.commands.run import SAMPLE, UNTRAINED_WARNING
@@ -88,7 +89,7 @@ def test_counts_reconcile(sample_run):
     assert summary["output_tokens"] == sum(g["output_tokens"] for g in spent)
     assert summary["engine"] == {
         "backend": "transformers",
-        "constrained": "copy-v3",
+        "constrained": CONSTRAINT_VERSION,
         "dtype": "float32",
     }
     assert set(summary["seconds"]) == {"ingest", "segment", "generate", "decode"}

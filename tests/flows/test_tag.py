@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from bioner.constraint import CONSTRAINT_VERSION
 from flows.annotate import TAG_SUMMARY
 from flows.cli import app
 from flows.commands.run import SAMPLE
@@ -57,7 +58,7 @@ def test_tag_writes_beside_the_documents_and_a_rerun_does_nothing(
     assert summary["generations"] == len(generations) == len(passages)
     distinct = len({p["text"] for p in passages})
     assert (summary["generated"], summary["cached"]) == (distinct, len(passages) - distinct)
-    assert summary["engine"]["constrained"] == "copy-v3"
+    assert summary["engine"]["constrained"] == CONSTRAINT_VERSION
     documents = {(d["id"], d["version"]): d["text"] for d in read(corpus, "documents")}
     for e in read(corpus, "entities"):
         assert documents[e["doc_id"], e["doc_version"]][e["start"] : e["end"]] == e["text"]

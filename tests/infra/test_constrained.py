@@ -85,13 +85,19 @@ def test_unconstrained_rows_and_engines_are_free(tiny_model, constrained):
 
 def test_limit_hit_is_reported(constrained):
     text, name = CASES[0]
-    g = constrained.generate(
-        [build_prompt(text, SCHEMAS[name])],
-        GenerationParams(max_new_tokens=5),
-        [SymbolicTarget.of(text, SCHEMAS[name])],
-    )[0]
-    assert g.finish_reason == "length"
-    assert g.output_tokens == 5
+
+    def answer(limit: int):
+        return constrained.generate(
+            [build_prompt(text, SCHEMAS[name])],
+            GenerationParams(max_new_tokens=limit),
+            [SymbolicTarget.of(text, SCHEMAS[name])],
+        )[0]
+
+    whole = answer(400)
+    assert whole.finish_reason == "stop" and whole.output_tokens >= 2
+    cut = answer(whole.output_tokens - 1)  # one token short of the model's own answer
+    assert cut.finish_reason == "length"
+    assert cut.output_tokens == whole.output_tokens - 1
 
 
 def _metaspace_tokenizer(byte_fallback: bool) -> PreTrainedTokenizerFast:

@@ -16,12 +16,14 @@ from infra import evaluation as ev
 def test_set_names_are_parsed_in_order_once_each():
     assert ev.parse_sets("ncbi, BC5CDR,ncbi,,cmeee") == ["ncbi", "bc5cdr", "cmeee"]
     assert ev.parse_sets(["jnlpba"]) == ["jnlpba"]
-    assert ev.DEFAULT_SETS == ("ncbi", "bc5cdr", "jnlpba", "cmeee")
+    assert ev.DEFAULT_SETS == ("ncbi", "bc5cdr", "jnlpba", "bionlp13cg", "bionlp11id", "cmeee")
 
 
 @pytest.mark.parametrize("text", ["ncbi,genia", "", " , "])
 def test_an_unknown_or_empty_set_list_is_an_input_error_naming_the_known(text):
-    with pytest.raises(InputError, match="known: ncbi, bc5cdr, jnlpba, cmeee"):
+    with pytest.raises(
+        InputError, match="known: ncbi, bc5cdr, jnlpba, bionlp13cg, bionlp11id, cmeee"
+    ):
         ev.parse_sets(text)
 
 
@@ -45,7 +47,39 @@ def test_every_set_is_asked_with_its_datasets_schema():
         "jnlpba-dev": "jnlpba",
         "cmedqaner-dev": "cmedqaner",
         "cehrner-dev": "cehrner",
+        # Read straight into unified types: their own schema is the unified one (in part).
+        "bionlp13cg": "general",
+        "bionlp13cg-dev": "general",
+        "bionlp11id": "general[Chemical,Gene,Species]",
+        "bionlp11id-dev": "general[Chemical,Gene,Species]",
     }
+
+
+def test_the_unified_request_asks_general_and_scores_what_each_dataset_annotates_whole():
+    assert ev.request_of("ncbi") == ("general", ("Disease",))
+    assert ev.request_of("jnlpba") == ("general", ("Gene", "Cell"))
+    # BioNLP13CG annotates only cancers as diseases: Disease is not scored on it.
+    assert ev.request_of("bionlp13cg") == (
+        "general",
+        ("Chemical", "Gene", "Species", "Cell", "Anatomy"),
+    )
+    assert ev.request_of("cmeee")[1] == (
+        "Disease",
+        "Symptom",
+        "Procedure",
+        "Equipment",
+        "Chemical",
+        "TestItem",
+        "Anatomy",
+        "Department",
+        "Species",
+    )
+    assert ev.request_of("jnlpba", "dataset") == (
+        "jnlpba",
+        ("protein", "DNA", "RNA", "cell_type", "cell_line"),
+    )
+    with pytest.raises(InputError, match="known: general, dataset"):
+        ev.request_of("ncbi", "unified")
 
 
 @pytest.mark.data
@@ -56,7 +90,7 @@ def test_each_set_reads_the_first_documents_in_file_order(shared_data, name):
     three = ev.load_eval_set(name, shared_data, limit=3)
     assert len(three) == 3
     assert [d.id for d in ev.load_eval_set(name, shared_data, limit=2)] == [d.id for d in three[:2]]
-    assert all(d.spans for d in three)
+    assert any(d.spans for d in three)  # sentence-level sets have sentences without mentions
 
 
 @pytest.mark.data

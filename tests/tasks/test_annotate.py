@@ -19,6 +19,7 @@ from bioner.labels import SCHEMAS, schema_for
 from bioner.lexicon import Entry, Lexicon
 from bioner.prompts import COMPACT_PROMPT_VERSION, PROMPT_VERSION
 from bioner.records import Entity, Passage, Span
+from bioner.rules import RULES_VERSION
 from infra import storage
 from infra.ingest_store import THROUGH, ingest_paths
 from infra.lexicon import lexicon_setting, write_lexicon
@@ -223,7 +224,7 @@ def test_decode_adds_the_models_lexicon_entities_in_the_taggers_gaps(shard, tmp_
     assert meta["bioner.lexicon"] == lexicon_setting(model) != ""
     summary = t.shard_summary(shard)
     assert (summary["lexicon_entities"], summary["lexicon_dropped"]) == (1, 1)
-    t.decode.fn(*args, model=str(model), lexicon=False)
+    t.decode.fn(*args, model=str(model), rules="-lexicon")
     assert storage.count_rows(shard.entities) == 6
     assert storage.read_metadata(shard.entities)["bioner.lexicon"] == ""
 
@@ -290,7 +291,7 @@ def test_decode_labels_the_later_uses_of_an_abbreviation_defined_on_a_found_ment
     assert all(text[e["start"] : e["end"]] == e["text"] for e in found)
     assert {e["label"] for e in found} == {"Disease"}
     meta = storage.read_metadata(shard.entities)
-    assert meta["bioner.decode_rules"] == ABBREVIATIONS_VERSION
+    assert meta["bioner.decode_rules"] == RULES_VERSION and ABBREVIATIONS_VERSION in RULES_VERSION
     assert t.shard_summary(shard)["abbreviation_entities"] == 3
 
 
@@ -754,8 +755,10 @@ def test_a_new_lexicon_decodes_again_but_keeps_the_model_version(shard, tmp_path
     # Only the lexicon differs: the shard is stale, its answers' cache keys (by the model
     # version) still match, so a rerun decodes again without generating.
     assert {k for k in after if after[k] != before[k]} == {"bioner.lexicon"}
-    off = t.annotation_settings(shard.passages, str(model), "bc5cdr", None, lexicon=False)
-    assert off == before
+    off = t.annotation_settings(shard.passages, str(model), "bc5cdr", None, rules="-lexicon")
+    # Without the lexicon its file does not matter; the rules asked are recorded.
+    assert off["bioner.lexicon"] == before["bioner.lexicon"] == ""
+    assert {k for k in off if off[k] != before[k]} == {"bioner.decode_rules"}
 
 
 def test_entities_on_a_short_form_the_document_redefines_are_dropped():

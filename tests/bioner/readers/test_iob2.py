@@ -175,3 +175,25 @@ def test_writer_skips_and_reports_empty_documents():
     report: Counter[str] = Counter()
     assert write_iob2([AnnotatedDocument(Document("e", "  "))], report=report) == ""
     assert report == {"iob2: documents without tokens skipped": 1}
+
+
+BIONLP = (
+    "The\tO\nTGF\tB-Gene_or_gene_product\n-\tI-Gene_or_gene_product\nbeta\tI-Gene_or_gene_product\n"
+    "RII\tI-Gene_or_gene_product\n(\tO\nRER\tO\n+\tO\n)\tO\nin\tO\n63\tO\n.\tO\n8\tO\n%\tO\n"
+    "of\tO\ntumors\tB-Pathological_formation\n,\tO\nblood\tB-Organism_substance\n.\tO\n\n"
+)
+
+
+def test_tokens_read_back_as_running_text_with_the_same_spans():
+    [doc] = read_iob2(BIONLP, dataset=DATASETS["bionlp13cg"], join="natural")
+    assert doc.text == "The TGF-beta RII (RER+) in 63.8% of tumors, blood."
+    assert SPACE_JOINED not in doc.document.metadata
+    # Pathological_formation has no unified type: left out; the others in unified labels.
+    assert [(s.text(doc.text), s.label) for s in doc.spans] == [
+        ("TGF-beta RII", "Gene"),
+        ("blood", "Anatomy"),
+    ]
+    [spaced] = read_iob2(BIONLP, dataset=DATASETS["bionlp13cg"])
+    assert [s.text(spaced.text) for s in spaced.spans] == ["TGF - beta RII", "blood"]
+    with pytest.raises(ValueError, match="join must be"):
+        read_iob2(BIONLP, join="tight")  # type: ignore[arg-type]

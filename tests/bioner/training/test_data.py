@@ -241,3 +241,54 @@ def test_copy_examples_are_seeded_valid_answers_in_the_languages_share():
             assert set(e.text.split()) <= set(en.text.split())
         else:
             assert set(e.text) <= set(zh.text)
+
+
+def test_the_unified_view_relabels_and_asks_only_what_a_dataset_annotates():
+    from bioner.labels import DATASETS
+    from bioner.training.data import unified_spec, unified_view
+
+    jnlpba = DATASETS["jnlpba"]
+    text = "IL-2 gene expression in T cells."
+    doc = AnnotatedDocument(
+        Document("j1", text),
+        (Span(0, 4, "DNA"), Span(24, 31, "cell_type")),
+    )
+    unified = unified_view(doc, jnlpba)
+    assert [(s.text(text), s.label) for s in unified.spans] == [
+        ("IL-2", "Gene"),
+        ("T cells", "Cell"),
+    ]
+    [example] = examples_of([unified], unified_spec(jnlpba), "jnlpba/x", BuildOptions())
+    assert example.schema == "general[Gene,Cell]"
+    assert example.response.splitlines() == [
+        "Gene: [IL-2] gene expression in T cells.",
+        "Cell: IL-2 gene expression in [T cells].",
+    ]
+    # cMedQANER's types without a unified counterpart leave the view.
+    cmedqaner = DATASETS["cmedqaner"]
+    zh = AnnotatedDocument(Document("c1", "孕妇头痛"), (Span(0, 2, "Crowd"), Span(2, 4, "Symptom")))
+    assert [s.label for s in unified_view(zh, cmedqaner).spans] == ["Symptom"]
+    assert unified_spec(cmedqaner).schema.name == (
+        "general-zh[Disease,Symptom,Chemical,Anatomy,Department]"
+    )
+
+
+def test_a_partial_type_is_completed_from_the_sets_that_annotate_it_whole():
+    from bioner.training.data import complete_partial
+
+    whole = [  # "diabetes" annotated in 2 of its 2 occurrences (a repeated text counts once)
+        AnnotatedDocument(
+            Document(f"n{i}", f"{who} with diabetes."),
+            (Span(len(who) + 6, len(who) + 14, "Disease"),),
+        )
+        for i, who in enumerate(["Patients", "Mice"])
+    ]
+    text = "TP53 in breast cancer and diabetes."
+    partial = AnnotatedDocument(Document("cg", text), (Span(0, 4, "Gene"), Span(8, 21, "Disease")))
+    [done], added = complete_partial([partial], "Disease", whole)
+    assert added == 1
+    assert [(s.text(text), s.label) for s in done.spans] == [
+        ("TP53", "Gene"),
+        ("breast cancer", "Disease"),
+        ("diabetes", "Disease"),
+    ]

@@ -26,12 +26,23 @@ def built(shared_data):
 
 def test_documents_and_entities_per_dataset_match_the_readme(built):
     stats = built.stats["datasets"]
-    assert list(stats) == ["ncbi", "bc5cdr", "jnlpba", "cmedqaner", "cehrner", "cmeee"]
+    assert list(stats) == [
+        "ncbi",
+        "bc5cdr",
+        "jnlpba",
+        "bionlp13cg",
+        "bionlp11id",
+        "cmedqaner",
+        "cehrner",
+        "cmeee",
+    ]
     docs = {name: s["documents"] for name, s in stats.items()}
     assert docs == {
         "ncbi": 593,  # PubTator train
         "bc5cdr": 500,
         "jnlpba": 1800,  # standoff/train 2000 minus the 200 devel ids
+        "bionlp13cg": 3033,  # sentences
+        "bionlp11id": 2496,
         "cmedqaner": 1673,
         "cehrner": 914,
         "cmeee": docs["cmeee"],
@@ -81,3 +92,23 @@ def test_written_folder_is_deterministic(shared_data, tmp_path):
 def test_unknown_set_is_refused():
     with pytest.raises(ValueError, match="unknown training set"):
         sources_for(["ncbi", "bc2gm"])
+
+
+def test_both_views_ask_each_passage_its_datasets_schema_and_its_unified_types(shared_data):
+    built = build_training_data(shared_data, BuildOptions(views=("dataset", "unified")))
+    schemas: dict[str, set[str]] = {}
+    for e in built.train:
+        schemas.setdefault(e.dataset, set()).add(e.schema)
+    # The same request in both views is one example (NCBI's Disease, BC5CDR's, CMeEE's).
+    assert schemas["ncbi"] == {"ncbi"} and schemas["bc5cdr"] == {"bc5cdr"}
+    assert schemas["jnlpba"] == {"jnlpba", "general[Gene,Cell]"}
+    assert schemas["bionlp13cg"] == {"general"}  # all six types: the full unified request
+    assert schemas["bionlp11id"] == {"general[Chemical,Gene,Species]"}
+    assert "general-zh[Disease,Symptom,Chemical,Anatomy,Department]" in schemas["cmedqaner"]
+    stats = built.stats["datasets"]
+    assert stats["bionlp13cg"]["completed"] > 100  # its diseases beyond cancers, filled in
+    assert stats["bionlp13cg"]["entities_per_type"]["Gene"] == 4028  # the README count
+    unified = [e for e in built.train if e.schema.startswith("general[")]
+    assert all(
+        {label for _, _, label in e.spans} <= set(e.schema[8:-1].split(",")) for e in unified
+    )

@@ -187,11 +187,13 @@ def test_too_long_examples_are_skipped_and_counted(tiny_model, data_dir, example
 
     tok = load_tokenizer(tiny_model)
     lengths = sorted(len(encode_example(tok, e.prompt, e.response)) for e in examples)
+    longer = sum(n > lengths[1] for n in lengths)  # all but the shortest two, less ties
+    assert longer >= 1
     result = train(
         _config(tiny_model, data_dir, tmp_path / "m", max_steps=1, max_length=lengths[1])
     )
-    assert result.skipped_too_long == 2
-    assert marker(tmp_path / "m")["data"]["skipped_too_long"] == 2
+    assert result.skipped_too_long == longer
+    assert marker(tmp_path / "m")["data"]["skipped_too_long"] == longer
     assert (tmp_path / "m" / MARKER).is_file()
 
 
