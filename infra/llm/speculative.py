@@ -123,48 +123,142 @@ def decode_row(
     max_draft: int = MAX_DRAFT,
 ) -> Decoded:
     """Greedy constrained decoding of one prompt with copy drafts (module doc)."""
+    return decode_batch(
+        model, [prompt_ids], [target], trie, tokenizer, stop_ids, [limit], max_draft=max_draft
+    )[0]
+
+
+@dataclass
+class _Row:
+    """One row of a batch being decoded."""
+
+    automaton: CopyAutomaton
+    masks: _Masks
+    drafter: CopyDrafter
+    limit: int
+    length: int  # valid positions of this row in the cache (its prompt's included)
+    state: State | None
+    tokens: list[int]
+    logits: torch.Tensor | None = None  # the next position's logits
+    done: bool = False
+    stopped: bool = False
+    passes: int = 1
+
+
+def decode_batch(
+    model: Any,
+    prompts: Sequence[list[int]],
+    targets: Sequence[SymbolicTarget],
+    trie: TokenTrie,
+    tokenizer: Any,
+    stop_ids: Sequence[int],
+    limits: Sequence[int],
+    *,
+    pad_id: int = 0,
+    max_draft: int = MAX_DRAFT,
+) -> list[Decoded]:
+    """Greedy constrained decoding of several prompts at once, each with its own copy drafts.
+
+    Rows share one KV cache and one forward pass per step: the prompts left-padded, each step
+    feeding every unfinished row its last token and its draft, padded to the longest. A row
+    accepts its own number of draft tokens; the keys and values of its rejected draft and of
+    padding stay in the cache but are masked out for every later step (attention mask and
+    explicit position ids), and rows that finish leave the batch.
+    """
     device = next(model.parameters()).device
-    automaton = CopyAutomaton(target, leading_space=trie.leading_space)
-    boundaries = trie.boundaries(tokenizer, target.copy)
-    masks = _Masks(trie, automaton, stop_ids, boundaries, device)
-    drafter = CopyDrafter(tokenizer, automaton)
     stops = set(stop_ids)
+    rows: list[_Row] = []
+    for prompt, target, limit in zip(prompts, targets, limits, strict=True):
+        automaton = CopyAutomaton(target, leading_space=trie.leading_space)
+        boundaries = trie.boundaries(tokenizer, target.copy)
+        rows.append(
+            _Row(
+                automaton,
+                _Masks(trie, automaton, stop_ids, boundaries, device),
+                CopyDrafter(tokenizer, automaton),
+                limit,
+                len(prompt),
+                automaton.start,
+                [],
+            )
+        )
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for r, prompt in enumerate(prompts):
+        ids[r, width - len(prompt) :] = torch.tensor(prompt)
+        mask[r, width - len(prompt) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
+    live = list(range(len(rows)))  # rows in the batch, in cache order
     with torch.inference_mode():
         out = model(
-            input_ids=torch.tensor([prompt_ids], device=device),
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
             past_key_values=cache,
             use_cache=True,
         )
-        logits = out.logits[0, -1]
-        passes = 1
-        tokens: list[int] = []
-        state: State | None = automaton.start
-        while len(tokens) < limit:
-            token = masks.choose(logits, state)
-            tokens.append(token)
-            if token in stops:
-                return Decoded(tokens, True, passes)
-            state = step_token(trie, automaton, state, token)
-            if len(tokens) >= limit:
+        for k, r in enumerate(live):
+            rows[r].logits = out.logits[k, -1]
+        while live:
+            feeds: list[list[int]] = []
+            for r in live:
+                row = rows[r]
+                if len(row.tokens) >= row.limit:
+                    row.done = True
+                    feeds.append([])
+                    continue
+                token = row.masks.choose(row.logits, row.state)
+                row.tokens.append(token)
+                if token in stops:
+                    row.done = row.stopped = True
+                    feeds.append([])
+                    continue
+                row.state = step_token(trie, row.automaton, row.state, token)
+                room = row.limit - len(row.tokens)
+                if room <= 0:
+                    row.done = True
+                    feeds.append([])
+                    continue
+                feeds.append([token, *row.drafter.draft(row.state, min(max_draft, room))])
+            keep = [k for k, r in enumerate(live) if not rows[live[k]].done]
+            if not keep:
                 break
-            draft = drafter.draft(state, min(max_draft, limit - len(tokens)))
-            feed = [token, *draft]
+            if len(keep) < len(live):  # finished rows leave the batch and the cache
+                index = torch.tensor(keep, device=device)
+                cache.reorder_cache(index)
+                mask = mask[keep]
+                live = [live[k] for k in keep]
+                feeds = [feeds[k] for k in keep]
+            span = max(len(f) for f in feeds)
+            step_ids = torch.full((len(live), span), pad_id, dtype=torch.long)
+            step_mask = torch.zeros((len(live), span), dtype=torch.long)
+            step_positions = torch.zeros((len(live), span), dtype=torch.long)
+            for k, (r, feed) in enumerate(zip(live, feeds, strict=True)):
+                step_ids[k, : len(feed)] = torch.tensor(feed)
+                step_mask[k, : len(feed)] = 1
+                step_positions[k] = rows[r].length + torch.arange(span)
+            mask = torch.cat([mask, step_mask], dim=1)
             out = model(
-                input_ids=torch.tensor([feed], device=device),
+                input_ids=step_ids.to(device),
+                attention_mask=mask.to(device),
+                position_ids=step_positions.to(device),
                 past_key_values=cache,
                 use_cache=True,
             )
-            passes += 1
-            step_logits = out.logits[0]
-            accepted = 0
-            for j, proposed in enumerate(draft):
-                if masks.choose(step_logits[j], state) != proposed:
-                    break
-                tokens.append(proposed)
-                state = step_token(trie, automaton, state, proposed)
-                accepted += 1
-            logits = step_logits[accepted]
-            if accepted < len(draft):  # forget the rejected draft's keys and values
-                cache.crop(len(prompt_ids) + len(tokens) - cache.get_seq_length())
-    return Decoded(tokens, False, passes)
+            column = mask.shape[1] - span
+            for k, (r, feed) in enumerate(zip(live, feeds, strict=True)):
+                row = rows[r]
+                row.passes += 1
+                accepted = 0
+                for j, proposed in enumerate(feed[1:]):
+                    if row.masks.choose(out.logits[k, j], row.state) != proposed:
+                        break
+                    row.tokens.append(proposed)
+                    row.state = step_token(trie, row.automaton, row.state, proposed)
+                    accepted += 1
+                row.logits = out.logits[k, accepted]
+                row.length += 1 + accepted
+                mask[k, column + 1 + accepted :] = 0  # the rejected draft and the padding
+    return [Decoded(row.tokens, row.stopped, row.passes) for row in rows]

@@ -43,7 +43,7 @@ from bioner.generation import Generation, GenerationParams
 from infra.llm.constrained import CopyConstraintProcessor, TokenTrie
 from infra.llm.local import check_decoding, check_model_dir, model_id_of, prompt_version
 from infra.llm.prefixlm import is_prefix_lm, prefill
-from infra.llm.speculative import decode_row
+from infra.llm.speculative import decode_batch
 
 log = logging.getLogger(__name__)
 
@@ -206,22 +206,41 @@ class TransformersEngine:
             groups.setdefault(dataclasses.replace(p, max_new_tokens=1), []).append(i)
         for sampling, indices in groups.items():
             if self.speculative and sampling.greedy:
-                for i in [i for i in indices if per_target[i] is not None]:
-                    results[i] = self._speculate(encoded[i], per_target[i], limits[i])
+                drafted = [i for i in indices if per_target[i] is not None]
+                for batch in self._batches(drafted, encoded, limits):
+                    for i, generation in self._speculate(batch, encoded, per_target, limits):
+                        results[i] = generation
                 indices = [i for i in indices if per_target[i] is None]
             for batch in self._batches(indices, encoded, limits):
                 for i, generation in self._run_batch(batch, encoded, limits, per_target, sampling):
                     results[i] = generation
         return [r for r in results if r is not None]
 
-    def _speculate(self, prompt_ids: list[int], target: Any, limit: int) -> Generation:
+    def _speculate(
+        self,
+        batch: list[int],
+        encoded: list[list[int]],
+        targets: list[SymbolicTarget | None],
+        limits: list[int],
+    ) -> list[tuple[int, Generation]]:
+        """One batch of greedy constrained prompts, decoded copy-speculatively."""
         assert self.trie is not None
-        row = decode_row(
-            self.model, prompt_ids, target, self.trie, self.tokenizer, self.stop_ids, limit
+        rows = decode_batch(
+            self.model,
+            [encoded[i] for i in batch],
+            [targets[i] for i in batch],  # type: ignore[misc]
+            self.trie,
+            self.tokenizer,
+            self.stop_ids,
+            [limits[i] for i in batch],
+            pad_id=self.tokenizer.pad_token_id,
         )
-        self.passes += row.passes
-        self.speculated_tokens += len(row.tokens)
-        return self._result(row.tokens, len(prompt_ids), limit)
+        out = []
+        for i, row in zip(batch, rows, strict=True):
+            self.passes += row.passes
+            self.speculated_tokens += len(row.tokens)
+            out.append((i, self._result(row.tokens, len(encoded[i]), limits[i])))
+        return out
 
     def _limit(self, prompt_ids: list[int], params: GenerationParams) -> int:
         if self.max_context is None:
