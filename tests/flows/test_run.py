@@ -101,6 +101,39 @@ def test_missing_input_is_one_line_and_exit_2(tmp_path):
     assert result.output.strip() == f"error: {tmp_path / 'nope.xml'}: no such file"
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--schema", "nosuch"], "unknown schema 'nosuch'; known: bc5cdr, bionlp11id"),
+        (["--schema", "general[Gene,Variant]"], "unknown type 'Variant'; known: Chemical"),
+        (["--rules", "-nosuch"], "unknown decode rule 'nosuch'; known: shape, veto"),
+    ],
+)
+def test_an_unknown_schema_type_or_rule_is_one_line_naming_the_known(tmp_path, option, message):
+    result = runner.invoke(app, ["run", str(SAMPLE), "--out", str(tmp_path / "out"), *option])
+    assert result.exit_code == 2
+    assert result.output.startswith(f"error: {message}")
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_never_taught_the_schema_is_refused_in_one_line(tmp_path, tiny_model):
+    import json
+    import shutil
+
+    model = shutil.copytree(tiny_model, tmp_path / "model")
+    info = {"trained": True, "kind": "bioner-sft", "schemas": ["ncbi"]}
+    (model / "bioner-model.json").write_text(json.dumps(info))
+    args = ["run", str(SAMPLE), "--out", str(tmp_path / "out"), "--model", str(model)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        f"error: {model}: trained for the schemas ncbi, not general; ask one of those "
+        "(--schema), or train the model on it (bioner train-data --views unified for the "
+        "unified schema)"
+    )
+
+
 def test_unrecognised_input_fails_before_starting_anything(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("PMID 1\ttitle\n")
