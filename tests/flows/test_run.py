@@ -105,7 +105,7 @@ def test_missing_input_is_one_line_and_exit_2(tmp_path):
     ("option", "message"),
     [
         (["--schema", "nosuch"], "unknown schema 'nosuch'; known: bc5cdr, bionlp11id"),
-        (["--schema", "general[Gene,Variant]"], "unknown type 'Variant'; known: Chemical"),
+        (["--schema", "general[Gene,Variant]"], "schema general: unknown type 'Variant'; known"),
         (["--rules", "-nosuch"], "unknown decode rule 'nosuch'; known: shape, veto"),
     ],
 )
