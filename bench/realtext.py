@@ -33,9 +33,10 @@ import pyarrow.dataset as pads
 from bioner.constraint import entity_shaped
 
 _CJK = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-#: A heading: at the start of the text or after a sentence end, a short phrase and a colon.
+#: A heading inside an abstract: after a sentence end, a short phrase and a colon (a title's
+#: "SlideMamba: a hybrid framework" names a method; it is no heading).
 _HEADING = re.compile(
-    r"(?:^|(?<=[.。!?！？]\s)|(?<=[.。!?！？]))"
+    r"(?:(?<=[.。!?！？]\s)|(?<=[.。!?！？]))"
     r"([A-Z][A-Za-z]*(?: [A-Za-z]+){0,2}|[\u4e00-\u9fff]{1,4})\s?[:：]"
 )
 
@@ -53,7 +54,9 @@ def measure(out: Path, sample: int, seed: int) -> dict:
     words: Counter[str] = Counter()
     for d in documents.values():
         language = "zh" if d["language"] == "zh" else "en"
-        words[language] += len(_CJK.findall(d["text"])) if language == "zh" else len(d["text"].split())
+        words[language] += (
+            len(_CJK.findall(d["text"])) if language == "zh" else len(d["text"].split())
+        )
     headings: dict[str, set[tuple[int, int]]] = {}
     for doc_id, d in documents.items():
         headings[doc_id] = {m.span(1) for m in _HEADING.finditer(d["text"])}

@@ -52,7 +52,14 @@ LEXICON_VERSION = "lexicon-v4"
 #: labels asked, and takes switches for each rule (:data:`RULES`).
 APPLY_VERSION = "apply-v7"
 #: The rules of :meth:`Lexicon.apply`, each of which can be switched off.
-RULES = ("veto", "foreign", "relabel", "fill", "complete", "trim", "suffix", "shape")
+RULES = ("veto", "unit-veto", "foreign", "relabel", "fill", "complete", "trim", "suffix", "shape")
+#: ``unit-veto`` (:meth:`Lexicon.common_words`): a tagger span of words training holds often
+#: and (almost) never inside a mention is dropped, whatever the span's whole string: each of
+#: its units occurs at least UNIT_VETO_COUNT times in the training passages asked its label
+#: and lies inside a mention in at most UNIT_VETO_SHARE of them ("rural", "Time Series").
+#: A word training never holds is no evidence: new names ("OXCT1") stand.
+UNIT_VETO_COUNT = 5
+UNIT_VETO_SHARE = 0.02
 #: Defaults of :class:`Lexicon`, chosen on the development sets (``bioner evaluate --sets
 #: ncbi-dev,bc5cdr-dev,jnlpba-dev``; see ``models/reference/README.md``): minimum ratios 0.2 to
 #: 0.5 were within 0.4 F1 of each other, 0.3 among the best; a minimum count above 1 lost 1 to 2.
@@ -249,6 +256,28 @@ class Lexicon:
                 return []
         return [p.shifted(span.start) for p in parts]
 
+    def common_words(self, string: str, label: str | None = None) -> bool:
+        """Whether every unit of ``string`` is a word training holds at least
+        :data:`UNIT_VETO_COUNT` times (in the passages that asked ``label``, for a partially
+        annotated schema) and finds inside a mention in at most :data:`UNIT_VETO_SHARE` of
+        them: no mention of any type is made of such words alone."""
+        partial = bool(self.inside_by_label)
+        inside = self.inside_by_label.get(label or "", {}) if partial else self.inside
+        held = self.unseen_by_label.get(label or "", {}) if partial else self.unseen
+        found = units(string)
+        if not found:
+            return False
+        for start, end in found:
+            unit = string[start:end]
+            within, occurrences = inside.get(unit.lower(), (0, 0))
+            if not occurrences:  # never inside a mention: its count among the unseen strings
+                occurrences = held.get(unit, 0) + (
+                    held.get(unit.lower(), 0) if unit.lower() != unit else 0
+                )
+            if occurrences < UNIT_VETO_COUNT or within > UNIT_VETO_SHARE * occurrences:
+                return False
+        return True
+
     def vetoes(self, string: str, label: str | None = None) -> bool:
         """Whether a tagger span of ``string`` is dropped: training holds the string at least
         ``veto_count`` times and never annotates it (``"patients"``, ``"study"``, ``"."``).
@@ -416,8 +445,14 @@ class Lexicon:
         for span in spans:
             string = text[span.start : span.end]
             entry = self._active.get(string)
-            if ("veto" not in skip and self.vetoes(string, span.label)) or (
-                "foreign" not in skip and self.foreign(string, excluded)
+            if (
+                ("veto" not in skip and self.vetoes(string, span.label))
+                or ("foreign" not in skip and self.foreign(string, excluded))
+                or (
+                    "unit-veto" not in skip
+                    and entry is None
+                    and self.common_words(string, span.label)
+                )
             ):
                 dropped.append(span)
             elif (

@@ -10,7 +10,7 @@ Per passage, in order:
 - ``shape``: a span that is not entity-shaped (:func:`bioner.constraint.entity_shaped`: no
   letter, or a lone Latin character) is dropped. Copy-constrained decoding never writes one;
   this catches unconstrained and grammar-constrained (vLLM) answers.
-- the training lexicon's rules (:data:`bioner.lexicon.RULES`: ``veto``, ``foreign``,
+- the training lexicon's rules (:data:`bioner.lexicon.RULES`: ``veto``, ``unit-veto``, ``foreign``,
   ``relabel``, ``fill``, ``complete``, ``trim``, ``suffix``, ``shape-code``), with the lexicon
   of the schema asked (its base: ``general`` for ``general[Gene]``), giving only the labels
   asked.

@@ -71,7 +71,7 @@ def test_the_lexicon_gives_only_the_labels_asked():
     vetoed = apply_to_passage(text, [Span(23, 31, "Species")], GENERAL, lexicons, DecodeRules())
     assert vetoed.dropped == [Span(23, 31, "Species")]
     kept = apply_to_passage(
-        text, [Span(23, 31, "Species")], GENERAL, lexicons, DecodeRules.parse("-veto")
+        text, [Span(23, 31, "Species")], GENERAL, lexicons, DecodeRules.parse("-veto,-unit-veto")
     ).kept
     assert kept == [Span(23, 31, "Species")]
 
@@ -109,3 +109,24 @@ def test_the_document_rules_label_spread_and_drop_abbreviations():
     off = apply_to_document(text, found, DecodeRules.parse("-abbreviations"))
     assert off.spans == found and off.redefined == 0
     assert set(ABBREVIATION_RULES) <= DecodeRules.parse("-abbreviations").off
+
+
+def test_a_span_of_words_training_holds_often_outside_mentions_goes():
+    """unit-veto: every unit common in training and (almost) never inside a mention."""
+    lexicon = Lexicon(
+        "general",
+        {"cisplatin": Entry("cisplatin", "Chemical", 5, 5)},
+        unseen={"time": 40, "series": 12, "Time": 6},
+        inside={"cells": (50, 60), "time": (0, 40)},
+    )
+    assert lexicon.common_words("Time series")
+    assert not lexicon.common_words("T cells")  # "cells" is inside mentions, "T" unknown
+    assert not lexicon.common_words("OXCT1")  # never seen: a new name stands
+    text = "Time series of OXCT1."
+    result = apply_to_passage(
+        text, [Span(0, 11, "Gene"), Span(15, 20, "Gene")], GENERAL, {"general": lexicon},
+        DecodeRules(),
+    )  # fmt: skip
+    assert result.dropped == [Span(0, 11, "Gene")] and result.kept == [Span(15, 20, "Gene")]
+    off = DecodeRules.parse("-unit-veto")
+    assert apply_to_passage(text, [Span(0, 11, "Gene")], GENERAL, {"general": lexicon}, off).kept
