@@ -4,8 +4,9 @@ One :class:`VLLMEngine` per worker: the ``vllm.LLM`` (weights, KV cache, CUDA gr
 once in the constructor and reused for every batch. Each :meth:`VLLMEngine.generate` call is one
 ``LLM.generate`` call with the whole list of prompts and one ``SamplingParams`` per prompt;
 vLLM schedules them itself (continuous batching), so there is no batching here. Prefix caching
-is always on, since every prompt of a shard shares the instruction. Options: n-gram speculative
-decoding (drafts copied from the prompt, which the symbolic answer mostly repeats), one LoRA
+is always on, since every prompt of a shard shares the instruction. n-gram speculative
+decoding (drafts copied from the prompt, which the symbolic answer mostly repeats) is on by
+default (:data:`DEFAULT_NGRAM_TOKENS`); options: one LoRA
 adapter (a local folder), tensor parallelism.
 
 The copy constraint is on by default: a prompt with a :class:`SymbolicTarget` gets vLLM's
@@ -38,6 +39,14 @@ from infra.llm.local import (
     prompt_version,
 )
 from infra.llm.prefixlm import ATTENTION_KEY
+
+#: n-gram (prompt-lookup) speculation, on by default: a symbolic answer copies its passage, so
+#: the tokens after the answer's last n-gram in the prompt are the likely next ones; vLLM
+#: drafts up to this many and verifies them in one step, under the structured-output grammar
+#: like every other token (greedy answers do not change). The n-gram may be a single token, so
+#: drafting resumes one token after a bracket, which the passage does not hold.
+DEFAULT_NGRAM_TOKENS = 8
+DEFAULT_NGRAM_LOOKUP = (1, 4)
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +161,8 @@ class VLLMEngine:
         dtype: str = "auto",
         tensor_parallel_size: int = 1,
         lora_dir: str | Path | None = None,
-        speculative_ngram_tokens: int | None = None,
-        ngram_lookup: tuple[int, int] = (2, 5),
+        speculative_ngram_tokens: int | None = DEFAULT_NGRAM_TOKENS,
+        ngram_lookup: tuple[int, int] = DEFAULT_NGRAM_LOOKUP,
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         seed: int = 0,

@@ -88,7 +88,13 @@ def test_llm_is_built_once_with_prefix_caching_and_tensor_parallel(engine, fake_
     assert llm.model == str(tiny_model)
     assert llm.kwargs["enable_prefix_caching"] is True
     assert llm.kwargs["tensor_parallel_size"] == 2
-    assert llm.kwargs["speculative_config"] is None
+    # n-gram speculation by default: the answer copies the prompt's passage
+    assert llm.kwargs["speculative_config"] == {
+        "method": "ngram",
+        "num_speculative_tokens": 8,
+        "prompt_lookup_min": 1,
+        "prompt_lookup_max": 4,
+    }
     assert llm.kwargs["enable_lora"] is False
     engine.generate(PROMPTS, GenerationParams())
     engine.generate(PROMPTS[:1], GenerationParams())
@@ -164,6 +170,8 @@ def test_ngram_speculative_decoding_option(fake_vllm, tiny_model):
     assert "speculative" not in engine.settings  # greedy outputs do not depend on it
     with pytest.raises(ValueError, match="ngram_lookup"):
         VLLMEngine(tiny_model, speculative_ngram_tokens=4, ngram_lookup=(5, 2))
+    VLLMEngine(tiny_model, speculative_ngram_tokens=None)  # off
+    assert fake_vllm.LLM.instances[-1].kwargs["speculative_config"] is None
 
 
 def test_lora_adapter(fake_vllm, tiny_model, adapter):
