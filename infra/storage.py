@@ -234,9 +234,16 @@ def open_input(uri: str) -> BinaryIO:
 
 
 def write_table(
-    table: pa.Table, uri: str, schema: pa.Schema, metadata: Mapping[str, str] | None = None
+    table: pa.Table,
+    uri: str,
+    schema: pa.Schema,
+    metadata: Mapping[str, str] | None = None,
+    compression: str = "snappy",
+    compression_level: int | None = None,
 ) -> str:
-    """Write ``table`` as Parquet with exactly ``schema`` (plus ``metadata``) atomically.
+    """Write ``table`` as Parquet with exactly ``schema`` (plus ``metadata``) atomically,
+    ``compression`` as ``pyarrow.parquet.write_table`` takes it (snappy: fast to read and
+    write; zstd for a file written once and shipped).
 
     Columns are selected and cast to the schema, so a missing column or a lossy type fails
     here rather than in a later reader. Returns ``uri``.
@@ -250,7 +257,12 @@ def write_table(
         meta[key.encode()] = value.encode()
     table = table.replace_schema_metadata(meta)
 
-    _atomic_write(uri, lambda tmp: pq.write_table(table, tmp))
+    _atomic_write(
+        uri,
+        lambda tmp: pq.write_table(
+            table, tmp, compression=compression, compression_level=compression_level
+        ),
+    )
     return uri
 
 
@@ -327,9 +339,11 @@ def write_rows(
     uri: str,
     schema: pa.Schema,
     metadata: Mapping[str, str] | None = None,
+    **parquet: Any,
 ) -> str:
-    """Write ``rows`` (dicts keyed by column) with :func:`write_table`."""
-    return write_table(pa.Table.from_pylist(rows, schema=schema), uri, schema, metadata)
+    """Write ``rows`` (dicts keyed by column) with :func:`write_table` (``parquet``: its
+    compression options)."""
+    return write_table(pa.Table.from_pylist(rows, schema=schema), uri, schema, metadata, **parquet)
 
 
 def read_table(

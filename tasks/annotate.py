@@ -187,8 +187,19 @@ def annotation_settings(
 
 
 def rules_setting(rules: str, schema: str) -> str:
-    """The decode rules a request asks (:meth:`bioner.rules.DecodeRules.setting`)."""
-    return DecodeRules.parse(rules, schema).setting()
+    """The decode rules a request asks (:meth:`bioner.rules.DecodeRules.setting`): of each
+    language's counterpart of ``schema`` where their defaults differ (``general``:
+    ``general: ...; general-zh: ...``)."""
+    asked: dict[str, str] = {}
+    for language in ("en", "zh"):
+        try:
+            name = schema_for(schema, language).name
+        except ValueError:  # a restricted schema none of whose types the language has
+            continue
+        asked[name] = DecodeRules.parse(rules, name).setting()
+    if len(set(asked.values())) <= 1:
+        return DecodeRules.parse(rules, schema).setting()
+    return "; ".join(f"{name}: {setting}" for name, setting in asked.items())
 
 
 def uses_lexicon(rules: str, schema: str) -> bool:

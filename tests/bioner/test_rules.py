@@ -32,6 +32,15 @@ def test_rules_parse_switches_over_the_schemas_defaults():
     assert DecodeRules.parse("-veto").setting() == f"{RULES_VERSION} off=veto"
 
 
+def test_the_unified_schemas_leave_off_the_rules_measured_to_gain_nothing():
+    assert DecodeRules.parse("", "general").off == {"foreign", "shape-code"}
+    assert DecodeRules.parse("", "general[Gene]").off == {"foreign", "shape-code"}
+    assert DecodeRules.parse("+foreign", "general").off == {"shape-code"}
+    zh = DecodeRules.parse("", "general-zh")
+    assert not zh.abbreviations and "suffix" in zh.off and "veto" not in zh.off
+    assert DecodeRules.parse("", "ncbi").off == frozenset()
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [("-nosuch", "unknown decode rule 'nosuch'"), ("veto", "write -NAME or \\+NAME")],

@@ -79,7 +79,7 @@ def test_interrupted_write_keeps_the_old_file(root, monkeypatch):
     uri = storage.join(root, "x.parquet")
     storage.write_rows([{"id": "1", "source": ""}], uri, TOMBSTONES_V1)
 
-    def crash(table, where):
+    def crash(table, where, **options):
         with open(where, "wb") as f:
             f.write(b"PAR1 half a file")
         raise OSError("disk full")
