@@ -409,7 +409,8 @@ def schema_for(name: str, language: str | None) -> EntitySchema:
     if not labels:
         raise ValueError(
             f"schema {schema.name}: none of its types has a {language} counterpart in {other} "
-            f"({', '.join(counterpart.labels)})"
+            f"({', '.join(counterpart.labels)}), so a {language} passage cannot be asked it; "
+            f"add a type {other} has, or ask {schema.base}"
         )
     return counterpart.restrict(labels)
 

@@ -130,6 +130,16 @@ class AnnotateOptions(BaseModel):
 class ShardsFailed(RuntimeError):
     """Some shards could not be annotated; the others are committed and stay done."""
 
+    def __init__(self, message: str, failed: int = 0, total: int = 0) -> None:
+        super().__init__(message)
+        self.failed, self.total = failed, total
+
+    def line(self) -> str:
+        """The error on one line, saying what a rerun does."""
+        if 0 < self.failed < self.total:
+            return f"{self} (the other shards are committed: run again to retry these)"
+        return str(self)
+
 
 @flow(name="annotate-shards", validate_parameters=False)
 def annotate_shards(
@@ -143,6 +153,7 @@ def annotate_shards(
     the others; the flow fails after all are tried, naming the failed shards."""
     generate = t.generate.with_options(tags={GPU_TAG}) if is_gpu(request.device) else t.generate
     pending: dict[int, Any] = {}
+    generating: dict[int, Any] = {}
     failed: dict[int, str] = {}
     done: list[int] = []
 
@@ -152,14 +163,17 @@ def annotate_shards(
         state = future.state
         if state.is_completed():
             done.append(shard)
-        else:
-            failed[shard] = str(state.message or state.type.value)
+            return
+        # A decode that never ran because its generate failed: the generate's reason.
+        upstream = generating[shard].state
+        cause = state if upstream.is_completed() else upstream
+        failed[shard] = _reason(cause)
 
     for shard, paths in shards.items():
         if len(pending) >= max_concurrency:
             settle(next(iter(pending)))
         with gpu_placement(runner, request.device):
-            generations = generate.submit(
+            generations = generating[shard] = generate.submit(
                 paths.passages,
                 paths.generations,
                 request.model,
@@ -188,9 +202,31 @@ def annotate_shards(
     for shard in list(pending):
         settle(shard)
     if failed:
-        lines = "; ".join(f"shard {k}: {why}" for k, why in sorted(failed.items()))
-        raise ShardsFailed(f"{len(failed)} of {len(shards)} shard(s) failed: {lines}")
+        by_reason: dict[str, list[int]] = {}
+        for k, why in sorted(failed.items()):
+            by_reason.setdefault(why, []).append(k)
+        lines = "; ".join(
+            f"shard{'s' if len(ks) > 1 else ''} {', '.join(map(str, ks))}: {why}"
+            for why, ks in by_reason.items()
+        )
+        raise ShardsFailed(
+            f"{len(failed)} of {len(shards)} shard(s) failed: {lines}", len(failed), len(shards)
+        )
     return sorted(done)
+
+
+def _reason(state: Any) -> str:
+    """Why a task run failed, on one line: its exception's type and message where Prefect
+    kept it, else the state's message."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception as e:  # the result itself may be unreadable
+        exc = e
+    if isinstance(exc, BaseException):
+        text = f"{type(exc).__name__}: {exc}"
+    else:
+        text = str(state.message or state.type.value)
+    return " ".join(text.split())
 
 
 def _annotate(

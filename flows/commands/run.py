@@ -239,7 +239,7 @@ def main(
     prefect_defaults()
     with quiet_prefect_logs(), progress_bars() as listener:
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
-        from flows.annotate import annotate_corpus
+        from flows.annotate import ShardsFailed, annotate_corpus
         from tasks.progress import listening
 
         console.print(
@@ -273,6 +273,8 @@ def main(
             raise fail(str(e)) from None
         except ImportError as e:  # the engine's or the runner's libraries are not installed
             raise fail(str(e)) from None
+        except ShardsFailed as e:
+            raise fail(e.line(), 1) from None
     for note in summary["ingest"]["notes"]:
         console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     for line in error_lines(summary["ingest"]):

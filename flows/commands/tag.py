@@ -92,7 +92,7 @@ def main(
     prefect_defaults()
     with quiet_prefect_logs(), progress_bars() as listener:
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
-        from flows.annotate import tag_documents
+        from flows.annotate import ShardsFailed, tag_documents
         from tasks.progress import listening
 
         console.print(
@@ -119,6 +119,8 @@ def main(
             raise fail(str(e)) from None
         except ImportError as e:  # the engine's libraries are not installed
             raise fail(f"--engine {engine}: {e}") from None
+        except ShardsFailed as e:
+            raise fail(e.line(), 1) from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:

@@ -134,6 +134,23 @@ def test_a_model_never_taught_the_schema_is_refused_in_one_line(tmp_path, tiny_m
     )
 
 
+def test_a_type_a_language_lacks_fails_its_shards_in_one_line_naming_the_cause(
+    prefect_backend, tiny_model, tmp_path
+):
+    corpus = tmp_path / "mixed.jsonl"
+    corpus.write_text('{"id": "z1", "text": "患者出现发热和咳嗽。"}\n', "utf-8")
+    args = ["run", str(corpus), "--out", str(tmp_path / "out"), "--model", str(tiny_model)]
+    result = runner.invoke(app, [*args, "--schema", "general[Gene]", "--max-new-tokens", "4"])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: 1 of 1 shard(s) failed: shard 0: ValueError: schema general[Gene]: none of its "
+        "types has a zh counterpart in general-zh (Disease, Symptom, Procedure, Equipment, "
+        "Chemical, TestItem, Anatomy, Department, Species), so a zh passage cannot be asked it; "
+        "add a type general-zh has, or ask general"
+    ]
+
+
 def test_unrecognised_input_fails_before_starting_anything(tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("PMID 1\ttitle\n")
