@@ -38,10 +38,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from generate import PeerLoop, documents  # bench/generate.py, beside this script
 
 from bioner.constraint import SymbolicTarget
 from bioner.generation import Engine, Generation, GenerationParams
-from infra.datasets import load_split
 from infra.llm.transformers_engine import TransformersEngine
 from tasks.evaluate import SetRun, evaluate_documents
 
@@ -49,19 +49,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SPLIT = "ncbi/iob/test"
 
 
-class PlainGenerate:
+class PlainGenerate(PeerLoop):
     """``model.generate`` batched and greedy, without constraint or speculation, writing as
     many tokens per batch as the longest of its prompts' ``lengths`` (the i-th prompt of the
     one call ``bioner evaluate``'s code makes: bioner's i-th answer's token count)."""
 
-    def __init__(self, engine: TransformersEngine, lengths: list[int]) -> None:
-        self.engine, self.lengths = engine, lengths
-        self.model_id, self.prompt_version = engine.model_id, engine.prompt_version
-        self.settings = {"backend": "plain generate", "constrained": "off"}
-        self.max_context = engine.max_context
+    backend = "plain generate"
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self.engine.count_tokens(texts)
+    def __init__(self, engine: TransformersEngine, lengths: list[int]) -> None:
+        super().__init__(engine)
+        self.lengths = lengths
 
     def generate(
         self,
@@ -131,7 +128,7 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], help="sides to skip: filed plain")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    docs = [d for d in load_split(SPLIT) if d.text.strip() and "\n" not in d.text][: args.passages]
+    docs = documents(SPLIT, args.passages)
     ours = TransformersEngine(args.model)
     params = sum(p.numel() for p in ours.model.parameters())
     print(

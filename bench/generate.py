@@ -61,20 +61,32 @@ def documents(split: str, n: int) -> list[AnnotatedDocument]:
     return out
 
 
-class DemoLoop:
-    """The paper's demo behind the engine interface: one prompt at a time, sampling at
-    temperature 0.5 up to a large ``max_length``; per-prompt limits and targets are ignored."""
+class PeerLoop:
+    """A peer's decoding loop behind the engine interface, on a :class:`TransformersEngine`'s
+    model and tokenizer (its id, prompt version and token counts are the engine's)."""
 
-    def __init__(self, engine: TransformersEngine, max_length: int) -> None:
+    backend = ""
+
+    def __init__(self, engine: TransformersEngine) -> None:
         self.engine = engine
-        self.max_length = max_length
         self.model_id = engine.model_id
         self.prompt_version = engine.prompt_version
-        self.settings = {"backend": "demo loop", "constrained": "off"}
+        self.settings = {"backend": self.backend, "constrained": "off"}
         self.max_context = engine.max_context
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.engine.count_tokens(texts)
+
+
+class DemoLoop(PeerLoop):
+    """The paper's demo behind the engine interface: one prompt at a time, sampling at
+    temperature 0.5 up to a large ``max_length``; per-prompt limits and targets are ignored."""
+
+    backend = "demo loop"
+
+    def __init__(self, engine: TransformersEngine, max_length: int) -> None:
+        super().__init__(engine)
+        self.max_length = max_length
 
     def generate(
         self,

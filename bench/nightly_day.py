@@ -25,7 +25,6 @@ import argparse
 import copy
 import gzip
 import json
-import os
 import random
 import subprocess
 import sys
@@ -34,6 +33,8 @@ import time
 from pathlib import Path
 
 from lxml import etree
+
+from infra.datasets import data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 BIONER = str(Path(sys.executable).parent / "bioner")
@@ -47,10 +48,6 @@ POOL = (
     "bc5cdr/pubtator/CDR_DevelopmentSet.PubTator.txt",
     "bc5cdr/pubtator/CDR_TestSet.PubTator.txt",
 )
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("BIONER_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
 
 
 def abstracts(root: Path) -> list[tuple[str, str]]:

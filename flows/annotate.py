@@ -152,20 +152,19 @@ def annotate_shards(
     ``max_concurrency`` shards at a time; the shards done. A shard that fails does not stop
     the others; the flow fails after all are tried, naming the failed shards."""
     generate = t.generate.with_options(tags={GPU_TAG}) if is_gpu(request.device) else t.generate
-    pending: dict[int, Any] = {}
-    generating: dict[int, Any] = {}
+    pending: dict[int, tuple[Any, Any]] = {}  # shard -> its generate and decode futures
     failed: dict[int, str] = {}
     done: list[int] = []
 
     def settle(shard: int) -> None:
-        future = pending.pop(shard)
-        future.wait()
-        state = future.state
+        generated, decoded = pending.pop(shard)
+        decoded.wait()
+        state = decoded.state
         if state.is_completed():
             done.append(shard)
             return
         # A decode that never ran because its generate failed: the generate's reason.
-        upstream = generating[shard].state
+        upstream = generated.state
         cause = state if upstream.is_completed() else upstream
         failed[shard] = _reason(cause)
 
@@ -173,7 +172,7 @@ def annotate_shards(
         if len(pending) >= max_concurrency:
             settle(next(iter(pending)))
         with gpu_placement(runner, request.device):
-            generations = generating[shard] = generate.submit(
+            generations = generate.submit(
                 paths.passages,
                 paths.generations,
                 request.model,
@@ -187,7 +186,7 @@ def annotate_shards(
                 constrained=request.constrained,
                 rules=request.rules,
             )
-        pending[shard] = t.decode.submit(
+        decoded = t.decode.submit(
             generations,  # the URI the generate task returns: decode waits for it
             paths.passages,
             paths.documents,
@@ -198,7 +197,8 @@ def annotate_shards(
             model=request.model,
             rules=request.rules,
         )
-    wait(list(pending.values()))
+        pending[shard] = (generations, decoded)
+    wait([decoded for _, decoded in pending.values()])
     for shard in list(pending):
         settle(shard)
     if failed:
