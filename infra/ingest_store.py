@@ -732,9 +732,8 @@ def read_entry(segment: str) -> dict[str, Any]:
     return json.loads(storage.read_text(storage.join(segment, SUCCESS)))
 
 
-#: The reader of each format that takes the whole file's bytes (PubMed streams instead).
+#: The reader of each format that takes the whole file's bytes (PubMed and CNKI stream instead).
 _BYTES_READERS: dict[str, Callable[[bytes, str], Iterator[IngestItem]]] = {
-    "cnki": read_cnki,
     "bioc": read_bioc_documents,
     "pubtator": read_pubtator_documents,
     "jsonl": read_jsonl_documents,
@@ -752,10 +751,12 @@ def _read(fmt: str, stream: BinaryIO, source: str) -> Iterator[IngestItem]:
     """The records of one input in file order, by the reader of its format."""
     if fmt == "pubmed":
         return read_pubmed(stream, source)
+    if fmt == "cnki":
+        return read_cnki(stream, source)
     if fmt in _STREAM_READERS and stream.seekable():
         return _STREAM_READERS[fmt](stream, source)
-    # The other formats' readers take the whole file (a CNKI export holds at most a few
-    # thousand records; PubTator and BioC readers parse whole collections).
+    # The other formats' readers take the whole file (PubTator and BioC readers parse whole
+    # collections).
     return _BYTES_READERS[fmt](stream.read(), source)
 
 

@@ -22,10 +22,18 @@ encoding it was exported in. The CNKI file name (``FileName=`` of an E-Study lin
 kept (``metadata``, ``doi``) but not used as ids: most exports carry neither, and an id that
 depends on the dialect would let one article enter the corpus twice.
 
+Records are read as a stream, a line at a time (:func:`decode_cnki`), so memory does not grow
+with the file. A record runs from its start line (``DataType:``, ``{Reference Type}:``, ``%0``,
+``RT``) to the next one, whatever the line ends (LF, CRLF, CR); blank lines between records, or
+inside a value, never make a record. Every record read is a document or a :class:`Quarantined`
+row: one without a title and without an abstract, or holding undecodable bytes, is quarantined
+with its position and line, and the records after it are read on.
+
 Encoding (:func:`decode_cnki`): a byte-order mark decides (UTF-8, UTF-16); otherwise strict UTF-8,
 then strict GB18030 (a superset of GBK and GB2312), a fixed cascade rather than a guessing
-library, so that the same bytes always give the same text. A record holding undecodable bytes is
-quarantined; a file that is text under no encoding is an :class:`InputError` naming the offset.
+library, so that the same bytes always give the same text, decided once per file on its first
+non-ASCII lines. A line that then does not decode is replaced and its record quarantined; text
+that is under no encoding is an :class:`InputError` naming the offset.
 """
 
 from __future__ import annotations
@@ -33,10 +41,13 @@ from __future__ import annotations
 import codecs
 import hashlib
 import html
+import io
+import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import AnyStr, BinaryIO
 
 from bioner.errors import InputError
 from bioner.ingest.lang import detect_language
@@ -54,16 +65,16 @@ NO_RECORDS = "no CNKI records found (expected E-Study, NoteExpress, EndNote or R
 RAW_LIMIT = 2_000  # characters of a quarantined record kept for inspection
 
 # ---------------------------------------------------------------------------------------------
-# Decoding
+# Decoding, a line at a time
 
 
 @dataclass(frozen=True, slots=True)
-class DecodedText:
-    """The lines of an export and, per 0-based line index, why a line could not be decoded."""
+class Line:
+    """One line of an export without its break, and why its bytes did not decode ("" if they
+    did; the text then holds U+FFFD in their place)."""
 
-    lines: list[str]
-    encoding: str
-    bad: dict[int, str] = field(default_factory=dict)
+    text: str
+    bad: str = ""
 
 
 _BOMS = (
@@ -72,16 +83,42 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
 _CASCADE = ("utf-8", "gb18030")
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_BYTE_BREAK = re.compile(rb"\r\n|\r|\n")
+_TEXT_BREAK = re.compile(r"\r\n|\r|\n")
 _ASCII = bytes(range(128))
 # Non-ASCII bytes that must decode before a failure for a file to count as that encoding with a
 # few corrupt bytes: a GBK text passes for UTF-8 over 8 such bytes about once in 10^4.
 _EVIDENCE = 8
+_CHUNK = 1 << 16  # bytes read at a time
+# Bytes of lines, from the first non-ASCII one, that decide between UTF-8 and GB18030: the
+# decision is made once per file, so that a stray line in the other encoding stays one bad line.
+_WINDOW = 1 << 16
 
 
 def _split_lines(text: str) -> list[str]:
-    """Lines on LF, CRLF or CR, the same breaks as :data:`_LINE_BREAK` in bytes."""
+    """Lines on LF, CRLF or CR, the same breaks as :data:`_BYTE_BREAK` in bytes."""
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _split(
+    chunks: Iterable[AnyStr], breaks: re.Pattern[AnyStr], cr: AnyStr
+) -> Iterator[tuple[int, AnyStr]]:
+    """``(offset, line)`` of each line of a stream given in chunks, breaks (LF, CRLF, CR) left
+    out; a CR at the end of a chunk waits for the next, which may start with its LF."""
+    rest = None
+    offset = 0
+    for chunk in chunks:
+        rest = chunk if rest is None else rest + chunk
+        start = 0
+        for m in breaks.finditer(rest):
+            if m.end() == len(rest) and m.group() == cr:
+                break
+            yield offset + start, rest[start : m.start()]
+            start = m.end()
+        offset += start
+        rest = rest[start:]
+    if rest:
+        yield offset, rest[:-1] if rest.endswith(cr) else rest
 
 
 def _evident(data: bytes, error: UnicodeDecodeError) -> bool:
@@ -89,62 +126,105 @@ def _evident(data: bytes, error: UnicodeDecodeError) -> bool:
     return len(data[: error.start].translate(None, _ASCII)) >= _EVIDENCE
 
 
-def decode_cnki(data: bytes) -> DecodedText:
-    """Lines of an export: BOM, else strict UTF-8, else strict GB18030; CRLF and CR line ends.
+def decode_cnki(stream: BinaryIO) -> Iterator[Line]:
+    """Lines of an export read from ``stream`` a chunk at a time; LF, CRLF and CR line ends.
 
-    When no encoding decodes the whole file but one decodes a clear stretch of non-ASCII text
-    before failing, the file is decoded line by line in it and the failing lines are reported in
-    ``bad`` (their records are quarantined); otherwise an :class:`InputError` names the offset.
+    A byte-order mark decides the encoding (UTF-8, UTF-16); otherwise the first
+    :data:`_WINDOW` bytes of lines from the first non-ASCII one decide, by a fixed cascade
+    rather than a guessing library so that the same bytes always give the same text: strict
+    UTF-8, UTF-8 when a clear stretch of it decodes before a failure, strict GB18030 (a
+    superset of GBK and GB2312), GB18030 likewise. Each line is then decoded on its own: one
+    that fails is replaced and says why in :attr:`Line.bad` (its record is quarantined).
+    Undecodable text before any decision, or in a UTF-16 file, is an :class:`InputError` that
+    names the byte offset.
     """
+    head = b""
+    while len(head) < 3 and (chunk := stream.read(3 - len(head))):
+        head += chunk
+    chunks = itertools.chain([head], iter(lambda: stream.read(_CHUNK), b""))
     for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            try:
-                return DecodedText(_split_lines(data.decode(encoding)), encoding)
-            except UnicodeDecodeError as e:
-                raise InputError(
-                    f"undecodable bytes at byte offset {e.start}: not {encoding} text "
-                    "although the file starts with its byte-order mark"
-                ) from None
-    errors: dict[str, UnicodeDecodeError] = {}
+        if head.startswith(bom):
+            if encoding == "utf-16":
+                return (Line(text) for _, text in _split(_utf16(chunks), _TEXT_BREAK, "\r"))
+            return _decode_lines(_split(chunks, _BYTE_BREAK, b"\r"), encoding)
+    return _decode_lines(_split(chunks, _BYTE_BREAK, b"\r"), None)
+
+
+def _utf16(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The text of UTF-16 chunks (the first starting with its byte-order mark), strictly."""
+    decoder = codecs.getincrementaldecoder("utf-16")()
+    fed = 0
+    for chunk in itertools.chain(chunks, [None]):
+        waiting = len(decoder.getstate()[0])  # bytes of an unfinished character
+        try:
+            yield decoder.decode(chunk or b"", final=chunk is None)
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"undecodable bytes at byte offset {fed - waiting + e.start}: not utf-16 text "
+                "although the file starts with its byte-order mark"
+            ) from None
+        fed += len(chunk or b"")
+
+
+def _decode_lines(lines: Iterable[tuple[int, bytes]], encoding: str | None) -> Iterator[Line]:
+    """Each line decoded on its own in ``encoding``; None: in the one :func:`_choose` takes
+    from the first window of lines that are not all ASCII (ASCII lines before it read as such).
+    """
+    window: list[tuple[int, int, bytes]] = []  # (line index, byte offset, bytes)
+    size = 0
+    for n, (offset, data) in enumerate(lines):
+        if encoding is not None:
+            yield _line(n, offset, data, encoding)
+        elif not window and data.isascii():
+            yield Line(data.decode("ascii"))
+        else:
+            window.append((n, offset, data))
+            size += len(data)
+            if size >= _WINDOW:
+                encoding = _choose(window)
+                yield from (_line(*w, encoding) for w in window)
+                window.clear()
+    if window:
+        encoding = _choose(window)
+        yield from (_line(*w, encoding) for w in window)
+
+
+def _line(n: int, offset: int, data: bytes, encoding: str) -> Line:
+    try:
+        return Line(data.decode(encoding))
+    except UnicodeDecodeError as e:
+        return Line(
+            data.decode(encoding, "replace"),
+            f"undecodable bytes at byte offset {offset + e.start} (line {n + 1}): "
+            f"not {encoding} like the rest of the file",
+        )
+
+
+def _choose(window: list[tuple[int, int, bytes]]) -> str:
+    """The encoding of a window of lines (see :func:`decode_cnki`); an :class:`InputError`
+    naming the offset of the first undecodable byte when neither fits."""
+    data = b"\n".join(d for _, _, d in window)
+    first: UnicodeDecodeError | None = None
     for encoding in _CASCADE:
         try:
-            text = data.decode(encoding)
+            data.decode(encoding)
         except UnicodeDecodeError as e:
-            errors[encoding] = e
+            # GB18030 accepts most byte pairs: a UTF-8 file with one corrupt byte would decode
+            # as mojibake, so UTF-8 text before the failure decides before GB18030 is tried.
+            if _evident(data, e):
+                return encoding
+            first = first or e
             continue
-        # GB18030 accepts most byte pairs: a UTF-8 file with one corrupt byte would decode as
-        # mojibake, so UTF-8 text before the failure overrules it.
-        if encoding == "gb18030" and _evident(data, errors["utf-8"]):
-            break
-        return DecodedText(_split_lines(text), encoding)
-    for encoding in _CASCADE:
-        error = errors.get(encoding)
-        if error is not None and _evident(data, error):
-            return _decode_lines(data, encoding)
-    first = errors["utf-8"].start
+        return encoding
+    at, k = (first.start if first else 0), 0  # offset in ``data``; its line in the window
+    while at > len(window[k][2]):
+        at -= len(window[k][2]) + 1
+        k += 1
+    n, offset, _ = window[k]
     raise InputError(
-        f"undecodable bytes at byte offset {first}: neither UTF-8 nor GB18030 (GBK) text",
-        line=len(_LINE_BREAK.findall(data, 0, first)) + 1,
+        f"undecodable bytes at byte offset {offset + at}: neither UTF-8 nor GB18030 (GBK) text",
+        line=n + 1,
     )
-
-
-def _decode_lines(data: bytes, encoding: str) -> DecodedText:
-    """Each line decoded on its own; the undecodable ones replaced and reported."""
-    breaks = list(_LINE_BREAK.finditer(data))
-    starts = [0, *(m.end() for m in breaks)]
-    ends = [*(m.start() for m in breaks), len(data)]
-    lines: list[str] = []
-    bad: dict[int, str] = {}
-    for n, (start, end) in enumerate(zip(starts, ends, strict=True)):
-        try:
-            lines.append(data[start:end].decode(encoding))
-        except UnicodeDecodeError as e:
-            bad[n] = (
-                f"undecodable bytes at byte offset {start + e.start} (line {n + 1}): "
-                f"not {encoding} like the rest of the file"
-            )
-            lines.append(data[start:end].decode(encoding, "replace"))
-    return DecodedText(lines, encoding, bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,8 +249,8 @@ _FIELD = {
     # abstract can start with two capitals and a space too ("AD patients ...").
     "refworks": re.compile(rf"({_REFWORKS_TAGS})(?:\s(.*))?$"),
 }
-# Blank lines separate EndNote and RefWorks records; in the others they occur inside values.
-_BLANK_SEPARATES = {"endnote", "refworks"}
+# Dialects whose record start is a two-character tag that a stray line may begin with too.
+_SHORT_MARKERS = {"endnote", "refworks"}
 
 
 def _field(dialect: str, line: str) -> tuple[str, str] | None:
@@ -207,7 +287,7 @@ def _detect(lines: list[str]) -> str | None:
         for dialect in DIALECTS:
             if not _START[dialect].match(line):
                 continue
-            if dialect not in _BLANK_SEPARATES:
+            if dialect not in _SHORT_MARKERS:
                 return dialect
             following = lines[i + 1 : i + 4]
             if any(_FIELD[dialect].match(x) and not _START[dialect].match(x) for x in following):
@@ -217,49 +297,66 @@ def _detect(lines: list[str]) -> str | None:
 
 @dataclass(slots=True)
 class _Record:
-    """One record's lines (0-based ``start``..``end``) and its fields in order."""
+    """One record as read: its first line (0-based), its fields in order, the start of its text
+    (for a quarantine row) and why one of its lines did not decode."""
 
     start: int
-    end: int
     fields: dict[str, list[str]] = field(default_factory=dict)
+    bad: str = ""
+    _raw: list[str] = field(default_factory=list)
+    _raw_chars: int = 0
+    _blanks: int = 0  # blank lines since the last line kept in ``_raw``
+
+    def add(self, line: Line) -> None:
+        """Note a line of the record: its decoding and, up to :data:`RAW_LIMIT`, its text
+        (blank lines only between others)."""
+        self.bad = self.bad or line.bad
+        if not line.text.strip():
+            self._blanks += 1
+            return
+        for text in [*[""] * self._blanks, line.text]:
+            if self._raw_chars < RAW_LIMIT:
+                self._raw.append(text)
+                self._raw_chars += len(text) + 1
+        self._blanks = 0
+
+    def raw(self) -> str:
+        return "\n".join(self._raw)[:RAW_LIMIT]
 
 
-def _records(lines: list[str], dialect: str) -> Iterator[_Record]:
-    """Records in file order; text before the first record start is a record of its own."""
-    blank_separates = dialect in _BLANK_SEPARATES
+def _records(lines: Iterable[Line], dialect: str) -> Iterator[_Record]:
+    """Records in file order, each from its start line to the next one; text before the first
+    start is a record of its own (without a ``"type"`` field).
+
+    A blank line never ends a record: it separates EndNote and RefWorks records and occurs
+    inside values, in every dialect; inside a value it is kept as a line break.
+    """
     current: _Record | None = None
     last_key: str | None = None
-
-    def close(record: _Record | None, end: int) -> Iterator[_Record]:
-        if record is not None:
-            while end > record.start and not lines[end - 1].strip():
-                end -= 1
-            record.end = end
-            if any(lines[i].strip() for i in range(record.start, end)):
-                yield record
-
     for i, line in enumerate(lines):
-        if not line.strip():
-            if blank_separates:
-                yield from close(current, i)
-                current, last_key = None, None
-            elif current is not None and last_key is not None:
-                current.fields[last_key][-1] += "\n"
+        if not line.text.strip():
+            if current is not None:
+                current.add(line)
+                if last_key is not None:
+                    current.fields[last_key][-1] += "\n"
             continue
-        parsed = _field(dialect, line)
+        parsed = _field(dialect, line.text)
         if current is None or (parsed is not None and parsed[0] == "type"):
-            yield from close(current, i)
-            current, last_key = _Record(i, i), None
+            if current is not None:
+                yield current
+            current, last_key = _Record(i), None
+        current.add(line)
         if parsed is None:
             if last_key is None:  # text before any field: kept under a key of its own
-                current.fields.setdefault("", []).append(line)
+                current.fields.setdefault("", []).append(line.text)
             else:
-                current.fields[last_key][-1] += "\n" + line
+                current.fields[last_key][-1] += "\n" + line.text
             continue
         key, value = parsed
         current.fields.setdefault(key, []).append(value)
         last_key = key
-    yield from close(current, len(lines))
+    if current is not None:
+        yield current
 
 
 # ---------------------------------------------------------------------------------------------
@@ -401,10 +498,11 @@ _LIST_COMMA = re.compile(r"[,，\n]")
 _DIGIT_COMMA = re.compile(r"(?<=\d)[,，](?=\d)")
 
 
-def split_list(value: str) -> list[str]:
+def split_list(value: str, *, commas: bool = True) -> list[str]:
     """Items of a keyword or author list: on ``;``/``；`` (and line breaks) when there are any,
-    else on commas, except a comma between digits (``1,25-二羟维生素D3``)."""
-    if _LIST_SEMICOLON.search(value.strip()):
+    else on commas, except a comma between digits (``1,25-二羟维生素D3``); never on commas
+    when ``commas`` is false (EndNote and RefWorks names, one a line: ``Noh, Youngre``)."""
+    if not commas or _LIST_SEMICOLON.search(value.strip()):
         items = _LIST_SEMICOLON.split(value)
     else:
         protected = _DIGIT_COMMA.sub("\0", value)
@@ -477,6 +575,16 @@ def _all(fields: dict[str, list[str]], *keys: str) -> list[str]:
     return [v for key in keys for v in fields.get(key, ()) if v.strip()]
 
 
+_SEMICOLON = re.compile(r"[;；]")
+
+
+def _joined(fields: dict[str, list[str]], *keys: str) -> str:
+    """The items of every value among ``keys`` (``;``-separated, or a field repeated with one
+    affiliation a line, as dialects differ), ``"; "`` between them."""
+    items = (i.strip() for v in _all(fields, *keys) for i in _SEMICOLON.split(v))
+    return "; ".join(i for i in items if i)
+
+
 # CNKI database names (E-Study ``SrcDatabase``) as the reference types the other dialects write.
 _DATABASE_TYPES = {
     "期刊": "Journal Article",
@@ -535,7 +643,7 @@ def _estudy(f: dict[str, list[str]]) -> _Fields:
     _meta(out, "volume", _get(f, "roll", "volume"))
     _meta(out, "issue", _get(f, "period", "issue"))
     _meta(out, "pages", _get(f, "page"))
-    _meta(out, "affiliations", _get(f, "organ"))
+    _meta(out, "affiliations", _joined(f, "organ"))
     _meta(out, "fund", _get(f, "fund"))
     _meta(out, "clc", _get(f, "clc"))
     _meta(out, "issn", _get(f, "issn"))
@@ -561,7 +669,7 @@ def _noteexpress(f: dict[str, list[str]]) -> _Fields:
     _meta(out, "volume", _get(f, "volume"))
     _meta(out, "issue", _get(f, "issue"))
     _meta(out, "pages", _get(f, "pages"))
-    _meta(out, "affiliations", _get(f, "author address"))
+    _meta(out, "affiliations", _joined(f, "author address"))
     _meta(out, "issn", _get(f, "isbn/issn", "isbn"))
     _meta(out, "cn", _get(f, "notes"))
     _meta(out, "declared_language", _get(f, "language"))
@@ -574,7 +682,7 @@ def _endnote(f: dict[str, list[str]]) -> _Fields:
     out = _Fields(
         title=_get(f, "%T"),
         abstract=_get(f, "%X"),
-        authors=[a for v in _all(f, "%A") for a in split_list(v)],
+        authors=[a for v in _all(f, "%A") for a in split_list(v, commas=False)],
         journal=_get(f, "%J", "%B", "%I"),
         year=_get(f, "%D"),
         date=_get(f, "%8"),
@@ -585,7 +693,7 @@ def _endnote(f: dict[str, list[str]]) -> _Fields:
     _meta(out, "volume", _get(f, "%V"))
     _meta(out, "issue", _get(f, "%N"))
     _meta(out, "pages", _get(f, "%P"))
-    _meta(out, "affiliations", _get(f, "%+"))
+    _meta(out, "affiliations", _joined(f, "%+"))
     _meta(out, "issn", _get(f, "%@"))
     _meta(out, "cn", _get(f, "%L"))
     _meta(out, "declared_language", _get(f, "%G"))
@@ -598,7 +706,7 @@ def _refworks(f: dict[str, list[str]]) -> _Fields:
     out = _Fields(
         title=_get(f, "T1"),
         abstract=_get(f, "AB"),
-        authors=[a for v in _all(f, "A1", "AU") for a in split_list(v)],
+        authors=[a for v in _all(f, "A1", "AU") for a in split_list(v, commas=False)],
         journal=_get(f, "JF", "JO", "T2", "PB"),
         year=_get(f, "YR"),
         date=_get(f, "FD"),
@@ -609,7 +717,7 @@ def _refworks(f: dict[str, list[str]]) -> _Fields:
     _meta(out, "volume", _get(f, "VO"))
     _meta(out, "issue", _get(f, "IS"))
     _meta(out, "pages", _get(f, "OP", "SP"))
-    _meta(out, "affiliations", _get(f, "AD"))
+    _meta(out, "affiliations", _joined(f, "AD"))
     _meta(out, "issn", _get(f, "SN"))
     _meta(out, "cn", _get(f, "CN"))
     _meta(out, "declared_language", _get(f, "LA").strip(";；"))
@@ -671,76 +779,94 @@ def _document(fields: _Fields, dialect: str, source: str) -> Document:
 # ---------------------------------------------------------------------------------------------
 # Readers
 
+#: Lines searched for the first record start when the dialect is to be detected.
+DETECT_LINES = 1_000
 
-def _lines(data: bytes | str) -> DecodedText:
-    """Lines of bytes (decoded by :func:`decode_cnki`) or of already decoded text."""
+
+def _lines(data: bytes | str | BinaryIO) -> Iterator[Line]:
+    """Lines of a stream or bytes (decoded by :func:`decode_cnki`) or of decoded text."""
     if isinstance(data, str):
-        return DecodedText(_split_lines(data.lstrip("\ufeff")), "str")
+        return (Line(text) for text in _split_lines(data.lstrip("\ufeff")))
+    if isinstance(data, bytes):
+        data = io.BytesIO(data)
     return decode_cnki(data)
 
 
-def _read(decoded: DecodedText, dialect: str, source: str) -> Iterator[Document | Quarantined]:
+def _read(lines: Iterable[Line], dialect: str, source: str) -> Iterator[Document | Quarantined]:
     """Documents, and quarantined records with their 1-based position, in file order."""
-    lines = decoded.lines
     mapper = _MAPPERS[dialect]
     position = 0
-    found = False
     for record in _records(lines, dialect):
-        raw = "\n".join(lines[record.start : record.end])[:RAW_LIMIT]
         line = record.start + 1
-        if "type" not in record.fields and not (dialect in _BLANK_SEPARATES and found):
+        if "type" not in record.fields:
             # text before the first record (a header, a stray line): not a record
-            yield Quarantined(source, 0, "text before the first record", line=line, raw=raw)
+            yield Quarantined(
+                source, 0, "text before the first record", line=line, raw=record.raw()
+            )
             continue
-        found = True
         position += 1
-        bad = next(
-            (decoded.bad[i] for i in range(record.start, record.end) if i in decoded.bad), ""
-        )
-        if bad:
-            yield Quarantined(source, position, bad, line=line, raw=raw)
+        if record.bad:
+            yield Quarantined(source, position, record.bad, line=line, raw=record.raw())
             continue
         doc = _document(mapper(record.fields), dialect, source)
         if not doc.text:
             yield Quarantined(
-                source, position, "record without a title or an abstract", line=line, raw=raw
+                source,
+                position,
+                "record without a title or an abstract",
+                line=line,
+                raw=record.raw(),
             )
             continue
         yield doc
-    if not found:
+    if not position:
         raise InputError(f"no CNKI {_NAMES[dialect]} records found")
 
 
 def read_cnki(
-    data: bytes | str, source: str = "", dialect: str | None = None
+    data: bytes | str | BinaryIO, source: str = "", dialect: str | None = None
 ) -> Iterator[Document | Quarantined]:
-    """Documents and quarantined records of a CNKI export, in file order; dialect detected
-    unless given. Raises :class:`InputError` for undecodable bytes or no recognisable record."""
-    decoded = _lines(data)
+    """Documents and quarantined records of a CNKI export, in file order, read as a stream;
+    dialect detected from the first :data:`DETECT_LINES` lines unless given.
+
+    Raises :class:`InputError` for undecodable bytes (see :func:`decode_cnki`) or no
+    recognisable record; when detecting, at the call for those in the lines it reads.
+    """
+    lines = _lines(data)
     if dialect is None:
-        dialect = _detect(decoded.lines)
+        head = list(itertools.islice(lines, DETECT_LINES))
+        dialect = _detect([line.text for line in head])
         if dialect is None:
             raise InputError(NO_RECORDS)
+        lines = itertools.chain(head, lines)
     elif dialect not in _MAPPERS:
         raise ValueError(f"unknown CNKI dialect {dialect!r}; known: {', '.join(DIALECTS)}")
-    return _read(decoded, dialect, source)
+    return _read(lines, dialect, source)
 
 
-def read_cnki_estudy(data: bytes | str, source: str = "") -> Iterator[Document | Quarantined]:
+def read_cnki_estudy(
+    data: bytes | str | BinaryIO, source: str = ""
+) -> Iterator[Document | Quarantined]:
     """Records of a 知网研学 (E-Study) export (``DataType:`` opens each record)."""
     return _read(_lines(data), "estudy", source)
 
 
-def read_cnki_noteexpress(data: bytes | str, source: str = "") -> Iterator[Document | Quarantined]:
+def read_cnki_noteexpress(
+    data: bytes | str | BinaryIO, source: str = ""
+) -> Iterator[Document | Quarantined]:
     """Records of a NoteExpress export (``{Reference Type}:`` opens each record)."""
     return _read(_lines(data), "noteexpress", source)
 
 
-def read_cnki_endnote(data: bytes | str, source: str = "") -> Iterator[Document | Quarantined]:
+def read_cnki_endnote(
+    data: bytes | str | BinaryIO, source: str = ""
+) -> Iterator[Document | Quarantined]:
     """Records of an EndNote tagged export (``%0`` opens each record, blank lines between)."""
     return _read(_lines(data), "endnote", source)
 
 
-def read_cnki_refworks(data: bytes | str, source: str = "") -> Iterator[Document | Quarantined]:
+def read_cnki_refworks(
+    data: bytes | str | BinaryIO, source: str = ""
+) -> Iterator[Document | Quarantined]:
     """Records of a RefWorks tagged export (``RT`` opens each record, blank lines between)."""
     return _read(_lines(data), "refworks", source)
