@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -178,7 +181,7 @@ def test_estudy_record_fields():
             ("volume", "27"),
             ("issue", "01"),
             ("pages", "101-104"),
-            ("affiliations", "连云港市第一人民医院骨质疏松科;"),
+            ("affiliations", "连云港市第一人民医院骨质疏松科"),
             (
                 "url",
                 "https://kns.cnki.net/kcms/detail/detail.aspx?FileName=ZGZS202101023&DbName=CJFQTEMP",
@@ -371,11 +374,16 @@ def test_same_documents_in_every_encoding_and_line_end(text):
         assert list(read_cnki(data, source="s")) == expected, name
 
 
+def lines_of(data: bytes) -> list[str]:
+    return [line.text for line in decode_cnki(io.BytesIO(data))]
+
+
 def test_decode_cascade():
-    assert decode_cnki("题名".encode()).encoding == "utf-8"
-    assert decode_cnki("题名".encode("utf-8-sig")).encoding == "utf-8-sig"
-    assert decode_cnki("题名".encode("gbk")).encoding == "gb18030"
-    assert decode_cnki(b"a\r\nb\rc\n").lines == ["a", "b", "c", ""]
+    assert lines_of("题名".encode()) == ["题名"]
+    assert lines_of("题名".encode("utf-8-sig")) == ["题名"]
+    assert lines_of("题名\n关键词".encode("gbk")) == ["题名", "关键词"]
+    assert lines_of("题名\r\n".encode("utf-16")) == ["题名"]
+    assert lines_of(b"a\r\nb\rc\n\nd\r") == ["a", "b", "c", "", "d"]
 
 
 def test_undecodable_file_names_the_offset():
@@ -669,3 +677,229 @@ def test_real_noteexpress_samples(shared_data):
     assert "\n" not in address and address.endswith(",湖北武汉430074")
     assert "1×106个/mL" in mixed[8].text
     assert len({d.id for items in docs.values() for d in items}) == 28
+
+
+# --- exports in the shape CNKI writes them ----------------------------------------------------
+# tests/bioner/ingest/data: CRLF line ends, UTF-8 with full-width punctuation, an abstract over
+# 2,000 characters on one line, records lacking an abstract, keywords, journal or date, one
+# record with neither title nor abstract; EndNote and RefWorks with a blank line between
+# records and one inside a record (after an abstract that ends in a line break).
+
+DATA = Path(__file__).parent / "data"
+# dialect: (fixture, the marker that opens each of its records, documents, quarantined)
+FIXTURES = {
+    "endnote": ("cnki_endnote.txt", b"%0 ", 6, 1),
+    "refworks": ("cnki_refworks.txt", b"RT ", 3, 1),
+    "estudy": ("cnki_estudy.txt", b"DataType:", 3, 1),
+    "noteexpress": ("cnki_noteexpress.txt", b"{Reference Type}", 3, 1),
+}
+VITAMIN_D = "血清维生素D水平与2型糖尿病患者糖尿病肾病进展的关系：一项2年随访研究"
+VITAMIN_D_AUTHORS = ("张晓燕", "李明", "王建国")
+AFFILIATIONS = "首都医科大学附属北京朝阳医院内分泌科; 首都医科大学附属北京朝阳医院肾内科"
+KEYWORDS = ("维生素D", "2型糖尿病", "糖尿病肾病", "疾病进展", "危险因素")
+
+
+def fixture(dialect: str) -> bytes:
+    return (DATA / FIXTURES[dialect][0]).read_bytes()
+
+
+def record_count(data: bytes, marker: bytes) -> int:
+    """Records counted apart from the reader: the lines that start with the record marker."""
+    return sum(1 for line in data.splitlines() if line.startswith(marker))
+
+
+class Trickle:
+    """A stream giving at most ``step`` bytes a read, so chunks end inside CRLFs and characters."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.at = data, step, 0
+
+    def read(self, size: int = -1) -> bytes:
+        n = self.step if size < 0 else min(size, self.step)
+        out = self.data[self.at : self.at + n]
+        self.at += len(out)
+        return out
+
+
+@pytest.mark.parametrize("dialect", FIXTURES)
+def test_every_record_of_a_real_shape_export_is_a_document_or_quarantined(dialect):
+    name, marker, n_documents, n_quarantined = FIXTURES[dialect]
+    data = fixture(dialect)
+    assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+    items = list(read_cnki(io.BytesIO(data), source=name))
+    assert len(items) == record_count(data, marker) == n_documents + n_quarantined
+    assert (len(documents(items)), len(quarantined(items))) == (n_documents, n_quarantined)
+    assert all(d.metadata[0] == ("format", f"cnki-{dialect}") for d in documents(items))
+    assert not any("\r" in d.text or "\n" in d.text for d in documents(items))
+    (empty,) = quarantined(items)
+    assert (empty.source, empty.reason) == (name, "record without a title or an abstract")
+    assert items[empty.position - 1] is empty
+
+
+@pytest.mark.parametrize("dialect", FIXTURES)
+def test_real_shape_export_same_in_any_line_end_encoding_and_chunking(dialect):
+    data = fixture(dialect)
+    expected = list(read_cnki(data, source="s"))
+    text = data.decode()
+    variants = {
+        "lf": text.replace("\r\n", "\n").encode(),
+        "cr": text.replace("\r\n", "\r").encode(),
+        "utf-8-sig": text.encode("utf-8-sig"),
+        "gbk": text.encode("gbk"),
+        "utf-16": text.encode("utf-16"),
+    }
+    for name, variant in variants.items():
+        assert list(read_cnki(variant, source="s")) == expected, name
+    for step in (1, 7):
+        for name, variant in [("crlf", data), ("gbk", variants["gbk"])]:
+            got = list(read_cnki(Trickle(variant, step), source="s"))
+            assert got == expected, (name, step)
+
+
+def test_endnote_export_as_cnki_writes_it():
+    items = list(read_cnki(fixture("endnote"), source="cnki_endnote.txt"))
+    first, no_abstract, no_keywords, thesis, empty, no_journal, blank_inside = items
+    assert first.title == VITAMIN_D
+    assert first.authors == VITAMIN_D_AUTHORS  # one %A line each
+    assert first.keywords == KEYWORDS  # "%K a;;b"
+    assert (first.journal, first.pub_date) == ("中华糖尿病杂志", "2021")
+    abstract = first.text[len(first.title) + 1 :]
+    assert len(abstract) > 2000 and abstract.startswith("目的：探讨血清维生素D水平")
+    assert abstract.endswith("临床应重视维生素D水平的监测与补充。")
+    assert [s.category for s in first.sections] == [
+        "",
+        "OBJECTIVE",
+        "METHODS",
+        "RESULTS",
+        "CONCLUSIONS",
+    ]
+    metadata = dict(first.metadata)
+    assert metadata["affiliations"] == AFFILIATIONS
+    assert (metadata["issn"], metadata["cn"], metadata["database"]) == (
+        "1674-5809",
+        "11-5791/R",
+        "CNKI",
+    )
+    assert (metadata["volume"], metadata["issue"], metadata["pages"]) == ("13", "02", "145-151")
+    assert first.publication_types == ("Journal Article",)
+    assert first.language == "zh"
+
+    assert (
+        no_abstract.text
+        == no_abstract.title
+        == "慢性阻塞性肺疾病急性加重患者血嗜酸性粒细胞计数的临床意义"
+    )
+    assert (
+        dict(no_abstract.metadata)["affiliations"]
+        == "四川大学华西医院呼吸与危重症医学科，四川 成都 610041"
+    )
+    assert no_keywords.keywords == () and no_keywords.text.startswith(no_keywords.title + " 免疫")
+    assert thesis.publication_types == ("Thesis",)
+    assert (thesis.journal, thesis.pub_date) == ("北京中医药大学", "2019")  # %I: no %J
+    assert thesis.authors == ("孙悦",)  # %Y, the supervisor, is not an author
+    assert empty == Quarantined(
+        "cnki_endnote.txt",
+        5,
+        "record without a title or an abstract",
+        line=empty.line,
+        raw=empty.raw,
+    )
+    assert empty.raw.startswith("%0 Journal Article\n%A 吴敏\n%A 郑红") and "\r" not in empty.raw
+    assert fixture("endnote").split(b"\r\n")[empty.line - 1] == b"%0 Journal Article"
+    assert (no_journal.journal, no_journal.pub_date, no_journal.keywords) == ("", "", ())
+    # the blank line after its abstract neither ends the record nor makes one
+    assert blank_inside.title == "炎症性肠病患者焦虑抑郁状态的调查分析"
+    assert dict(blank_inside.metadata)["pages"] == "612-616"
+    assert blank_inside.text.endswith("IBD患者焦虑抑郁常见，应予以关注。")
+
+
+def test_refworks_export_as_cnki_writes_it():
+    first, english, empty, title_only = read_cnki(fixture("refworks"))
+    assert (first.title, first.authors, first.keywords) == (VITAMIN_D, VITAMIN_D_AUTHORS, KEYWORDS)
+    assert dict(first.metadata)["affiliations"] == AFFILIATIONS  # one AD line each
+    # one A1 line per author, "Last, First": never split on the comma
+    assert english.authors == ("Noh, Youngre", "Kim, Jiyoung")
+    assert english.keywords == ("Greenway", "Railroad", "Property value")
+    assert english.doi == "10.1016/j.landurbplan.2018.11.005"  # after the blank line
+    assert english.language == "en"
+    assert isinstance(empty, Quarantined) and empty.position == 3
+    assert title_only.text == "幽门螺杆菌感染与胃癌前病变的相关性分析"
+
+
+def test_estudy_and_noteexpress_exports_as_cnki_writes_them():
+    first, repeated, empty, marked = read_cnki(fixture("estudy"))
+    assert (first.title, first.authors, first.keywords) == (VITAMIN_D, VITAMIN_D_AUTHORS, KEYWORDS)
+    assert dict(first.metadata)["affiliations"] == AFFILIATIONS
+    assert repeated.authors == ("陈静", "刘洋")  # Author-作者 repeated
+    assert isinstance(empty, Quarantined) and empty.position == 3
+    assert marked.text == f"{marked.title} 幽门螺杆菌（Hp）感染是胃癌前病变的危险因素。"
+
+    first, repeated, empty, colon = read_cnki(fixture("noteexpress"))
+    assert (first.title, first.authors, first.keywords) == (VITAMIN_D, VITAMIN_D_AUTHORS, KEYWORDS)
+    assert dict(first.metadata)["issn"] == "1674-5809"
+    assert repeated.authors == ("陈静", "刘洋")  # {Author} repeated
+    # a blank line inside a value is part of it, not the end of the record
+    assert (
+        dict(repeated.metadata)["affiliations"]
+        == "四川大学华西医院呼吸与危重症医学科 四川 成都 610041"
+    )
+    assert isinstance(empty, Quarantined) and empty.position == 3
+    assert colon.title == "幽门螺杆菌感染与胃癌前病变的相关性分析"  # "{Title}：" full-width
+
+
+def test_same_record_same_id_in_the_four_exports():
+    ids = {d: read_cnki(fixture(d)).__next__().id for d in FIXTURES}
+    assert len(set(ids.values())) == 1, ids
+    assert ids["endnote"] == cnki_id(VITAMIN_D, VITAMIN_D_AUTHORS, "中华糖尿病杂志", "2021")
+
+
+def test_bad_bytes_quarantine_their_record_and_the_others_are_read():
+    data = fixture("endnote")
+    second = "慢性阻塞性肺疾病急性加重".encode()
+    third = "新辅助免疫治疗".encode()
+    # record 2's title in GBK (a stray second encoding), record 3's with an invalid byte
+    data = data.replace(second, "慢性阻塞性肺疾病急性加重".encode("gbk"))
+    bad_at = data.index(third)
+    data = data[:bad_at] + b"\xff" + data[bad_at + 1 :]
+    items = list(read_cnki(Trickle(data, 4096), source="bad.txt"))
+    assert len(items) == record_count(data, b"%0 ") == 7
+    gbk, invalid = items[1], items[2]
+    assert isinstance(gbk, Quarantined) and isinstance(invalid, Quarantined)
+    assert (gbk.source, gbk.position, invalid.position) == ("bad.txt", 2, 3)
+    assert gbk.reason.startswith("undecodable bytes at byte offset ")
+    assert gbk.reason.endswith(f"(line {gbk.line + 4}): not utf-8 like the rest of the file")
+    assert invalid.reason == (
+        f"undecodable bytes at byte offset {bad_at} (line {invalid.line + 3}): "
+        "not utf-8 like the rest of the file"
+    )
+    assert "\ufffd" in invalid.raw
+    assert [type(i).__name__ for i in items].count("Document") == 4  # and the empty record
+    assert items[0].id == read_cnki(fixture("endnote")).__next__().id
+
+
+class RepeatedExport:
+    """An export of ``n`` copies of a fixture made while it is read, never whole in memory."""
+
+    def __init__(self, data: bytes, n: int) -> None:
+        self.data, self.n, self.buffer = data, n, b""
+
+    def read(self, size: int = -1) -> bytes:
+        while (size < 0 or len(self.buffer) < size) and self.n:
+            self.buffer += self.data
+            self.n -= 1
+        out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out
+
+
+def test_reading_is_a_stream_in_flat_memory():
+    data = fixture("endnote")
+    peaks = []
+    for n in (20, 200):
+        tracemalloc.start()
+        try:
+            assert sum(1 for _ in read_cnki(RepeatedExport(data, n))) == 7 * n
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+    small, large = peaks
+    assert large < small * 1.2, (small, large)  # ten times the records, not ten times the memory
