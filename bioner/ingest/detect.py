@@ -36,7 +36,10 @@ def detect_format(head: bytes) -> str | None:
         return "parquet"
     text = _decode_head(head)
     if text is None:
-        return None
+        # A CNKI export with a bad byte near its start is one still (its markers are ASCII):
+        # its reader quarantines the record that holds the byte and reads the others.
+        lenient = head.decode("utf-8", "replace")
+        return "cnki" if detect_cnki_dialect(lenient) is not None else None
     stripped = text.lstrip()
     if stripped.startswith("<"):
         # A DOCTYPE names the root too, for a head that ends before the root element.

@@ -60,6 +60,14 @@ def test_a_head_cut_inside_a_multibyte_character_still_reads():
     assert detect_format(head[:-1]) == "cnki"
 
 
+def test_a_cnki_export_with_a_bad_byte_in_its_head_is_still_cnki():
+    good = "%0 Journal Article\r\n%A 吴敏\r\n%T 降钙素原\r\n".encode()
+    bad = good.replace("吴".encode(), b"\xff\xfe\xfd")
+    assert detect_format(bad) == "cnki"
+    assert detect_format(good.decode().encode("gbk").replace(b"%T", b"\xff%T")) == "cnki"
+    assert detect_format(b"\xff\xfe\xfd" + bytes(range(128, 256))) is None
+
+
 def test_parquet_and_gzip_files_from_their_real_bytes():
     assert detect_format(parquet_bytes()[:HEAD_BYTES]) == "parquet"
     packed = gzip.compress(PUBMED)
