@@ -387,6 +387,42 @@ def test_cnki_and_jsonl_beside_pubmed(pubmed_files, shared_data, tmp_path):
     assert_reconciles(summary)
 
 
+CNKI_ENDNOTE = Path(__file__).parents[1] / "bioner" / "ingest" / "data" / "cnki_endnote.txt"
+
+
+def test_cnki_endnote_every_record_accounted_for_bad_bytes_and_gzip_too(tmp_path):
+    data = CNKI_ENDNOTE.read_bytes()
+    n = sum(1 for line in data.splitlines() if line.startswith(b"%0 "))  # apart from the reader
+    bad = tmp_path / "bad_bytes.txt"
+    title = "新辅助免疫治疗".encode()
+    bad.write_bytes(data.replace(title, b"\xff" + title[1:]))
+    packed = tmp_path / "packed.txt.gz"
+    packed.write_bytes(gzip.compress(data))
+    out = tmp_path / "out"
+    summary = ingest.ingest_paths([str(CNKI_ENDNOTE), str(bad), str(packed)], str(out), 2)
+    counts = {
+        r["name"]: (r["format"], r["records_read"], r["documents"], r["quarantined"], r["complete"])
+        for r in summary["inputs"]
+    }
+    assert counts == {
+        CNKI_ENDNOTE.name: ("cnki", n, 6, 1, True),
+        bad.name: ("cnki", n, 5, 2, True),
+        packed.name: ("cnki", n, 6, 1, True),
+    }
+    rows = {(r["source"], r["position"]): r for r in quarantine(out)}
+    assert sorted(rows) == [
+        (bad.name, 3),
+        (bad.name, 5),
+        (CNKI_ENDNOTE.name, 5),
+        (packed.name, 5),
+    ]
+    assert rows[bad.name, 3]["reason"].startswith("undecodable bytes at byte offset ")
+    assert rows[bad.name, 3]["line"] == 34  # the line of its %0
+    assert rows[bad.name, 5]["reason"] == "record without a title or an abstract"
+    assert summary["current"]["documents"] == 6  # the same records in the three files
+    assert_reconciles(summary)
+
+
 # --------------------------------------------------------------------------- restarts
 
 
