@@ -86,8 +86,8 @@ _CASCADE = ("utf-8", "gb18030")
 _BYTE_BREAK = re.compile(rb"\r\n|\r|\n")
 _TEXT_BREAK = re.compile(r"\r\n|\r|\n")
 _ASCII = bytes(range(128))
-# Non-ASCII bytes that must decode before a failure for a file to count as that encoding with a
-# few corrupt bytes: a GBK text passes for UTF-8 over 8 such bytes about once in 10^4.
+# Non-ASCII bytes that must decode for a file to count as that encoding with a few corrupt
+# lines: a GBK text passes for UTF-8 over 8 such bytes about once in 10^4.
 _EVIDENCE = 8
 _CHUNK = 1 << 16  # bytes read at a time
 # Bytes of lines, from the first non-ASCII one, that decide between UTF-8 and GB18030: the
@@ -121,20 +121,15 @@ def _split(
         yield offset, rest[:-1] if rest.endswith(cr) else rest
 
 
-def _evident(data: bytes, error: UnicodeDecodeError) -> bool:
-    """Whether enough non-ASCII text decoded before ``error`` to trust its encoding."""
-    return len(data[: error.start].translate(None, _ASCII)) >= _EVIDENCE
-
-
 def decode_cnki(stream: BinaryIO) -> Iterator[Line]:
     """Lines of an export read from ``stream`` a chunk at a time; LF, CRLF and CR line ends.
 
     A byte-order mark decides the encoding (UTF-8, UTF-16); otherwise the first
-    :data:`_WINDOW` bytes of lines from the first non-ASCII one decide, by a fixed cascade
-    rather than a guessing library so that the same bytes always give the same text: strict
-    UTF-8, UTF-8 when a clear stretch of it decodes before a failure, strict GB18030 (a
-    superset of GBK and GB2312), GB18030 likewise. Each line is then decoded on its own: one
-    that fails is replaced and says why in :attr:`Line.bad` (its record is quarantined).
+    :data:`_WINDOW` bytes of lines from the first non-ASCII one decide (:func:`_choose`), by a
+    fixed cascade rather than a guessing library so that the same bytes always give the same
+    text: UTF-8, then GB18030 (a superset of GBK and GB2312). Each line is then decoded on its
+    own: one that fails is replaced and says why in :attr:`Line.bad` (its record is
+    quarantined).
     Undecodable text before any decision, or in a UTF-16 file, is an :class:`InputError` that
     names the byte offset.
     """
@@ -201,30 +196,35 @@ def _line(n: int, offset: int, data: bytes, encoding: str) -> Line:
 
 
 def _choose(window: list[tuple[int, int, bytes]]) -> str:
-    """The encoding of a window of lines (see :func:`decode_cnki`); an :class:`InputError`
-    naming the offset of the first undecodable byte when neither fits."""
-    data = b"\n".join(d for _, _, d in window)
-    first: UnicodeDecodeError | None = None
+    """The encoding of a window of lines (see :func:`decode_cnki`): the first of the cascade
+    in which every line decodes, or in which the lines that decode hold at least
+    :data:`_EVIDENCE` non-ASCII bytes and more than the lines that do not; an
+    :class:`InputError` naming the first byte that is not UTF-8 when neither fits.
+
+    UTF-8 is tried first and decides on its own lines: GB18030 accepts most byte pairs, so a
+    UTF-8 file with a corrupt byte, or a stray GBK line, would decode in it as mojibake.
+    """
     for encoding in _CASCADE:
+        good = bad = 0
+        for _, _, data in window:
+            try:
+                data.decode(encoding)
+            except UnicodeDecodeError:
+                bad += len(data.translate(None, _ASCII))
+            else:
+                good += len(data.translate(None, _ASCII))
+        if not bad or (good >= _EVIDENCE and good > bad):
+            return encoding
+    for n, offset, data in window:
         try:
-            data.decode(encoding)
+            data.decode(_CASCADE[0])
         except UnicodeDecodeError as e:
-            # GB18030 accepts most byte pairs: a UTF-8 file with one corrupt byte would decode
-            # as mojibake, so UTF-8 text before the failure decides before GB18030 is tried.
-            if _evident(data, e):
-                return encoding
-            first = first or e
-            continue
-        return encoding
-    at, k = (first.start if first else 0), 0  # offset in ``data``; its line in the window
-    while at > len(window[k][2]):
-        at -= len(window[k][2]) + 1
-        k += 1
-    n, offset, _ = window[k]
-    raise InputError(
-        f"undecodable bytes at byte offset {offset + at}: neither UTF-8 nor GB18030 (GBK) text",
-        line=n + 1,
-    )
+            raise InputError(
+                f"undecodable bytes at byte offset {offset + e.start}: "
+                "neither UTF-8 nor GB18030 (GBK) text",
+                line=n + 1,
+            ) from None
+    raise AssertionError("a window that does not decode holds a line that does not")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -903,3 +903,12 @@ def test_reading_is_a_stream_in_flat_memory():
             tracemalloc.stop()
     small, large = peaks
     assert large < small * 1.2, (small, large)  # ten times the records, not ten times the memory
+
+
+def test_a_stray_gbk_record_first_does_not_make_a_utf8_file_gbk():
+    first = "%0 Journal Article\r\n%T 幽门螺杆菌感染与胃癌前病变\r\n\r\n".encode("gbk")
+    data = first + fixture("endnote")
+    items = list(read_cnki(data))
+    assert isinstance(items[0], Quarantined) and "not utf-8" in items[0].reason
+    assert documents(items) == documents(read_cnki(fixture("endnote")))
+    assert len(items) == 8
