@@ -751,7 +751,11 @@ def test_real_shape_export_same_in_any_line_end_encoding_and_chunking(dialect):
     for name, variant in variants.items():
         assert list(read_cnki(variant, source="s")) == expected, name
     for step in (1, 7):
-        for name, variant in [("crlf", data), ("gbk", variants["gbk"])]:
+        for name, variant in [
+            ("crlf", data),
+            ("gbk", variants["gbk"]),
+            ("utf-16", variants["utf-16"]),
+        ]:
             got = list(read_cnki(Trickle(variant, step), source="s"))
             assert got == expected, (name, step)
 
@@ -848,7 +852,7 @@ def test_estudy_and_noteexpress_exports_as_cnki_writes_them():
 
 
 def test_same_record_same_id_in_the_four_exports():
-    ids = {d: read_cnki(fixture(d)).__next__().id for d in FIXTURES}
+    ids = {d: next(read_cnki(fixture(d))).id for d in FIXTURES}
     assert len(set(ids.values())) == 1, ids
     assert ids["endnote"] == cnki_id(VITAMIN_D, VITAMIN_D_AUTHORS, "中华糖尿病杂志", "2021")
 
@@ -874,7 +878,7 @@ def test_bad_bytes_quarantine_their_record_and_the_others_are_read():
     )
     assert "\ufffd" in invalid.raw
     assert [type(i).__name__ for i in items].count("Document") == 4  # and the empty record
-    assert items[0].id == read_cnki(fixture("endnote")).__next__().id
+    assert items[0].id == next(read_cnki(fixture("endnote"))).id
 
 
 class RepeatedExport:
