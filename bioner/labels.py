@@ -9,7 +9,7 @@ format onto the canonical labels of its schema.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 
@@ -90,6 +90,29 @@ class EntitySchema:
             return self
         name = f"{self.base}[{','.join(t.label for t in types)}]"
         return replace(self, name=name, types=types)
+
+    def parts(self, groups: Iterable[Iterable[str]] = ()) -> tuple[EntitySchema, ...]:
+        """The requests this schema is asked in: one per group of ``groups`` (labels) that has
+        a type of it, restricted to those types, then one of its types in no group; the schema
+        itself when ``groups`` is empty or a single part would ask every type.
+
+        A tagger taught each dataset's own request answers a request in the conventions of the
+        dataset that asked it (the model folder says how it wants each schema asked,
+        :func:`infra.llm.local.request_groups`). Every type is asked exactly once.
+        """
+        placed: set[str] = set()
+        parts: list[list[str]] = []
+        for group in groups:
+            labels = {self.resolve(name) for name in group} - placed - {None}
+            if labels:
+                parts.append([lb for lb in self.labels if lb in labels])
+                placed.update(parts[-1])
+        rest = [lb for lb in self.labels if lb not in placed]
+        if rest:
+            parts.append(rest)
+        if len(parts) <= 1:
+            return (self,)
+        return tuple(self.restrict(labels) for labels in parts)
 
 
 @dataclass(frozen=True)
@@ -413,6 +436,16 @@ def schema_for(name: str, language: str | None) -> EntitySchema:
             f"add a type {other} has, or ask {schema.base}"
         )
     return counterpart.restrict(labels)
+
+
+def request_parts(
+    name: str, language: str | None, groups: Mapping[str, Iterable[Iterable[str]]]
+) -> tuple[EntitySchema, ...]:
+    """The requests a passage in ``language`` is asked for schema ``name``: its language's
+    schema (:func:`schema_for`) in the parts ``groups`` gives its base
+    (:meth:`EntitySchema.parts`; whole when ``groups`` has none)."""
+    schema = schema_for(name, language)
+    return schema.parts(groups.get(schema.base, ()))
 
 
 def dataset(name: str) -> DatasetSpec:

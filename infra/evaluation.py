@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bioner.errors import InputError
-from bioner.labels import DATASETS
+from bioner.labels import DATASETS, get_schema
 from bioner.readers.canonical import write_canonical
 from bioner.records import AnnotatedDocument
 from bioner.training.data import unified_view
@@ -118,20 +118,31 @@ DEFAULT_SCHEMA_MODE = "general"
 
 
 def check_schema_mode(mode: str) -> str:
-    """``mode`` if it is one of :data:`SCHEMA_MODES`, else an InputError naming them."""
-    if mode not in SCHEMA_MODES:
-        raise InputError(f"unknown schema {mode!r} for evaluate; known: {', '.join(SCHEMA_MODES)}")
-    return mode
+    """The base of ``mode`` (one of :data:`SCHEMA_MODES`; ``general[Gene,Cell]`` asks only some
+    unified types and has base ``general``), else an InputError naming them."""
+    base = mode.partition("[")[0].strip()
+    if base not in SCHEMA_MODES or (base != mode and base != "general"):
+        raise InputError(
+            f"unknown schema {mode!r} for evaluate; known: {', '.join(SCHEMA_MODES)}, "
+            "general[Type,Type]"
+        )
+    if base != mode:
+        try:
+            get_schema(mode)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+    return base
 
 
 def request_of(name: str, mode: str = DEFAULT_SCHEMA_MODE) -> tuple[str, tuple[str, ...]]:
     """The schema set ``name`` is asked with under ``mode`` (:data:`SCHEMA_MODES`; a Chinese
     set asked ``general`` gets its counterpart per passage) and the labels scored: the types
     its dataset annotates whole, in the unified or its own labels."""
-    check_schema_mode(mode)
+    base = check_schema_mode(mode)
     spec = DATASETS[EVAL_SETS[name].dataset]
-    if mode == "general":
-        return "general", spec.scored_types
+    if base == "general":
+        asked = get_schema(mode).labels
+        return mode, tuple(lb for lb in spec.scored_types if lb in asked)
     return spec.schema.name, tuple(lb for lb in spec.schema.labels if lb not in spec.partial)
 
 
@@ -167,7 +178,7 @@ def load_eval_set(
 
     InputError when the data is missing or two documents share an id (their spans would mix).
     """
-    check_schema_mode(mode)
+    base = check_schema_mode(mode)
     if problem := missing_data(name, root):
         raise InputError(problem)
     s = EVAL_SETS[name]
@@ -176,7 +187,7 @@ def load_eval_set(
         keep = read_ids((root or data_dir()) / s.only_ids)
         docs = [d for d in docs if d.id in keep]
     docs = docs[:limit] if limit is not None else docs
-    if mode == "general":
+    if base == "general":
         spec = DATASETS[s.dataset]
         docs = [unified_view(d, spec) for d in docs]
     seen: set[str] = set()

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -41,7 +42,7 @@ from bioner.codec.issues import DecodeIssue
 from bioner.constraint import SymbolicTarget
 from bioner.gencache import cache_key, canonical_json, decoding_params
 from bioner.generation import Engine, GenerationParams, max_new_tokens_for
-from bioner.labels import EntitySchema, get_schema, schema_for
+from bioner.labels import EntitySchema, get_schema, request_parts, schema_for
 from bioner.lexicon import Lexicon
 from bioner.prompts import PROMPT_VERSION, build_prompt
 from bioner.records import Document, Entity, Passage, Span
@@ -59,7 +60,7 @@ from infra import s3, storage
 from infra.ingest_store import THROUGH, table_uri
 from infra.lexicon import lexicon_setting, read_lexicons
 from infra.llm import load_engine
-from infra.llm.local import model_id_of, prompt_version
+from infra.llm.local import model_id_of, prompt_version, request_groups
 from schemas import (
     DECODE_ISSUES_V1,
     DOCUMENTS_V2,
@@ -605,6 +606,7 @@ def generate(
             generations_uri,
             work,
             entity_schema,
+            request_groups(model) if storage.is_dir(model) else {},
             run_id,
             max_new_tokens,
             chunk_size,
@@ -654,18 +656,26 @@ def _generate_rows(
     generations_uri: str,
     work: str,
     entity_schema: EntitySchema,
+    groups: Mapping[str, Sequence[Sequence[str]]],
     run_id: str,
     max_new_tokens: int | None,
     chunk_size: int,
 ) -> tuple[list[dict[str, Any]], int, int]:
-    """The generation rows of a shard, the answers made for it and those of them resumed."""
+    """The generation rows of a shard, the answers made for it and those of them resumed;
+    ``groups``: how the model wants each schema asked (:func:`request_groups`)."""
     settings = engine_settings(engine)
     passages = storage.read_table(passages_uri, PASSAGES_V1).to_pylist()
-    # Each passage is asked in its own language where the schema has a counterpart in it.
-    passage_schemas = [schema_for(entity_schema.name, p["language"]) for p in passages]
+    # Each passage is asked in its own language where the schema has a counterpart in it, in
+    # the parts the model wants the schema asked (one, the whole schema, unless it says).
+    units = [
+        (i, part)
+        for i, p in enumerate(passages)
+        for part in request_parts(entity_schema.name, p["language"], groups)
+    ]
+    passage_schemas = [part for _, part in units]
     base = GenerationParams()
-    # One request per passage, or per window of a passage too long for the model's context.
-    whole_texts = [p["text"] for p in passages]
+    # One request per part, or per window of a passage too long for the model's context.
+    whole_texts = [passages[i]["text"] for i, _ in units]
     whole_params = per_schema_params(engine, whole_texts, passage_schemas, base, max_new_tokens)
     whole_prompts = [
         build_prompt(t, s, engine.prompt_version)
@@ -678,7 +688,7 @@ def _generate_rows(
     windows = [w for found in spans for w in found]
     texts = [whole_texts[i][a:b] for i, (a, b) in zip(owner, windows, strict=True)]
     schemas = [passage_schemas[i] for i in owner]
-    if len(windows) == len(passages):  # every passage whole: nothing to recompute
+    if len(windows) == len(units):  # every passage whole: nothing to recompute
         params, prompts = whole_params, whole_prompts
     else:
         params = per_schema_params(engine, texts, schemas, base, max_new_tokens)
@@ -721,8 +731,8 @@ def _generate_rows(
 
     table: list[dict[str, Any]] = []
     fresh = set(made)
-    for i, (a, b), key, request in zip(owner, windows, keys, requests, strict=True):
-        p = passages[i]
+    for u, (a, b), key, request in zip(owner, windows, keys, requests, strict=True):
+        p = passages[units[u][0]]
         answer = made.get(key) or found[key]
         table.append(
             {
@@ -773,11 +783,43 @@ def sweep_partial(out: str) -> int:
 # --------------------------------------------------------------------------- decode
 
 
+def part_of(generation: Mapping[str, Any], schema: EntitySchema) -> EntitySchema:
+    """The schema a generation row answers: the part of ``schema`` its request asked (its
+    ``params``' schema, :meth:`bioner.labels.EntitySchema.parts`), else ``schema`` whole."""
+    params = generation.get("params")
+    name = json.loads(params).get("schema") if params else generation.get("schema")
+    if not name or name == schema.name:
+        return schema
+    part = get_schema(name)
+    if part.base != schema.base or not set(part.labels) <= set(schema.labels):
+        raise ValueError(f"a generation asked {name}, which is no part of {schema.name}")
+    return part
+
+
 def spans_of(
     passage: Passage, generations: Sequence[dict[str, Any]], schema: EntitySchema
 ) -> tuple[list[Span], list[DecodeIssue]]:
-    """The spans (passage offsets) of a passage's answers: one for the whole passage, or one
-    per window (a V1 row, without window columns, is the whole passage), merged."""
+    """The spans (passage offsets) of a passage's answers, ``schema`` asked in one request or
+    in parts (:func:`part_of`): per part one answer for the whole passage, or one per window
+    (a V1 row, without window columns, is the whole passage), merged."""
+    by_part: dict[EntitySchema, list[dict[str, Any]]] = {}
+    for g in generations:
+        by_part.setdefault(part_of(g, schema), []).append(g)
+    spans: list[Span] = []
+    issues: list[DecodeIssue] = []
+    for part, rows in by_part.items():
+        found, problems = _part_spans(passage, rows, part)
+        spans.extend(found)
+        issues.extend(problems)
+    if len(by_part) > 1:
+        spans.sort(key=lambda s: (s.start, s.end, s.label))
+    return spans, issues
+
+
+def _part_spans(
+    passage: Passage, generations: Sequence[dict[str, Any]], schema: EntitySchema
+) -> tuple[list[Span], list[DecodeIssue]]:
+    """The spans of the answers to one request of a passage, its windows merged."""
     ordered = sorted(generations, key=lambda g: g.get("window_start") or 0)
     windows = [
         (g.get("window_start") or 0, g.get("window_end") or len(passage.text)) for g in ordered

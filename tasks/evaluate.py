@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from prefect import task
 from bioner.codec.issues import DecodeIssue
 from bioner.constraint import CONSTRAINT_VERSION, SymbolicTarget
 from bioner.generation import Engine, Generation, GenerationParams
-from bioner.labels import EntitySchema, schema_for
+from bioner.labels import EntitySchema, request_parts, schema_for
 from bioner.lexicon import Lexicon
 from bioner.metrics import Evaluation, evaluate
 from bioner.prompts import PROMPT_VERSION, build_prompt
@@ -37,7 +37,7 @@ from infra import evaluation as ev
 from infra.datasets import data_dir as default_data_dir
 from infra.ingest_store import code_version
 from infra.lexicon import lexicon_info, read_lexicons
-from infra.llm.local import is_untrained
+from infra.llm.local import is_untrained, request_groups
 from tasks._common import TASK_OPTIONS as _TASK
 from tasks.annotate import (
     DEFAULT_BACKEND,
@@ -70,9 +70,10 @@ class Request:
     passage: int  # index into the passages
     window: tuple[int, int]  # [start, end) in the passage text
     text: str  # the passage text in the window
-    schema: EntitySchema
+    schema: EntitySchema  # what this request asks: the passage's schema, or a part of it
     prompt: str
     params: GenerationParams
+    asked: EntitySchema  # the passage's schema whole
 
     def target(self) -> SymbolicTarget:
         """The valid answers of this request (copy-constrained decoding)."""
@@ -87,27 +88,40 @@ def passages_of(
 
 
 def plan_requests(
-    engine: Engine, passages: Sequence[Passage], schema: str, cap: int | None = None
+    engine: Engine,
+    passages: Sequence[Passage],
+    schema: str,
+    cap: int | None = None,
+    groups: Mapping[str, Sequence[Sequence[str]]] | None = None,
 ) -> list[Request]:
     """The requests of the passages, in passage order, as :func:`tasks.annotate.generate`
-    makes them: each passage in its language's schema, whole when its prompt and longest
+    makes them: each passage in its language's schema, in the parts ``groups`` asks it
+    (:func:`bioner.labels.request_parts`; whole by default), whole when its prompt and longest
     answer fit the model's context, else as windows; ``cap`` caps the token limits."""
-    schemas = [schema_for(schema, p.language) for p in passages]
-    texts = [p.text for p in passages]
+    units = [
+        (i, part)
+        for i, p in enumerate(passages)
+        for part in request_parts(schema, p.language, groups or {})
+    ]
+    whole = [schema_for(schema, p.language) for p in passages]
+    schemas = [part for _, part in units]
+    texts = [passages[i].text for i, _ in units]
     base = GenerationParams()
     params = per_schema_params(engine, texts, schemas, base, cap)
     version = engine.prompt_version
     prompts = [build_prompt(t, s, version) for t, s in zip(texts, schemas, strict=True)]
     windows = context_windows(engine, texts, schemas, prompts, params, base, cap)
     requests = []
-    for i, (text, s, found) in enumerate(zip(texts, schemas, windows, strict=True)):
+    for u, (text, s, found) in enumerate(zip(texts, schemas, windows, strict=True)):
+        i = units[u][0]
         if found == [(0, len(text))]:
-            requests.append(Request(i, found[0], text, s, prompts[i], params[i]))
+            requests.append(Request(i, found[0], text, s, prompts[u], params[u], whole[i]))
             continue
         parts = [text[a:b] for a, b in found]
         part_params = per_schema_params(engine, parts, [s] * len(parts), base, cap)
         for window, part, p in zip(found, parts, part_params, strict=True):
-            requests.append(Request(i, window, part, s, build_prompt(part, s, version), p))
+            prompt = build_prompt(part, s, version)
+            requests.append(Request(i, window, part, s, prompt, p, whole[i]))
     return requests
 
 
@@ -184,11 +198,12 @@ def decode_answers(
                 "finish_reason": g.finish_reason,
                 "window_start": r.window[0],
                 "window_end": r.window[1],
+                "schema": r.schema.name,
                 "model_id": model_id,
                 "prompt_version": prompt_version,
             }
         )
-    schema_of = {r.passage: r.schema for r in requests}
+    schema_of = {r.passage: r.asked for r in requests}
     chosen = {s.name: DecodeRules.parse(rules, s.name) for s in schema_of.values()}
     out = Decoded({d: [] for d in texts}, {d: [] for d in texts}, [], Counter())
     by_document: dict[str, list[DocumentPart]] = defaultdict(list)
@@ -299,6 +314,7 @@ def evaluate_documents(
     lexicons: dict[str, Lexicon] | None = None,
     rules: str = "",
     labels: Sequence[str] | None = None,
+    groups: Mapping[str, Sequence[Sequence[str]]] | None = None,
 ) -> SetRun:
     """Tag gold documents with ``engine`` as the pipeline would, and score the spans.
 
@@ -307,10 +323,11 @@ def evaluate_documents(
     type is neither right nor wrong here (the unified schema asks types a dataset does not
     annotate) and is left out of the predictions. The decode rules (``rules``, as
     :meth:`bioner.rules.DecodeRules.parse` reads it) run with ``lexicons`` (by schema name);
-    the tagger's spans alone are scored too (``SetRun.tagger``).
+    the tagger's spans alone are scored too (``SetRun.tagger``). ``groups``: how the model
+    wants each schema asked (:func:`infra.llm.local.request_groups`).
     """
     passages = passages_of(docs, max_chars)
-    requests = plan_requests(engine, passages, schema, cap)
+    requests = plan_requests(engine, passages, schema, cap, groups)
     generations, seconds = generate_requests(engine, requests, chunk_size=chunk_size, stage=stage)
     texts = {d.id: d.text for d in docs}
     decoded = decode_answers(
@@ -407,6 +424,7 @@ def evaluate_set(
         lexicons=lexicons,
         rules=rules,
         labels=labels,
+        groups=request_groups(model) if Path(model).is_dir() else None,
     )
     spec = ev.EVAL_SETS[name]
     result = {

@@ -70,6 +70,24 @@ def prompt_version(model_dir: str | Path) -> str:
         raise ModelFolderError(f"{Path(model_dir) / MARKER}: {e}") from None
 
 
+def request_groups(model_dir: str | Path) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """How a model folder wants each schema asked (its marker's ``"requests"``: schema base
+    name to groups of labels, :meth:`bioner.labels.EntitySchema.parts`); empty when it does
+    not say, every schema then asked whole. ModelFolderError for a group naming an unknown
+    schema or type."""
+    found = marker(model_dir).get("requests") or {}
+    groups: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for name, listed in found.items():
+        try:
+            schema = get_schema(name)
+            for group in listed:
+                schema.restrict(group)
+        except ValueError as e:
+            raise ModelFolderError(f"{Path(model_dir) / MARKER}: requests: {e}") from None
+        groups[schema.base] = tuple(tuple(group) for group in listed)
+    return groups
+
+
 def trained_schemas(model_dir: str | Path) -> frozenset[str] | None:
     """The schemas (base names: ``general``, ``ncbi`` ...) a model bioner trained was taught,
     over every stage of its training (the marker's ``base_marker`` chain); None when the folder

@@ -14,6 +14,7 @@ from bioner.labels import (
     get_schema,
     label_map_rows,
     label_map_table,
+    request_parts,
     schema_for,
 )
 
@@ -89,3 +90,23 @@ def test_the_documented_label_map_is_the_code():
     rows = label_map_rows()
     assert ("bionlp13cg", "Pathological_formation", "—") in rows
     assert ("jnlpba", "DNA", "Gene") in rows and ("cmeee", "Drug", "Chemical") in rows
+
+
+def test_a_schema_asked_in_parts_asks_every_type_once_in_schema_order():
+    general = get_schema("general")
+    parts = general.parts([["Disease"], ["Cell", "gene"], ["Disease", "Species"]])
+    assert [p.name for p in parts] == [
+        "general[Disease]",
+        "general[Gene,Cell]",
+        "general[Species]",  # Disease is asked already
+        "general[Chemical,Anatomy]",  # the types in no group
+    ]
+    assert general.parts() == (general,) == general.parts([general.labels])
+    # A restricted schema keeps the parts that have one of its types.
+    assert [p.name for p in get_schema("general[Gene,Disease]").parts([["Disease"]])] == [
+        "general[Disease]",
+        "general[Gene]",
+    ]
+    assert [p.name for p in request_parts("general", "zh", {"general": [["Disease"]]})] == [
+        "general-zh"
+    ]

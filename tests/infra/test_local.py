@@ -6,7 +6,13 @@ import json
 
 import pytest
 
-from infra.llm.local import MARKER, ModelFolderError, check_trained_schema, trained_schemas
+from infra.llm.local import (
+    MARKER,
+    ModelFolderError,
+    check_trained_schema,
+    request_groups,
+    trained_schemas,
+)
 
 
 def _folder(tmp_path, marker):
@@ -42,3 +48,14 @@ def test_a_model_trained_on_dataset_schemas_refuses_the_unified_one(tmp_path):
     )
     with pytest.raises(ModelFolderError, match="not general; ask one of those"):
         check_trained_schema(model, "general")
+
+
+def test_a_model_says_how_it_wants_a_schema_asked(tmp_path):
+    assert request_groups(tmp_path) == {}  # no marker: every schema asked whole
+    model = _folder(tmp_path, {"requests": {"general": [["Disease"], ["Gene", "Cell"]]}})
+    assert request_groups(model) == {"general": (("Disease",), ("Gene", "Cell"))}
+    _folder(tmp_path, {"requests": {"general": [["Disease"], ["Protein X"]]}})
+    with pytest.raises(
+        ModelFolderError, match="requests: schema general: unknown type 'Protein X'"
+    ):
+        request_groups(model)

@@ -15,7 +15,7 @@ from bioner.codec import symbolic
 from bioner.constraint import SymbolicTarget
 from bioner.gencache import cache_key
 from bioner.generation import Generation, GenerationParams
-from bioner.labels import SCHEMAS, schema_for
+from bioner.labels import SCHEMAS, get_schema, schema_for
 from bioner.lexicon import Entry, Lexicon
 from bioner.prompts import COMPACT_PROMPT_VERSION, PROMPT_VERSION
 from bioner.records import Entity, Passage, Span
@@ -23,6 +23,7 @@ from bioner.rules import RULES_VERSION
 from infra import storage
 from infra.ingest_store import THROUGH, ingest_paths
 from infra.lexicon import lexicon_setting, write_lexicon
+from infra.llm.local import MARKER
 from schemas import (
     DECODE_ISSUES_V1,
     DOCUMENTS_V2,
@@ -413,6 +414,37 @@ def test_each_passage_is_asked_in_its_language(tmp_path, monkeypatch):
     assert engine.targets[1] == SymbolicTarget.of("患者有高血压病史。", zh)
     written = storage.read_table(uri, GENERATIONS_V2).to_pylist()
     assert [json.loads(r["params"])["schema"] for r in written] == ["general", "general-zh"]
+
+
+def test_a_model_that_wants_the_schema_in_parts_is_asked_each_part_and_decoded_whole(
+    tmp_path, monkeypatch
+):
+    text = "Aspirin and asthma."
+    answers = {("Chemical",): "Chemical: [Aspirin] and asthma.", ("Disease",): "Disease: x"}
+    engine = use(monkeypatch, EchoEngine())
+    engine.answer = lambda i: answers.get(engine.targets[i].headers, "None")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / MARKER).write_text(json.dumps({"requests": {"general": [["Disease"], ["Chemical"]]}}))
+    passages = str(tmp_path / "passages.parquet")
+    row = {"doc_id": "1", "doc_version": 1, "index": 0, "start": 0, "end": len(text)}
+    storage.write_rows([row | {"text": text, "language": "en"}], passages, PASSAGES_V1)
+    uri = t.generate.fn(passages, str(tmp_path / "generations.parquet"), str(model), "general", "r")
+    written = storage.read_table(uri, GENERATIONS_V2).to_pylist()
+    assert [json.loads(r["params"])["schema"] for r in written] == [
+        "general[Disease]",
+        "general[Chemical]",
+        "general[Gene,Species,Cell,Anatomy]",
+    ]
+    assert [e.headers for e in engine.targets] == [
+        ("Disease",),
+        ("Chemical",),
+        ("Gene", "Species", "Cell", "Anatomy"),
+    ]
+    passage = t.passage_of(storage.read_table(passages, PASSAGES_V1).to_pylist()[0])
+    entities, issues = t.entities_of(passage, text, written, get_schema("general"), "r")
+    assert [(e.text, e.label) for e in entities] == [("Aspirin", "Chemical")]
+    assert [str(i.kind) for i in issues] != []  # the Disease answer does not copy its passage
 
 
 def test_generation_settings_follow_the_passages_and_mark_stale_shards(shard, monkeypatch):

@@ -264,3 +264,34 @@ def test_spans_on_a_short_form_defined_on_no_mention_are_dropped_and_counted():
     assert run.tagger is not None and run.tagger.strict.micro.fp == 2
     assert run.evaluation.strict.micro.fp == 0
     assert run.abbreviations_dropped == 2 and run.summary()["abbreviations_dropped"] == 2
+
+
+def test_a_schema_asked_in_parts_asks_each_type_once_and_merges_the_answers():
+    def part_answers(target: SymbolicTarget) -> str:
+        asked = [label for label in BC5CDR.labels if BC5CDR.header_of(label) in target.headers]
+        part = BC5CDR.restrict(asked)
+        for d in DOCS:
+            start = d.text.find(target.passage)
+            if start != -1:
+                end = start + len(target.passage)
+                inside = [
+                    s.shifted(-start)
+                    for s in d.spans
+                    if start <= s.start and s.end <= end and s.label in asked
+                ]
+                return symbolic.encode(target.passage, inside, part)
+        raise AssertionError(f"no document holds {target.passage!r}")
+
+    engine = FakeEngine(part_answers)
+    groups = {"bc5cdr": [["Disease"]]}
+    requests = plan_requests(engine, passages_of(DOCS), "bc5cdr", groups=groups)
+    # Disease first (its group), then the types in no group; each passage's parts together.
+    assert [(r.passage, r.schema.name) for r in requests[:2]] == [
+        (0, "bc5cdr[Disease]"),
+        (0, "bc5cdr[Chemical]"),
+    ]
+    assert {r.asked.name for r in requests} == {"bc5cdr"}
+    run = evaluate_documents(engine, DOCS, "bc5cdr", groups=groups)
+    assert run.passages == 4 and run.requests == 8 == len(engine.prompts)
+    assert [d.spans for d in run.predictions] == [d.spans for d in DOCS]
+    assert run.evaluation.strict.micro.f1 == 1.0
