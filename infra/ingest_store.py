@@ -34,7 +34,6 @@ byte of the tables: the segment's row groups have the same size however the file
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import itertools
 import json
@@ -60,6 +59,7 @@ from bioner.ingest import IngestItem, Quarantined, Tombstone
 from bioner.ingest.cnki import read_cnki
 from bioner.ingest.compact import FROM_BASE, Event, fold, shard_of
 from bioner.ingest.detect import FORMATS, GZIP, HEAD_BYTES, detect_format, xml_root
+from bioner.ingest.gunzip import GunzipStream
 from bioner.ingest.other import (
     read_bioc_documents,
     read_jsonl_documents,
@@ -290,24 +290,20 @@ def sniff(uri: str) -> tuple[str | None, str]:
     fmt = detect_format(head)
     if fmt != GZIP:
         return fmt, ""
-    with storage.open_raw(uri) as f, gzip.GzipFile(fileobj=f) as unpacked:
-        inner = _read_some(unpacked, HEAD_BYTES)
+    with storage.open_raw(uri) as f:
+        inner = _read_some(GunzipStream(f), HEAD_BYTES)
     if not inner:
         return "", GZIP  # an empty file, compressed
     fmt = detect_format(inner)
     return (None if fmt == GZIP else fmt), GZIP
 
 
-def _read_some(stream: BinaryIO, n: int) -> bytes:
+def _read_some(stream: GunzipStream, n: int) -> bytes:
     """Up to ``n`` bytes; a stream that ends early (a truncated gzip) gives what it had."""
-    chunks: list[bytes] = []
     try:
-        while n > 0 and (chunk := stream.read(min(n, 1024))):
-            chunks.append(chunk)
-            n -= len(chunk)
+        return stream.read(n)
     except EOFError:
-        pass  # the cut is reported when the file is read
-    return b"".join(chunks)
+        return b""  # cut before any data: the cut is reported when the file is read
 
 
 def file_sha256(uri: str) -> str:
@@ -374,7 +370,7 @@ def probe(uri: str) -> tuple[str, str, int, str]:
         if size == 0:
             return "", "", 0, "empty file"
         fmt, compression = sniff(uri)
-    except (gzip.BadGzipFile, zlib.error) as e:
+    except zlib.error as e:
         return "", GZIP, 0, f"not a valid gzip file ({e})"
     except OSError as e:
         return "", "", 0, f"cannot read ({e.strerror or e})"
@@ -441,7 +437,9 @@ def ingest_input(
     Every record goes to its shard's part file (documents and tombstones) or to the
     quarantine. A file that breaks part-way keeps the records before the break, gets one
     quarantine row describing the break, and is committed as incomplete; a file that gives no
-    record at all raises :class:`InputFailed` and commits nothing (a rerun tries again).
+    record at all raises :class:`InputFailed` and commits nothing (a rerun tries again). Stray
+    bytes after the end of a gzip file's data are ignored, the file is complete, and a
+    quarantine row and the entry's ``warning`` say so.
 
     ``workers`` > 1 parses a PubMed file in that many processes, cut into chunks of whole
     records (:func:`~bioner.ingest.pubmed.split_pubmed`) while this process reads and writes;
@@ -478,9 +476,9 @@ def ingest_input(
             lambda stream: _pieces(_read(fmt, stream, name), ordinal, config.n_shards),
             name, size, progress, parallel=False,
         )  # fmt: skip
-    writer, quarantine, counts, error, line = attempt
-    if error:
-        quarantine.add(Quarantined(name, counts["records_read"] + 1, error, line=line))
+    writer, quarantine, counts, error, line, warning = attempt
+    if error or warning:  # where the file broke, or what was ignored after its end
+        quarantine.add(Quarantined(name, counts["records_read"] + 1, error or warning, line=line))
     quarantine.commit()
     if error and counts["records_read"] == 0:
         writer.abort()
@@ -499,6 +497,7 @@ def ingest_input(
         "quarantined": counts["quarantined"],
         "complete": not error,
         "error": error,
+        "warning": warning,
         "shards": writer.shards(),
         "run_id": run_id,
         "seconds": round(time.perf_counter() - started, 3),
@@ -514,7 +513,7 @@ class _Fallback(Exception):
     """The parallel parse of a file gave up: read it again in one process."""
 
 
-_Attempt = tuple["_SegmentWriter", "_QuarantineWriter", Counter[str], str, int | None]
+_Attempt = tuple["_SegmentWriter", "_QuarantineWriter", Counter[str], str, int | None, str]
 
 
 def _parse_into(
@@ -544,7 +543,7 @@ def _parse_into(
     line = None
     reported = 0
     with storage.open_raw(uri) as raw:
-        stream: BinaryIO = gzip.GzipFile(fileobj=raw) if compression == GZIP else raw
+        stream: BinaryIO = GunzipStream(raw) if compression == GZIP else raw  # type: ignore[assignment]
         try:
             for piece in pieces_of(stream):
                 writer.add(piece, counts["records_read"])
@@ -566,15 +565,18 @@ def _parse_into(
             if isinstance(e, InputError):
                 error = _break_reason(e)
                 line = e.line
-            elif isinstance(e, (EOFError, gzip.BadGzipFile, zlib.error)):
+            elif isinstance(e, EOFError):
                 error, line = f"truncated gzip: {e}", None
+            elif isinstance(e, zlib.error):
+                error, line = f"corrupt gzip data: {e}", None
             elif isinstance(e, UnicodeDecodeError):
                 error, line = f"not valid {e.encoding} at byte {e.start}: {e.reason}", None
             else:
                 writer.abort()
                 quarantine.abort()
                 raise
-    return writer, quarantine, counts, error, line
+    warning = stream.trailing if isinstance(stream, GunzipStream) else ""
+    return writer, quarantine, counts, error, line, warning
 
 
 @dataclass
@@ -1289,8 +1291,8 @@ def ingest_paths(
                 record |= {"status": "error", "reason": e.message, "ordinal": None}
             else:
                 record |= {k: entry[k] for k in (*_INPUT_COUNTS, "complete", "error", "seconds")}
-                if entry["error"]:
-                    record["reason"] = entry["error"]
+                if entry["error"] or entry.get("warning"):
+                    record["reason"] = entry["error"] or entry["warning"]
         inputs.append(record)
     parsed = time.perf_counter()
     shards = pending_shards(out, max_chars)

@@ -99,6 +99,7 @@ _MONTHS = {
 }
 _MEDLINE_DATE = re.compile(r"(\d{4})(?:\s+([A-Za-z]{3})[A-Za-z]*\.?(?:\s+(\d{1,2})(?!\d))?)?")
 _DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[")
+_MESSAGE_LINE = re.compile(r"\bline (\d+)")
 _LINE_COLUMN = re.compile(r",? line \d+, column \d+$")
 
 
@@ -106,69 +107,259 @@ def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombs
     """Documents, tombstones and quarantined records of a PubMed XML stream, in file order.
 
     ``stream`` holds the XML bytes (decompress first); ``source`` (the file name) is copied into
-    every item. Raises :class:`InputError` for an empty file, a root other than
-    :data:`ROOT_TAGS`, entity declarations, and malformed or wrongly encoded XML (after yielding
-    every record before the break).
+    every item. A record the XML breaks in (a tag mismatch, bytes not in the file's encoding)
+    is quarantined with where and why, and reading resumes at the next record's start tag.
+    Raises :class:`InputError` for an empty file, a root other than :data:`ROOT_TAGS`, entity
+    declarations, and XML that breaks where no record follows (a cut file, after yielding
+    every record before the cut). Errors of ``stream`` itself (a cut gzip) propagate after
+    every record before them.
     """
     for _, item in _records(stream, source):
         yield item
 
 
-def _records(stream: BinaryIO, source: str) -> Iterator[tuple[int, IngestItem]]:
+#: A record's start tag, by root: where reading resumes after a break.
+_RECORD_STARTS = {
+    ROOT_TAGS[0]: re.compile(rb"<(?:PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>/]"),
+    ROOT_TAGS[1]: re.compile(rb"<(?:MedlineCitation|DeleteCitation)[\s>/]"),
+}
+_START_TAG_BYTES = 24  # longer than any record start tag: the overlap kept between blocks
+_WINDOW_BYTES = 1 << 18  # of the input kept to find where a break is (a record is smaller)
+_XML_DECLARATION = re.compile(rb"<\?xml\s[^<>]*\?>")
+_PMID_BYTES = re.compile(rb"<PMID[^>]*>\s*([^<\s]{1,40})")
+
+
+def _records(
+    stream: BinaryIO, source: str, line_offset: int = 0
+) -> Iterator[tuple[int, IngestItem]]:
     """The items of :func:`read_pubmed`, each with the position of its record.
 
     The XML is fed to a pull parser block by block and its events are drained after every
     block, also after a syntax error: so every record completed before a break is yielded
-    before the error is raised, whatever the lxml release (``iterparse`` in lxml 6.2 raises
-    without yielding the records it has already parsed in the failing block).
+    before anything else happens, whatever the lxml release (``iterparse`` in lxml 6.2 raises
+    without yielding the records it has already parsed in the failing block). At a break
+    inside the data, the record it is in is quarantined and a new parser starts at the next
+    record's start tag, behind the file's own root start tag. ``line_offset`` is added to
+    every line (the lines of a chunk in its file).
     """
     head = stream.read(_HEAD_BYTES)
     root = _check_head(head)
-    parser = etree.XMLPullParser(
-        events=("end",),
-        tag=_RECORDS_OF.get(root, _RECORD_TAGS),
-        resolve_entities=False,
-        load_dtd=False,
-        no_network=True,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    restart = _restart_prologue(head, root)
     position = 0
-    block = head
+    data = head  # the file's bytes the next parser reads first
+    prologue = b""  # what it reads before them
+    shift = line_offset  # file line = parser line + shift
+    first = True
     document = None  # the root element, once the whole stream is parsed
-    while True:
-        error = None
-        closing = not block
-        try:
-            if closing:
-                document = parser.close()
-            else:
-                parser.feed(block)
-        except etree.XMLSyntaxError as e:
-            error = e
-        # A close() that fails may first end the elements left open (lxml >= 6.2): those
-        # records are cut off, so its events are not read.
-        if error is None or not closing:
-            for _, elem in parser.read_events():
-                if elem.tag == _CITATION:
-                    parent = elem.getparent()
-                    if parent is None or parent.tag != ROOT_TAGS[1]:
-                        continue  # the citation inside a PubmedArticle: read at the article's end
-                if position == 0:
-                    _check_tree(elem.getroottree())
-                position += 1
-                for item in _items(elem, position, source):
-                    yield position, item
-                _release(elem)
-        if error is not None:
-            raise _broken(error, parser.feed_error_log)
-        if closing:
+    while data:
+        parser = etree.XMLPullParser(
+            events=("start", "end"),
+            tag=_RECORDS_OF.get(root, _RECORD_TAGS),
+            resolve_entities=False,
+            load_dtd=False,
+            no_network=True,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        window = _Window(shift + 1, len(prologue))
+        if prologue:
+            parser.feed(prologue)
+        block = data
+        data = b""
+        opened = 0  # record elements started and not ended
+        while True:
+            error = None
+            closing = not block
+            try:
+                if closing:
+                    document = parser.close()
+                else:
+                    window.add(block)
+                    parser.feed(block)
+            except etree.XMLSyntaxError as e:
+                error = e
+            # A close() that fails may first end the elements left open (lxml >= 6.2): those
+            # records are cut off, so its events are not read.
+            if error is None or not closing:
+                for event, elem in parser.read_events():
+                    if elem.tag == _CITATION:
+                        parent = elem.getparent()
+                        if parent is None or parent.tag != ROOT_TAGS[1]:
+                            continue  # the citation inside a PubmedArticle: read at its end
+                    if event == "start":
+                        opened += 1
+                        continue
+                    opened -= 1
+                    if first:
+                        _check_tree(elem.getroottree())
+                        first = False
+                    position += 1
+                    for item in _items(elem, position, source):
+                        yield position, _shifted(item, shift)
+                    _release(elem)
+            if error is None and not closing and _fatal(parser.feed_error_log):
+                error = etree.XMLSyntaxError("fatal error", None, 0, 0)  # details in the log
+            if error is None:
+                if closing:
+                    break
+                block = stream.read(_FEED_BYTES)
+                continue
+            line, column, message = _break_of(error, parser.feed_error_log, shift)
+            broken = _broken(line, column, message)
+            if closing or restart is None or root is None:
+                raise broken
+            found = window.resume(stream, _RECORD_STARTS[root], line, column, opened > 0)
+            if found is None and not opened:
+                raise broken  # nothing follows that could be a record: the file's end broke
+            position += 1
+            yield position, window.quarantined(line, column, message, found, position, source)
+            if found is not None:
+                data, resume_line = found
+                prologue = restart
+                shift = resume_line - 1
             break
-        # After a fatal error libxml2 stops and feed() does not raise: close() does, and the
-        # rest of the file is not read.
-        block = b"" if _fatal(parser.feed_error_log) else stream.read(_FEED_BYTES)
-    if position == 0 and document is not None:
+    if first and document is not None:
         _check_tree(document.getroottree())
+
+
+def _shifted(item: IngestItem, shift: int) -> IngestItem:
+    """``item`` with its line (a quarantined record's) moved by ``shift``."""
+    if shift and isinstance(item, Quarantined) and item.line is not None:
+        line = item.line + shift
+        return dataclasses.replace(item, line=line if line < LINE_LIMIT else None)
+    return item
+
+
+class _Window:
+    """The last bytes fed to a parser, to find in them where it broke and where to resume."""
+
+    def __init__(self, start_line: int, prefix: int) -> None:
+        self.data = b""
+        self.start_line = start_line  # the file line ``data`` starts in
+        self.prefix: int | None = prefix  # characters of that line before ``data``; None: unknown
+        self.broken = b""  # the start of the broken stretch, once :meth:`resume` found it
+        self.broken_line = start_line  # its file line
+
+    def add(self, block: bytes) -> None:
+        data = self.data + block
+        if len(data) > 2 * _WINDOW_BYTES:
+            cut = data.find(b"\n", len(data) - _WINDOW_BYTES)
+            cut = cut + 1 if cut >= 0 else len(data) - _WINDOW_BYTES
+            self.start_line += data.count(b"\n", 0, cut)
+            self.prefix = 0 if data[cut - 1 : cut] == b"\n" else None
+            data = data[cut:]
+        self.data = data
+
+    def offset(self, line: int | None, column: int) -> int:
+        """The offset in ``data`` of a break's file line and (character) column."""
+        if line is None or line < self.start_line:
+            return 0
+        start = 0
+        for _ in range(line - self.start_line):
+            start = self.data.find(b"\n", start) + 1
+            if start == 0:
+                return len(self.data)
+        if line == self.start_line:
+            if self.prefix is None:
+                return 0
+            column -= self.prefix
+        # libxml2 counts columns in characters: skip that many UTF-8 characters.
+        chars = 0
+        for i in range(start, len(self.data)):
+            if self.data[i] & 0xC0 != 0x80:
+                chars += 1
+                if chars == column:
+                    return i
+        return len(self.data)
+
+    def resume(
+        self,
+        stream: BinaryIO,
+        starts: re.Pattern[bytes],
+        line: int | None,
+        column: int,
+        opened: bool,
+    ) -> tuple[bytes, int] | None:
+        """``(bytes from the next record start tag on, its file line)`` after a break, or None.
+
+        ``line`` and ``column`` are the break's (file line); ``opened``: whether it is inside
+        a record. Reads ``stream`` on as far as needed; what is skipped is dropped. Sets
+        :attr:`broken` to the start of the broken stretch: the record the break is in, else
+        what follows the last tag before the break.
+        """
+        data = self.data
+        at = self.offset(line, column)
+        if opened:
+            start = _record_start(data, at, starts)
+        else:
+            start = data.rfind(b">", 0, at) + 1
+            start += len(data[start:at]) - len(data[start:at].lstrip())
+        self.broken_line = self.start_line + data.count(b"\n", 0, start)
+        # libxml2 reports a break after what it consumed: the next record may start right there.
+        found = starts.search(data, max(at, start + 1))
+        end = found.start() if found is not None else len(data)
+        self.broken = data[start : min(end, start + _RAW_CHARS)]
+        skipped = 0  # lines dropped before ``data``
+        while found is None:
+            block = stream.read(_FEED_BYTES)
+            if not block:
+                return None
+            keep = max(0, len(data) - _START_TAG_BYTES)
+            skipped += data.count(b"\n", 0, keep)
+            data = data[keep:] + block
+            found = starts.search(data)
+        resume_line = self.start_line + skipped + data.count(b"\n", 0, found.start())
+        return data[found.start() :], resume_line
+
+    def quarantined(
+        self,
+        line: int | None,
+        column: int,
+        message: str,
+        found: tuple[bytes, int] | None,
+        position: int,
+        source: str,
+    ) -> Quarantined:
+        """The quarantine entry of the record a break is in (or of the bytes before the next)."""
+        pmid = _PMID_BYTES.search(self.broken)
+        record_id = pmid.group(1).decode("ascii", "replace") if pmid else ""
+        record = f"the record at line {self.broken_line}" + (
+            f" (PMID {record_id})" if record_id else ""
+        )
+        then = f", reading resumed at line {found[1]}" if found else ""
+        reason = (
+            f"{_where(line, column)}: {message}: {record} of {source or 'the input'} "
+            f"quarantined{then}"
+        )
+        raw = self.broken.decode("utf-8", "replace")
+        known = line if line is not None and line < LINE_LIMIT else None
+        return Quarantined(source, position, reason, record_id, known, raw)
+
+
+def _record_start(data: bytes, at: int, starts: re.Pattern[bytes]) -> int:
+    """The offset of the last record start tag before ``at`` in ``data`` (0 if none)."""
+    last = 0
+    for found in starts.finditer(data, 0, at):
+        last = found.start()
+    return last
+
+
+def _restart_prologue(head: bytes, root: str | None) -> bytes | None:
+    """What a parser reads before a record to resume after a break; None if it cannot.
+
+    The file's XML declaration (its encoding) and root start tag, on one line so that the
+    parser's first line is the record's. Files in an encoding that is not ASCII-compatible
+    (UTF-16) are not resumed.
+    """
+    if root is None or head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\0" in head[:4]:
+        return None
+    found = _PROLOGUE.match(head)
+    if found is not None:
+        prologue = found.group(0)
+    else:
+        declared = _XML_DECLARATION.match(head.lstrip(b"\xef\xbb\xbf \t\r\n"))
+        prologue = (declared.group(0) if declared else b"") + f"<{root}>".encode()
+    return prologue.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
 def _items(elem: etree._Element, position: int, source: str) -> Iterator[IngestItem]:
@@ -271,12 +462,8 @@ def read_pubmed_chunk(
     """
     items: list[Document | Tombstone | Quarantined] = []
     records = 0
-    offset = chunk.line_offset
-    for position, item in _records(io.BytesIO(chunk.xml), source):
+    for position, item in _records(io.BytesIO(chunk.xml), source, chunk.line_offset):
         records = position
-        if offset and isinstance(item, Quarantined) and item.line is not None:
-            line = item.line + offset
-            item = dataclasses.replace(item, line=line if line < LINE_LIMIT else None)
         items.append(item)
     return items, records
 
@@ -342,8 +529,14 @@ def _fatal(log: etree._ListErrorLog) -> bool:
     return any(e.level == etree.ErrorLevels.FATAL for e in log)
 
 
-def _broken(error: etree.XMLSyntaxError, log: etree._ListErrorLog) -> InputError:
-    """The first fatal libxml2 error of this parse, with its line and column."""
+def _break_of(
+    error: etree.XMLSyntaxError, log: etree._ListErrorLog, shift: int
+) -> tuple[int | None, int, str]:
+    """(file line, column, message) of the first fatal libxml2 error of a parse.
+
+    ``shift`` is what to add to the parser's lines, in the line and in the message (libxml2
+    names the line of an unclosed tag).
+    """
     # lxml may raise a late summary ("no element found", line 0) after the real error.
     first = next((e for e in log if e.level >= etree.ErrorLevels.ERROR), None)
     if first is not None and first.line > 0:
@@ -354,8 +547,23 @@ def _broken(error: etree.XMLSyntaxError, log: etree._ListErrorLog) -> InputError
     message = message.strip() or "syntax error"
     if "Invalid bytes" in message or "proper UTF-8" in message:
         message += " (the bytes are not in the file's declared encoding; UTF-8 by default)"
-    at = f" at column {column}" if column and column > 0 else ""
-    return InputError(f"XML broken{at}: {message}", line=line if line and line > 0 else None)
+    if shift:
+        message = _MESSAGE_LINE.sub(lambda m: f"line {int(m.group(1)) + shift}", message)
+    return (line + shift if line and line > 0 else None), max(column or 0, 0), message
+
+
+def _where(line: int | None, column: int) -> str:
+    """``XML broken at line L, column C`` (the parts known)."""
+    where = [f"line {line}"] if line is not None else []
+    if column:
+        where.append(f"column {column}")
+    return "XML broken" + (" at " + ", ".join(where) if where else "")
+
+
+def _broken(line: int | None, column: int, message: str) -> InputError:
+    """The error a file that breaks where no record follows raises."""
+    at = f" at column {column}" if column else ""
+    return InputError(f"XML broken{at}: {message}", line=line)
 
 
 def _release(elem: etree._Element) -> None:

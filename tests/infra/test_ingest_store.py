@@ -285,11 +285,14 @@ def test_xml_broken_mid_file(tmp_path):
     pubmed(path, article("1", "a"), article("2", "b"), "<PubmedArticle><Oops></PubmedArticle>\n")
     summary = ingest.ingest_paths([str(path)], str(tmp_path / "out"), 2)
     (entry,) = summary["inputs"]
-    assert (entry["documents"], entry["complete"]) == (2, False)
-    assert entry["reason"].startswith("XML broken at line 5, column ")
+    assert (entry["records_read"], entry["documents"], entry["quarantined"]) == (3, 2, 1)
+    assert entry["complete"] is True
     (row,) = quarantine(tmp_path / "out")
     assert (row["position"], row["line"]) == (3, 5)
+    assert row["reason"].startswith("XML broken at line 5, column ")
+    assert row["reason"].endswith("the record at line 5 of broken.xml quarantined")
     assert set(current(tmp_path / "out")) == {"1", "2"}
+    assert_reconciles(summary)
 
 
 def test_wrong_encoding_breaks_where_it_starts(tmp_path):
@@ -298,8 +301,11 @@ def test_wrong_encoding_breaks_where_it_starts(tmp_path):
     path.write_bytes(path.read_bytes().replace("ö".encode(), "ö".encode("latin-1")))
     summary = ingest.ingest_paths([str(path)], str(tmp_path / "out"), 2)
     (entry,) = summary["inputs"]
-    assert (entry["documents"], entry["complete"]) == (2, False)
-    assert "XML broken at line 5" in entry["reason"] and "encoding" in entry["reason"]
+    assert (entry["documents"], entry["quarantined"], entry["complete"]) == (2, 1, True)
+    (row,) = quarantine(tmp_path / "out")
+    assert row["reason"].startswith("XML broken at line 5") and "encoding" in row["reason"]
+    assert (row["position"], row["record_id"]) == (3, "3")
+    assert_reconciles(summary)
 
 
 def test_record_without_pmid_goes_to_quarantine(tmp_path):
@@ -330,10 +336,10 @@ def test_empty_file_is_an_error_and_the_others_go_on(tmp_path):
 
 def test_a_file_that_gives_nothing_commits_nothing(tmp_path):
     path = tmp_path / "bad.xml"
-    path.write_text("<PubmedArticleSet><PubmedArticle><Oops></PubmedArticleSet>")
+    path.write_text("<PubmedArticleSet>\n<<<Oops></PubmedArticleSet>")
     summary = ingest.ingest_paths([str(path)], str(tmp_path / "out"), 2)
     (entry,) = summary["inputs"]
-    assert entry["status"] == "error" and entry["reason"].startswith("XML broken at line 1")
+    assert entry["status"] == "error" and entry["reason"].startswith("XML broken at line 2")
     assert ingest.read_log(str(tmp_path / "out")) == []
     assert len(quarantine(tmp_path / "out")) == 1  # the break is recorded all the same
 

@@ -247,8 +247,8 @@ def test_whitespace_fast_path_assumptions():
     spaces = [chr(c) for c in range(0x110000) if chr(c).isspace() and chr(c) != " "]
     assert spaces and not any(c.isprintable() for c in spaces)
     for control in (c for c in spaces if c.isascii() and c not in "\t\n\r"):
-        with pytest.raises(InputError, match="invalid xmlChar"):
-            list(read_pubmed(xml(article(title=f"a&#{ord(control)};b"))))
+        (bad,) = read_pubmed(xml(article(title=f"a&#{ord(control)};b")))
+        assert isinstance(bad, Quarantined) and "invalid xmlChar" in bad.reason
     assert one(article(title="a&#13;&#9;&#10;b")).title == "a b"
 
 
@@ -494,7 +494,7 @@ def test_positions_count_every_record_kind():
 # --------------------------------------------------------------------------- broken files
 
 
-def test_malformed_xml_yields_records_before_the_break_then_says_where():
+def test_malformed_record_is_quarantined_and_reading_resumes_at_the_next():
     data = (
         HEAD
         + b"<PubmedArticleSet>\n"
@@ -504,14 +504,21 @@ def test_malformed_xml_yields_records_before_the_break_then_says_where():
         + b"\n<PubmedArticle><Oops></PubmedArticle>\n"
         + article("4").encode()
     )
-    reader = read_pubmed(io.BytesIO(data))
+    reader = read_pubmed(io.BytesIO(data), "f.xml")
     assert [next(reader).id, next(reader).id] == ["1", "2"]
+    bad = next(reader)
+    assert isinstance(bad, Quarantined)
+    assert (bad.position, bad.line, bad.source) == (3, 6, "f.xml")
+    assert bad.reason.startswith("XML broken at line 6, column ")
+    assert "Opening and ending tag mismatch: Oops" in bad.reason
+    assert bad.reason.endswith("the record at line 6 of f.xml quarantined, reading resumed at line 7")
+    assert bad.raw == "<PubmedArticle><Oops></PubmedArticle>\n"
+    assert next(reader).id == "4"
+    # The file then ends without its root end tag: a break no record follows.
     with pytest.raises(InputError) as e:
         next(reader)
-    assert e.value.line == 6
-    assert str(e.value).startswith("line 6: XML broken at column ")
-    assert "Opening and ending tag mismatch: Oops" in str(e.value)
-    assert e.value.located("f.xml").startswith("f.xml: line 6: XML broken")
+    assert e.value.line == 7 and "Premature end of data" in str(e.value)
+    assert e.value.located("f.xml").startswith("f.xml: line 7: XML broken")
 
 
 def test_truncated_file_says_where():
@@ -555,19 +562,18 @@ def test_break_far_into_a_file_yields_every_record_before_it():
     data = xml(*records).getvalue()
     assert len(data) > 4 * (1 << 16)
     end = data.rindex(b"</PubmedArticle>")
-    items = []
-    with pytest.raises(InputError, match="XML broken"):
-        items.extend(read_pubmed(io.BytesIO(data[:end] + b"</Oops>" + data[end:])))
+    *items, bad = read_pubmed(io.BytesIO(data[:end] + b"</Oops>" + data[end:]))
     assert [i.id for i in items] == [str(i) for i in range(1, 300)]
+    assert isinstance(bad, Quarantined) and bad.record_id == "300" and bad.position == 300
+    assert "PMID 300" in bad.reason and "reading resumed" not in bad.reason
 
 
 def test_undefined_entity_without_doctype_is_broken_xml_at_its_line():
     data = xml(article("1"), article("2", title="T &nbsp; x"), head=b"")
-    items = []
-    with pytest.raises(InputError, match="Entity 'nbsp' not defined") as e:
-        items.extend(read_pubmed(data))
-    assert e.value.line == 3
-    assert [i.id for i in items] == ["1"]
+    good, bad = read_pubmed(data)
+    assert good.id == "1"
+    assert isinstance(bad, Quarantined) and (bad.line, bad.record_id) == (3, "2")
+    assert "Entity 'nbsp' not defined" in bad.reason
 
 
 @pytest.mark.parametrize(
@@ -583,12 +589,16 @@ def test_bytes_not_in_the_declared_encoding(encoding, text):
         + b"\n</PubmedArticleSet>"
     )
     items = []
-    with pytest.raises(InputError, match="XML broken") as e:
-        items.extend(read_pubmed(io.BytesIO(data)))
-    assert [i.id for i in items] == ["1"]
-    assert e.value.line == 5
-    if encoding != "utf-16-le":
-        assert "declared encoding" in str(e.value)
+    if encoding == "utf-16-le":  # no record start tag left: the file's end is what breaks
+        with pytest.raises(InputError, match="XML broken") as e:
+            items.extend(read_pubmed(io.BytesIO(data)))
+        assert [i.id for i in items] == ["1"] and e.value.line == 5
+        return
+    good, bad = read_pubmed(io.BytesIO(data))
+    assert good.id == "1"
+    assert isinstance(bad, Quarantined) and (bad.position, bad.line) == (2, 5)
+    assert bad.reason.startswith("XML broken at line 5")
+    assert "declared encoding" in bad.reason and bad.record_id == "2"
 
 
 @pytest.mark.parametrize(
