@@ -20,9 +20,11 @@ FORMATS = ("pubmed", "bioc", "pubtator", "jsonl", "parquet", "cnki")
 #: Bytes worth reading for :func:`detect_format`: past an XML prolog and DOCTYPE.
 HEAD_BYTES = 8192
 
+_ENCODINGS = ("utf-8-sig", "utf-16", "gb18030")
 _XML_ROOTS = {"PubmedArticleSet": "pubmed", "MedlineCitationSet": "pubmed", "collection": "bioc"}
 _PUBTATOR = re.compile(r"\d+\|[ta]\|")
 _DOCTYPE = re.compile(r"<!DOCTYPE\s+([\w.:-]+)")
+_START_TAG = re.compile(r"<([A-Za-z_][\w.:-]*)")
 
 
 def detect_format(head: bytes) -> str | None:
@@ -42,9 +44,15 @@ def detect_format(head: bytes) -> str | None:
         return "cnki" if detect_cnki_dialect(lenient) is not None else None
     stripped = text.lstrip()
     if stripped.startswith("<"):
-        # A DOCTYPE names the root too, for a head that ends before the root element.
+        # A DOCTYPE names the root too, for a head that ends before the root element; the
+        # first start tag does when bytes the parser rejects come before the root's.
         doctype = _DOCTYPE.search(stripped)
-        root = xml_root(head) or (doctype.group(1) if doctype else "")
+        first = _START_TAG.search(stripped)
+        root = (
+            xml_root(head)
+            or (doctype.group(1) if doctype else "")
+            or (first.group(1) if first else "")
+        )
         return _XML_ROOTS.get(root)
     if detect_cnki_dialect(text) is not None:
         return "cnki"  # before JSON lines: NoteExpress records start with "{Reference Type}:"
@@ -71,12 +79,24 @@ def xml_root(head: bytes) -> str | None:
 
 
 def _decode_head(head: bytes) -> str | None:
-    """The head as text in the first encoding that fits (a cut last character is fine)."""
-    for encoding in ("utf-8-sig", "utf-16", "gb18030"):
+    """The head as text in the first encoding that fits (a cut last character is fine).
+
+    A head that fits none (stray bytes, a second encoding in part of it) is read in the
+    ASCII-compatible encoding (UTF-8 or GB 18030) it breaks least, bad bytes replaced: its
+    markers still tell the format, and the reader quarantines the records they are in. None
+    for binary data (NUL bytes).
+    """
+    for encoding in _ENCODINGS:
         if encoding == "utf-16" and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             continue
         try:
             return codecs.getincrementaldecoder(encoding)().decode(head, final=False)
         except UnicodeDecodeError:
             continue
-    return None
+    if b"\0" in head:
+        return None
+    readings = [
+        codecs.getincrementaldecoder(encoding)("replace").decode(head, final=False)
+        for encoding in ("utf-8-sig", "gb18030")
+    ]
+    return min(readings, key=lambda text: text.count("\ufffd"))

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from bioner.errors import InputError
 from bioner.ingest.cnki import RAW_LIMIT, iso_date
 from bioner.ingest.lang import detect_language
-from bioner.ingest.types import Quarantined
+from bioner.ingest.types import Quarantined, id_problem, printable
 from bioner.readers import read_bioc, read_pubtator
 from bioner.records import AnnotatedDocument, Document, Section
 
@@ -148,6 +148,8 @@ def _row_document(row: dict[str, Any], source: str, fmt: str) -> Document:
         raise _Reject("missing id")
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise _Reject(f"field 'id' must be a non-blank string, got {doc_id!r}")
+    if problem := id_problem(doc_id):
+        raise _Reject(f"field 'id': {problem}")
     body = row.get("text")
     if body is not None and not isinstance(body, str):
         raise _Reject(f"field 'text' must be a string, got {type(body).__name__}")
@@ -261,7 +263,7 @@ def _row(
             source,
             position,
             str(e),
-            record_id=str(record_id) if readable else "",
+            record_id=printable(str(record_id)) if readable else "",
             line=line,
             raw=_raw(row),
         )

@@ -50,7 +50,7 @@ from lxml import etree
 
 from bioner.errors import InputError
 from bioner.ingest.lang import detect_language
-from bioner.ingest.types import IngestItem, Quarantined, Tombstone
+from bioner.ingest.types import IngestItem, Quarantined, Tombstone, id_problem, printable
 from bioner.records import Document, OtherAbstract, Section
 
 #: Root elements read: current baseline/update files, then older MEDLINE files.
@@ -649,6 +649,8 @@ def _article(
     pmid = _collapse(pmid_el.text)
     if not pmid:
         return _quarantine(record, position, source, "empty PMID")
+    if problem := id_problem(pmid):
+        return _quarantine(record, position, source, f"PMID: {problem}", printable(pmid))
     version_text = pmid_el.get("Version")
     version = _version(version_text)
     if version is None:
@@ -882,7 +884,10 @@ def _tombstones(
         yield _quarantine(elem, position, source, "DeleteCitation without a PMID")
     for pmid in pmids:
         pmid_text = _collapse(pmid.text)
-        if pmid_text:
-            yield Tombstone(pmid_text, source, position)
-        else:
+        if not pmid_text:
             yield _quarantine(elem, position, source, "DeleteCitation with an empty PMID")
+        elif problem := id_problem(pmid_text):
+            reason = f"DeleteCitation PMID: {problem}"
+            yield _quarantine(elem, position, source, reason, printable(pmid_text))
+        else:
+            yield Tombstone(pmid_text, source, position)

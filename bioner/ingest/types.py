@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from bioner.records import Document
@@ -34,3 +35,26 @@ class Quarantined:
 
 #: One item of a reader's stream, in file order.
 IngestItem = Document | Tombstone | Quarantined
+
+
+def id_problem(value: str) -> str:
+    """Why ``value`` cannot be a document id, or "" when it can.
+
+    An id must hold something besides spaces and no control or invisible character (NUL,
+    other C0/C1 controls, line separators, zero-width and format characters): written raw,
+    those break the line- and field-based exports and the tables' readers downstream.
+    """
+    if not value.strip():
+        return "empty id"
+    if value.isprintable():
+        return ""
+    bad = next(c for c in value if not c.isprintable())
+    name = unicodedata.name(bad, unicodedata.category(bad))
+    return f"id '{printable(value)}' holds a control character (U+{ord(bad):04X} {name})"
+
+
+def printable(value: str) -> str:
+    """``value`` with each control or invisible character written as its escape (``\\x00``)."""
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in value)
