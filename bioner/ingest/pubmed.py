@@ -51,6 +51,13 @@ from lxml import etree
 from bioner.errors import InputError
 from bioner.ingest.lang import detect_language
 from bioner.ingest.types import IngestItem, Quarantined, Tombstone, id_problem, printable
+from bioner.ingest.xmlstream import (
+    LINE_LIMIT,
+    RAW_CHARS,
+    RecordSyntax,
+    restart_prologue,
+    xml_records,
+)
 from bioner.records import Document, OtherAbstract, Section
 
 #: Root elements read: current baseline/update files, then older MEDLINE files.
@@ -67,11 +74,6 @@ _RECORD_TAGS = (_ARTICLE, _CITATION, _BOOK, _DELETE)
 _RECORDS_OF = {ROOT_TAGS[0]: (_ARTICLE, _BOOK, _DELETE), ROOT_TAGS[1]: (_CITATION, _DELETE)}
 
 _HEAD_BYTES = 1 << 16  # read to find the root and any DOCTYPE entity declarations
-_FEED_BYTES = 1 << 16  # fed to the parser at a time
-_RAW_CHARS = 2000  # of a quarantined record's XML kept for inspection
-#: Lines from here on are not known: libxml2 keeps an element's line in 16 bits, so a record
-#: past line 65,535 may read 65,535 (quarantined records get no line there).
-LINE_LIMIT = 65_535
 _NOT_AVAILABLE = "[Not Available]."
 
 #: PubMed's ISO 639-2 codes (bibliographic and terminologic forms) to ISO 639-1.
@@ -99,8 +101,6 @@ _MONTHS = {
 }
 _MEDLINE_DATE = re.compile(r"(\d{4})(?:\s+([A-Za-z]{3})[A-Za-z]*\.?(?:\s+(\d{1,2})(?!\d))?)?")
 _DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[")
-_MESSAGE_LINE = re.compile(r"\bline (\d+)")
-_LINE_COLUMN = re.compile(r",? line \d+, column \d+$")
 
 
 def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombstone | Quarantined]:
@@ -118,15 +118,23 @@ def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombs
         yield item
 
 
-#: A record's start tag, by root: where reading resumes after a break.
-_RECORD_STARTS = {
-    ROOT_TAGS[0]: re.compile(rb"<(?:PubmedArticle|PubmedBookArticle|DeleteCitation)[\s>/]"),
-    ROOT_TAGS[1]: re.compile(rb"<(?:MedlineCitation|DeleteCitation)[\s>/]"),
-}
-_START_TAG_BYTES = 24  # longer than any record start tag: the overlap kept between blocks
-_WINDOW_BYTES = 1 << 18  # of the input kept to find where a break is (a record is smaller)
-_XML_DECLARATION = re.compile(rb"<\?xml\s[^<>]*\?>")
-_PMID_BYTES = re.compile(rb"<PMID[^>]*>\s*([^<\s]{1,40})")
+def _is_record(elem: etree._Element) -> bool:
+    """A record element: not the citation inside a ``PubmedArticle`` (read at the article's end)."""
+    if elem.tag != _CITATION:
+        return True
+    parent = elem.getparent()
+    return parent is not None and parent.tag == ROOT_TAGS[1]
+
+
+def _syntax(tags: tuple[str, ...]) -> RecordSyntax:
+    return RecordSyntax(
+        tags=tags,
+        starts=re.compile(rb"<(?:" + b"|".join(t.encode() for t in tags) + rb")[\s>/]"),
+        id_pattern=re.compile(rb"<PMID[^>]*>\s*([^<\s]{1,40})"),
+        id_name="PMID",
+        is_record=_is_record,
+        check=_check_tree,
+    )
 
 
 def _records(
@@ -134,92 +142,19 @@ def _records(
 ) -> Iterator[tuple[int, IngestItem]]:
     """The items of :func:`read_pubmed`, each with the position of its record.
 
-    The XML is fed to a pull parser block by block and its events are drained after every
-    block, also after a syntax error: so every record completed before a break is yielded
-    before anything else happens, whatever the lxml release (``iterparse`` in lxml 6.2 raises
-    without yielding the records it has already parsed in the failing block). At a break
-    inside the data, the record it is in is quarantined and a new parser starts at the next
-    record's start tag, behind the file's own root start tag. ``line_offset`` is added to
-    every line (the lines of a chunk in its file).
+    Read by :func:`~bioner.ingest.xmlstream.xml_records`; ``line_offset`` is added to every
+    line (the lines of a chunk in its file).
     """
     head = stream.read(_HEAD_BYTES)
     root = _check_head(head)
-    restart = _restart_prologue(head, root)
-    position = 0
-    data = head  # the file's bytes the next parser reads first
-    prologue = b""  # what it reads before them
-    shift = line_offset  # file line = parser line + shift
-    first = True
-    document = None  # the root element, once the whole stream is parsed
-    while data:
-        parser = etree.XMLPullParser(
-            events=("start", "end"),
-            tag=_RECORDS_OF.get(root, _RECORD_TAGS),
-            resolve_entities=False,
-            load_dtd=False,
-            no_network=True,
-            remove_comments=True,
-            remove_pis=True,
-        )
-        window = _Window(shift + 1, len(prologue))
-        if prologue:
-            parser.feed(prologue)
-        block = data
-        data = b""
-        opened = 0  # record elements started and not ended
-        while True:
-            error = None
-            closing = not block
-            try:
-                if closing:
-                    document = parser.close()
-                else:
-                    window.add(block)
-                    parser.feed(block)
-            except etree.XMLSyntaxError as e:
-                error = e
-            # A close() that fails may first end the elements left open (lxml >= 6.2): those
-            # records are cut off, so its events are not read.
-            if error is None or not closing:
-                for event, elem in parser.read_events():
-                    if elem.tag == _CITATION:
-                        parent = elem.getparent()
-                        if parent is None or parent.tag != ROOT_TAGS[1]:
-                            continue  # the citation inside a PubmedArticle: read at its end
-                    if event == "start":
-                        opened += 1
-                        continue
-                    opened -= 1
-                    if first:
-                        _check_tree(elem.getroottree())
-                        first = False
-                    position += 1
-                    for item in _items(elem, position, source):
-                        yield position, _shifted(item, shift)
-                    _release(elem)
-            if error is None and not closing and _fatal(parser.feed_error_log):
-                error = etree.XMLSyntaxError("fatal error", None, 0, 0)  # details in the log
-            if error is None:
-                if closing:
-                    break
-                block = stream.read(_FEED_BYTES)
-                continue
-            line, column, message = _break_of(error, parser.feed_error_log, shift)
-            broken = _broken(line, column, message)
-            if closing or restart is None or root is None:
-                raise broken
-            found = window.resume(stream, _RECORD_STARTS[root], line, column, opened > 0)
-            if found is None and not opened:
-                raise broken  # nothing follows that could be a record: the file's end broke
-            position += 1
-            yield position, window.quarantined(line, column, message, found, position, source)
-            if found is not None:
-                data, resume_line = found
-                prologue = restart
-                shift = resume_line - 1
-            break
-    if first and document is not None:
-        _check_tree(document.getroottree())
+    syntax = _syntax(_RECORDS_OF.get(root, _RECORD_TAGS))  # type: ignore[arg-type]
+    restart = restart_prologue(head, root) if root is not None else None
+    for position, record, shift in xml_records(stream, head, source, syntax, restart, line_offset):
+        if isinstance(record, Quarantined):
+            yield position, record
+            continue
+        for item in _items(record, position, source):
+            yield position, _shifted(item, shift)
 
 
 def _shifted(item: IngestItem, shift: int) -> IngestItem:
@@ -228,138 +163,6 @@ def _shifted(item: IngestItem, shift: int) -> IngestItem:
         line = item.line + shift
         return dataclasses.replace(item, line=line if line < LINE_LIMIT else None)
     return item
-
-
-class _Window:
-    """The last bytes fed to a parser, to find in them where it broke and where to resume."""
-
-    def __init__(self, start_line: int, prefix: int) -> None:
-        self.data = b""
-        self.start_line = start_line  # the file line ``data`` starts in
-        self.prefix: int | None = prefix  # characters of that line before ``data``; None: unknown
-        self.broken = b""  # the start of the broken stretch, once :meth:`resume` found it
-        self.broken_line = start_line  # its file line
-
-    def add(self, block: bytes) -> None:
-        data = self.data + block
-        if len(data) > 2 * _WINDOW_BYTES:
-            cut = data.find(b"\n", len(data) - _WINDOW_BYTES)
-            cut = cut + 1 if cut >= 0 else len(data) - _WINDOW_BYTES
-            self.start_line += data.count(b"\n", 0, cut)
-            self.prefix = 0 if data[cut - 1 : cut] == b"\n" else None
-            data = data[cut:]
-        self.data = data
-
-    def offset(self, line: int | None, column: int) -> int:
-        """The offset in ``data`` of a break's file line and (character) column."""
-        if line is None or line < self.start_line:
-            return 0
-        start = 0
-        for _ in range(line - self.start_line):
-            start = self.data.find(b"\n", start) + 1
-            if start == 0:
-                return len(self.data)
-        if line == self.start_line:
-            if self.prefix is None:
-                return 0
-            column -= self.prefix
-        # libxml2 counts columns in characters: skip that many UTF-8 characters.
-        chars = 0
-        for i in range(start, len(self.data)):
-            if self.data[i] & 0xC0 != 0x80:
-                chars += 1
-                if chars == column:
-                    return i
-        return len(self.data)
-
-    def resume(
-        self,
-        stream: BinaryIO,
-        starts: re.Pattern[bytes],
-        line: int | None,
-        column: int,
-        opened: bool,
-    ) -> tuple[bytes, int] | None:
-        """``(bytes from the next record start tag on, its file line)`` after a break, or None.
-
-        ``line`` and ``column`` are the break's (file line); ``opened``: whether it is inside
-        a record. Reads ``stream`` on as far as needed; what is skipped is dropped. Sets
-        :attr:`broken` to the start of the broken stretch: the record the break is in, else
-        what follows the last tag before the break.
-        """
-        data = self.data
-        at = self.offset(line, column)
-        if opened:
-            start = _record_start(data, at, starts)
-        else:
-            start = data.rfind(b">", 0, at) + 1
-            start += len(data[start:at]) - len(data[start:at].lstrip())
-        self.broken_line = self.start_line + data.count(b"\n", 0, start)
-        # libxml2 reports a break after what it consumed: the next record may start right there.
-        found = starts.search(data, max(at, start + 1))
-        end = found.start() if found is not None else len(data)
-        self.broken = data[start : min(end, start + _RAW_CHARS)]
-        skipped = 0  # lines dropped before ``data``
-        while found is None:
-            block = stream.read(_FEED_BYTES)
-            if not block:
-                return None
-            keep = max(0, len(data) - _START_TAG_BYTES)
-            skipped += data.count(b"\n", 0, keep)
-            data = data[keep:] + block
-            found = starts.search(data)
-        resume_line = self.start_line + skipped + data.count(b"\n", 0, found.start())
-        return data[found.start() :], resume_line
-
-    def quarantined(
-        self,
-        line: int | None,
-        column: int,
-        message: str,
-        found: tuple[bytes, int] | None,
-        position: int,
-        source: str,
-    ) -> Quarantined:
-        """The quarantine entry of the record a break is in (or of the bytes before the next)."""
-        pmid = _PMID_BYTES.search(self.broken)
-        record_id = pmid.group(1).decode("ascii", "replace") if pmid else ""
-        record = f"the record at line {self.broken_line}" + (
-            f" (PMID {record_id})" if record_id else ""
-        )
-        then = f", reading resumed at line {found[1]}" if found else ""
-        reason = (
-            f"{_where(line, column)}: {message}: {record} of {source or 'the input'} "
-            f"quarantined{then}"
-        )
-        raw = self.broken.decode("utf-8", "replace")
-        known = line if line is not None and line < LINE_LIMIT else None
-        return Quarantined(source, position, reason, record_id, known, raw)
-
-
-def _record_start(data: bytes, at: int, starts: re.Pattern[bytes]) -> int:
-    """The offset of the last record start tag before ``at`` in ``data`` (0 if none)."""
-    last = 0
-    for found in starts.finditer(data, 0, at):
-        last = found.start()
-    return last
-
-
-def _restart_prologue(head: bytes, root: str | None) -> bytes | None:
-    """What a parser reads before a record to resume after a break; None if it cannot.
-
-    The file's XML declaration (its encoding) and root start tag, on one line so that the
-    parser's first line is the record's. Files in an encoding that is not ASCII-compatible
-    (UTF-16) are not resumed.
-    """
-    if root is None or head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\0" in head[:4]:
-        return None
-    found = _PROLOGUE.match(head)
-    if found is not None:
-        prologue = found.group(0)
-    else:
-        declared = _XML_DECLARATION.match(head.lstrip(b"\xef\xbb\xbf \t\r\n"))
-        prologue = (declared.group(0) if declared else b"") + f"<{root}>".encode()
-    return prologue.replace(b"\r", b" ").replace(b"\n", b" ")
 
 
 def _items(elem: etree._Element, position: int, source: str) -> Iterator[IngestItem]:
@@ -525,56 +328,6 @@ def _wrong_root(root: str | None) -> InputError:
     return InputError(f"not a PubMed file: root element is {found}, expected {expected}")
 
 
-def _fatal(log: etree._ListErrorLog) -> bool:
-    return any(e.level == etree.ErrorLevels.FATAL for e in log)
-
-
-def _break_of(
-    error: etree.XMLSyntaxError, log: etree._ListErrorLog, shift: int
-) -> tuple[int | None, int, str]:
-    """(file line, column, message) of the first fatal libxml2 error of a parse.
-
-    ``shift`` is what to add to the parser's lines, in the line and in the message (libxml2
-    names the line of an unclosed tag).
-    """
-    # lxml may raise a late summary ("no element found", line 0) after the real error.
-    first = next((e for e in log if e.level >= etree.ErrorLevels.ERROR), None)
-    if first is not None and first.line > 0:
-        line, column, message = first.line, first.column, first.message
-    else:
-        line, column = error.position or (error.lineno, 0)
-        message = _LINE_COLUMN.sub("", error.msg or str(error))
-    message = message.strip() or "syntax error"
-    if "Invalid bytes" in message or "proper UTF-8" in message:
-        message += " (the bytes are not in the file's declared encoding; UTF-8 by default)"
-    if shift:
-        message = _MESSAGE_LINE.sub(lambda m: f"line {int(m.group(1)) + shift}", message)
-    return (line + shift if line and line > 0 else None), max(column or 0, 0), message
-
-
-def _where(line: int | None, column: int) -> str:
-    """``XML broken at line L, column C`` (the parts known)."""
-    where = [f"line {line}"] if line is not None else []
-    if column:
-        where.append(f"column {column}")
-    return "XML broken" + (" at " + ", ".join(where) if where else "")
-
-
-def _broken(line: int | None, column: int, message: str) -> InputError:
-    """The error a file that breaks where no record follows raises."""
-    at = f" at column {column}" if column else ""
-    return InputError(f"XML broken{at}: {message}", line=line)
-
-
-def _release(elem: etree._Element) -> None:
-    """Free a parsed record and the already-processed siblings before it."""
-    elem.clear(keep_tail=True)
-    parent = elem.getparent()
-    if parent is not None:
-        while elem.getprevious() is not None:
-            del parent[0]
-
-
 def _collapse(text: str | None) -> str:
     """``text`` with every whitespace run one space and no space at either end."""
     if not text:
@@ -601,7 +354,7 @@ def _text(elem: etree._Element) -> str:
 def _quarantine(
     elem: etree._Element, position: int, source: str, reason: str, record_id: str = ""
 ) -> Quarantined:
-    raw = etree.tostring(elem, encoding="unicode", with_tail=False)[:_RAW_CHARS]
+    raw = etree.tostring(elem, encoding="unicode", with_tail=False)[:RAW_CHARS]
     line = elem.sourceline
     if line is not None and line >= LINE_LIMIT:
         line = None  # libxml2 may report LINE_LIMIT for any line past it: not known
