@@ -734,16 +734,12 @@ def read_entry(segment: str) -> dict[str, Any]:
     return json.loads(storage.read_text(storage.join(segment, SUCCESS)))
 
 
-#: The reader of each format that takes the whole file's bytes (PubMed and CNKI stream instead).
-_BYTES_READERS: dict[str, Callable[[bytes, str], Iterator[IngestItem]]] = {
+#: Readers that take a stream and keep memory flat: JSON lines and PubTator a line at a time,
+#: BioC a document at a time, Parquet a row group at a time (from a seekable stream: its
+#: footer is read first, else from the file's bytes).
+_STREAM_READERS: dict[str, Callable[[BinaryIO, str], Iterator[IngestItem]]] = {
     "bioc": read_bioc_documents,
     "pubtator": read_pubtator_documents,
-    "jsonl": read_jsonl_documents,
-    "parquet": read_parquet_documents,
-}
-#: Readers that take a stream and keep memory flat: JSON lines a line at a time, Parquet a
-#: row group at a time (a seekable stream: its footer is read first).
-_STREAM_READERS: dict[str, Callable[[BinaryIO, str], Iterator[IngestItem]]] = {
     "jsonl": read_jsonl_documents,
     "parquet": read_parquet_documents,
 }
@@ -755,11 +751,9 @@ def _read(fmt: str, stream: BinaryIO, source: str) -> Iterator[IngestItem]:
         return read_pubmed(stream, source)
     if fmt == "cnki":
         return read_cnki(stream, source)
-    if fmt in _STREAM_READERS and stream.seekable():
-        return _STREAM_READERS[fmt](stream, source)
-    # The other formats' readers take the whole file (PubTator and BioC readers parse whole
-    # collections).
-    return _BYTES_READERS[fmt](stream.read(), source)
+    if fmt == "parquet" and not stream.seekable():
+        return read_parquet_documents(stream.read(), source)
+    return _STREAM_READERS[fmt](stream, source)
 
 
 def _break_reason(error: InputError) -> str:

@@ -1,10 +1,12 @@
 """Readers of the other accepted inputs into documents: PubTator, BioC XML, JSON lines, Parquet.
 
-All take the file's bytes and yield :class:`~bioner.records.Document` or :class:`Quarantined`
-in file order. PubTator and BioC reuse the annotated-corpus readers of :mod:`bioner.readers` (the
-gold spans are dropped: ingest wants the text); a malformed file is an :class:`InputError` there.
-JSON lines and Parquet rows are checked one by one: a row without an id, with an empty text or a
-field of the wrong type is quarantined, never an exception.
+All take the file's bytes or a binary stream and yield :class:`~bioner.records.Document` or
+:class:`Quarantined` in file order, reading a stream in bounded memory (a record, a line, a
+Parquet row group at a time). PubTator and BioC annotations are dropped (ingest wants the text).
+Records are checked one by one: a PubTator record or BioC document that is malformed, a JSON
+line or Parquet row without an id, with an empty text or a field of the wrong type, and an id
+holding a control character are quarantined with the reason, never an exception; a BioC file
+the XML breaks in resumes at the next ``<document>``.
 
 Rows (JSON objects, Parquet rows) have ``id`` and ``text``, optionally ``title``, ``version``,
 ``language``, ``journal``, ``pub_date``, ``doi``, ``vernacular_title``, ``authors``,
@@ -18,35 +20,31 @@ The language is detected from the text when not given.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from lxml import etree
 
 from bioner.errors import InputError
 from bioner.ingest.cnki import RAW_LIMIT, iso_date
+from bioner.ingest.detect import xml_root
 from bioner.ingest.lang import detect_language
 from bioner.ingest.types import Quarantined, id_problem, printable
-from bioner.readers import read_bioc, read_pubtator
-from bioner.records import AnnotatedDocument, Document, Section
+from bioner.ingest.xmlstream import LINE_LIMIT, RecordSyntax, restart_prologue, xml_records
+from bioner.readers.bioc import document_text
+from bioner.records import Document, Section
 
 _STRINGS = ("title", "language", "journal", "pub_date", "doi", "vernacular_title")
 _LISTS = ("authors", "keywords", "mesh_headings", "publication_types")
 #: The row fields that are read; the rest are ignored.
 FIELDS = ("id", "text", "version", *_STRINGS, *_LISTS, "metadata")
 PARQUET_BATCH_ROWS = 1_024
-
-
-def _utf8(data: bytes, what: str) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(
-            f"undecodable bytes at byte offset {e.start}: {what} must be UTF-8",
-            line=data.count(b"\n", 0, e.start) + 1,
-        ) from None
 
 
 def _sections(text: str, title: str) -> tuple[Section, ...]:
@@ -62,34 +60,190 @@ def _sections(text: str, title: str) -> tuple[Section, ...]:
     return tuple(sections)
 
 
-def _from_annotated(
-    docs: Iterable[AnnotatedDocument], source: str, fmt: str
-) -> Iterator[Document | Quarantined]:
-    for position, annotated in enumerate(docs, start=1):
-        doc = annotated.document
-        if not doc.text.strip():
-            yield Quarantined(source, position, "empty text", record_id=doc.id)
-            continue
-        # PubTator's text is title + " " + abstract; BioC's title passage comes first.
-        yield Document(
-            id=doc.id,
-            text=doc.text,
-            title=doc.title,
-            language=detect_language(doc.text),
+_BOM = b"\xef\xbb\xbf"
+_PUBTATOR_PASSAGE = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
+
+
+@dataclass
+class _PubtatorRecord:
+    """The lines of one PubTator record read so far: its PMID, title, abstract and problems."""
+
+    pmid: str
+    title: str
+    line: int
+    abstract: str | None = None
+    problem: str = ""
+    raw: list[str] = field(default_factory=list)
+    raw_chars: int = 0
+
+    def add(self, line: str) -> None:
+        if self.raw_chars < RAW_LIMIT:
+            self.raw.append(line)
+            self.raw_chars += len(line) + 1
+
+    def fail(self, problem: str) -> None:
+        self.problem = self.problem or problem
+
+    def item(self, position: int, source: str) -> Document | Quarantined:
+        pmid = self.pmid
+        problem = self.problem or id_problem(pmid)
+        if not problem and self.abstract is None:
+            problem = f"expected 'PMID|a|abstract' after the title of {pmid} (line {self.line})"
+        text = f"{self.title} {self.abstract}" if self.abstract else self.title
+        if not problem and not text.strip():
+            problem = "empty text"
+        if problem:
+            raw = "\n".join(self.raw)[:RAW_LIMIT]
+            return Quarantined(source, position, problem, printable(pmid), self.line, raw)
+        return Document(
+            id=pmid,
+            text=text,
+            title=self.title,
+            language=detect_language(text),
             source=source,
-            metadata=(("format", fmt),),
-            sections=_sections(doc.text, doc.title),
+            metadata=(("format", "pubtator"),),
+            sections=_sections(text, self.title),
         )
 
 
-def read_pubtator_documents(data: bytes, source: str = "") -> Iterator[Document | Quarantined]:
-    """Documents of a PubTator file (UTF-8), title from the ``|t|`` line; annotations dropped."""
-    return _from_annotated(read_pubtator(_utf8(data, "PubTator")), source, "pubtator")
+def read_pubtator_documents(
+    data: bytes | BinaryIO, source: str = ""
+) -> Iterator[Document | Quarantined]:
+    """Documents of a PubTator file (UTF-8), title from the ``|t|`` line; annotations dropped.
+
+    Read a line at a time (memory holds one record, whatever the file's size). A record runs
+    from its ``PMID|t|`` line to a blank line or the next title; one that is not a title, an
+    abstract and annotation lines, holds undecodable bytes, or has an id with a control
+    character is quarantined with its first line, and reading goes on. A PMID that occurs
+    twice gives two records of that id: the ingest keeps the later one (a duplicate).
+    """
+    lines = _lines_of(io.BytesIO(data) if isinstance(data, bytes) else data)
+    position = 0
+    record: _PubtatorRecord | None = None
+    for n, raw in enumerate(lines, start=1):
+        raw = raw.removesuffix(b"\r")
+        if n == 1:
+            raw = raw.removeprefix(_BOM)
+        try:
+            line = raw.decode("utf-8")
+            undecodable = ""
+        except UnicodeDecodeError as e:
+            line = raw.decode("utf-8", "replace")
+            undecodable = f"not UTF-8: undecodable byte at line {n}, column {e.start + 1}"
+        if not line.strip():
+            if record is not None:
+                position += 1
+                yield record.item(position, source)
+                record = None
+            continue
+        passage = _PUBTATOR_PASSAGE.match(line)
+        if passage is not None and passage.group(2) == "t":
+            if record is not None:
+                position += 1
+                yield record.item(position, source)
+            record = _PubtatorRecord(passage.group(1), passage.group(3), n)
+        elif record is None:
+            record = _PubtatorRecord("", "", n)
+            record.fail(f"expected 'PMID|t|title' at line {n}, got {line[:40]!r}")
+        elif passage is not None:
+            if passage.group(1) != record.pmid or record.abstract is not None:
+                record.fail(f"unexpected {passage.group(1)}|a| line at line {n}")
+            else:
+                record.abstract = passage.group(3)
+        elif record.abstract is None:
+            record.fail(f"expected 'PMID|a|abstract' after the title of {record.pmid} (line {n})")
+        record.add(line)
+        if undecodable:
+            record.fail(undecodable)
+    if record is not None:
+        yield record.item(position + 1, source)
 
 
-def read_bioc_documents(data: bytes, source: str = "") -> Iterator[Document | Quarantined]:
-    """Documents of a BioC XML collection (the XML declares its encoding); annotations dropped."""
-    return _from_annotated(read_bioc(data), source, "bioc")
+def _check_collection(tree: etree._ElementTree) -> None:
+    """A BioC file's root is ``collection``, and its DOCTYPE declares no entity."""
+    dtd = tree.docinfo.internalDTD
+    if dtd is not None and next(iter(dtd.iterentities()), None) is not None:
+        raise InputError("the DOCTYPE declares entities: refused (entities are never expanded)")
+    root = tree.getroot()
+    if root is None or root.tag != "collection":
+        found = "nothing" if root is None else f"<{root.tag}>"
+        raise InputError(f"expected a BioC <collection>, got {found}")
+
+
+_BIOC = RecordSyntax(
+    tags=("document",),
+    starts=re.compile(rb"<document[\s>/]"),
+    id_pattern=re.compile(rb"<id>\s*([^<\s]{1,40})"),
+    id_name="id",
+    check=_check_collection,
+)
+_BIOC_HEAD_BYTES = 1 << 16
+
+
+def read_bioc_documents(
+    data: bytes | BinaryIO, source: str = ""
+) -> Iterator[Document | Quarantined]:
+    """Documents of a BioC XML collection (the XML declares its encoding); annotations dropped.
+
+    Read as a stream (:func:`~bioner.ingest.xmlstream.xml_records`): memory holds one
+    document. A document without an id, with an id holding a control character, with
+    passages that overlap, without text, or that the XML breaks in is quarantined, and
+    reading goes on at the next ``<document>``.
+    """
+    stream = io.BytesIO(data) if isinstance(data, bytes) else data
+    head = stream.read(_BIOC_HEAD_BYTES)
+    if not head.strip():
+        raise InputError("empty file")
+    root = xml_root(head)
+    if root is not None and root != "collection":
+        raise InputError(f"expected a BioC <collection>, got <{root}>")
+    restart = restart_prologue(head, "collection")
+    return _bioc_items(stream, head, source, restart)
+
+
+def _bioc_items(
+    stream: BinaryIO, head: bytes, source: str, restart: bytes | None
+) -> Iterator[Document | Quarantined]:
+    for position, record, shift in xml_records(stream, head, source, _BIOC, restart):
+        if isinstance(record, Quarantined):
+            yield record
+        else:
+            yield _bioc_document(record, position, source, shift)
+
+
+def _bioc_document(
+    elem: etree._Element, position: int, source: str, shift: int
+) -> Document | Quarantined:
+    line = elem.sourceline + shift if elem.sourceline else None
+    doc_id = (elem.findtext("id") or "").strip()
+
+    def quarantined(reason: str) -> Quarantined:
+        raw = etree.tostring(elem, encoding="unicode", with_tail=False)[:RAW_LIMIT]
+        known = line if line is not None and line < LINE_LIMIT else None
+        return Quarantined(source, position, reason, printable(doc_id), known, raw)
+
+    if not doc_id:
+        return quarantined("document without an <id>")
+    if problem := id_problem(doc_id):
+        return quarantined(problem)
+    entity = next(elem.iter(etree.Entity), None)
+    if entity is not None:
+        return quarantined(f"entity reference {entity.text} left unexpanded (no DTD is read)")
+    try:
+        text, title = document_text(elem, doc_id)
+    except InputError as e:
+        return quarantined(e.message)
+    if not text.strip():
+        return quarantined("empty text")
+    return Document(
+        id=doc_id,
+        text=text,
+        title=title,
+        language=detect_language(text),
+        source=source,
+        metadata=(("format", "bioc"),),
+        sections=_sections(text, title),
+    )
 
 
 def _raw(row: dict[str, Any]) -> str:

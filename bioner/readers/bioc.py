@@ -68,7 +68,7 @@ def parse_xml(source: str | bytes) -> etree._Element:
     return root
 
 
-def _text(doc_el: etree._Element, doc_id: str) -> tuple[str, str]:
+def document_text(doc_el: etree._Element, doc_id: str) -> tuple[str, str]:
     """The document text built from its passages, and the text of its title passage."""
     parts: list[str] = []
     length = 0
@@ -117,7 +117,7 @@ def read_bioc(
         doc_id = (doc_el.findtext("id") or "").strip()
         if not doc_id:
             raise InputError("document without an <id>", line=doc_el.sourceline)
-        text, title = _text(doc_el, doc_id)
+        text, title = document_text(doc_el, doc_id)
         spans: list[Span] = []
         for a in doc_el.iterfind("passage/annotation"):
             line = a.sourceline

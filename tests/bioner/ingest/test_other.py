@@ -59,11 +59,36 @@ def test_pubtator_documents():
 
 def test_pubtator_bom_and_errors():
     assert len(list(read_pubtator_documents(PUBTATOR.encode("utf-8-sig")))) == 3
-    with pytest.raises(InputError, match="byte offset 9: PubTator must be UTF-8") as e:
-        read_pubtator_documents("227508|t|乳腺".encode("gbk")[:12] + b"\xff")
-    assert e.value.line == 1
-    with pytest.raises(InputError, match=r"expected 'PMID\|a\|abstract'"):
-        read_pubtator_documents(b"1|t|title only\n\n")
+    (bad,) = read_pubtator_documents("227508|t|乳腺".encode("gbk")[:12] + b"\xff")
+    assert isinstance(bad, Quarantined)
+    assert (bad.reason, bad.line) == ("not UTF-8: undecodable byte at line 1, column 10", 1)
+    (bad,) = read_pubtator_documents(b"1|t|title only\n\n")
+    assert bad.reason == "expected 'PMID|a|abstract' after the title of 1 (line 1)"
+
+
+def test_pubtator_broken_records_are_quarantined_and_reading_goes_on():
+    data = (
+        PUBTATOR.replace("2234245|a|\n", "").encode()  # a title without its abstract line
+        + b"\n5|a|an abstract without a title\n5\t0\t2\tan\tX\n"
+        + b"\n7|t|T\n7|a|caf\xff\n"  # not UTF-8
+        + b"\n8|t|Last\n8|a|one.\n"
+    )
+    items = list(read_pubtator_documents(data, "p.txt"))
+    kinds = [(type(i).__name__, getattr(i, "id", None) or i.record_id) for i in items]
+    assert kinds == [
+        ("Document", "227508"),
+        ("Quarantined", "2234245"),
+        ("Document", "99"),
+        ("Quarantined", ""),
+        ("Quarantined", "7"),
+        ("Document", "8"),
+    ]
+    assert [i.position for i in items if isinstance(i, Quarantined)] == [2, 4, 5]
+    assert (
+        items[3].reason
+        == "expected 'PMID|t|title' at line 11, got '5|a|an abstract without a title'"
+    )
+    assert items[4].reason.startswith("not UTF-8: undecodable byte at line 15")
 
 
 # --- BioC -------------------------------------------------------------------------------------
@@ -94,7 +119,13 @@ def test_bioc_documents():
         metadata=(("format", "bioc"),),
         sections=(Section("TITLE", 0, 59), Section("ABSTRACT", 60, 60 + len(ABSTRACT))),
     )
-    assert empty == Quarantined("b.xml", 2, "empty text", record_id="empty")
+    assert (empty.position, empty.reason, empty.record_id, empty.line) == (
+        2,
+        "empty text",
+        "empty",
+        9,
+    )
+    assert empty.raw.startswith("<document><id>empty</id>")
 
 
 def test_bioc_in_another_declared_encoding():
@@ -104,8 +135,10 @@ def test_bioc_in_another_declared_encoding():
 
 
 def test_bioc_malformed_is_an_input_error():
-    with pytest.raises(InputError):
-        read_bioc_documents(b"<collection><document>")
+    with pytest.raises(InputError, match="XML broken"):
+        list(read_bioc_documents(b"<collection><document>"))
+    with pytest.raises(InputError, match="expected a BioC <collection>, got <PubmedArticleSet>"):
+        read_bioc_documents(b"<PubmedArticleSet></PubmedArticleSet>")
 
 
 # --- JSON lines -------------------------------------------------------------------------------

@@ -511,7 +511,9 @@ def test_malformed_record_is_quarantined_and_reading_resumes_at_the_next():
     assert (bad.position, bad.line, bad.source) == (3, 6, "f.xml")
     assert bad.reason.startswith("XML broken at line 6, column ")
     assert "Opening and ending tag mismatch: Oops" in bad.reason
-    assert bad.reason.endswith("the record at line 6 of f.xml quarantined, reading resumed at line 7")
+    assert bad.reason.endswith(
+        "the record at line 6 of f.xml quarantined, reading resumed at line 7"
+    )
     assert bad.raw == "<PubmedArticle><Oops></PubmedArticle>\n"
     assert next(reader).id == "4"
     # The file then ends without its root end tag: a break no record follows.
