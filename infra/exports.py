@@ -259,13 +259,14 @@ def _writable(docs: list[AnnotatedDocument], fmt: str, report: WriteReport) -> l
     kept = []
     for doc in docs:
         if fmt == "pubtator" and (
-            any(c in doc.id for c in "|\t\n\r")
+            "|" in doc.id
+            or not doc.id.isprintable()
             or any(c in s.label for s in doc.spans for c in "\t\n\r")
         ):
             note(report, "pubtator: documents whose id or labels cannot be written left out")
             continue
         if fmt == "bioc" and (
-            _NOT_XML.search(doc.id)
+            not doc.id.isprintable()
             or _NOT_XML.search(doc.text)
             or _NOT_XML.search(doc.document.title)
             or any(_NOT_XML.search(s.label) for s in doc.spans)
@@ -401,8 +402,28 @@ def graph_tables(graph: dict[str, pa.Table]) -> dict[str, pa.Table]:
     }
 
 
+#: Control characters a CSV field must not hold raw (tab and line breaks are quoted).
+_CONTROLS = "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+
+
+def _no_controls(table: pa.Table, notes: WriteReport) -> pa.Table:
+    """``table`` with every control character of its string columns written as U+FFFD.
+
+    Ids are replaced alike in every file, so nodes and edges still join.
+    """
+    columns = []
+    for column in table.columns:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            found = pc.sum(pc.count_substring_regex(column, _CONTROLS)).as_py() or 0
+            if found:
+                note(notes, "csv: control characters written as U+FFFD", found)
+                column = pc.replace_substring_regex(column, _CONTROLS, "\ufffd")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
 def _write_graph(
-    tables: dict[str, pa.Table], to: str, fmt: str
+    tables: dict[str, pa.Table], to: str, fmt: str, notes: WriteReport
 ) -> tuple[list[str], dict[str, dict[str, int]]]:
     files: list[str] = []
     counts: dict[str, dict[str, int]] = {}
@@ -412,7 +433,7 @@ def _write_graph(
         uri = storage.join(to, name)
         if fmt == "csv":
             buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer)
+            pacsv.write_csv(_no_controls(table, notes), buffer)
             files.append(storage.write_bytes(buffer.getvalue(), uri))
         else:
             files.append(storage.write_table(table, uri, table.schema))
@@ -450,7 +471,7 @@ def export(
             graph = _graph_from_delta(source)
         else:
             graph = _graph_from_out(_out_parts(source, False, notes))
-        files, counts = _write_graph(graph_tables(graph), to, fmt)
+        files, counts = _write_graph(graph_tables(graph), to, fmt, notes)
         documents = graph["documents"].num_rows
         annotations = sum(c["rows"] for n, c in counts.items() if n.startswith("edges_"))
     written = {uri.rsplit("/", 1)[1] for uri in files}

@@ -156,6 +156,9 @@ def split_title(doc: Document) -> tuple[str, str]:
     return text, ""
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _flat(s: str) -> tuple[str, int]:
     """``s`` with tabs and line breaks turned into spaces (same length), and how many."""
     changed = sum(s.count(c) for c in "\t\n\r")
@@ -164,12 +167,17 @@ def _flat(s: str) -> tuple[str, int]:
     return s, changed
 
 
+def _no_controls(s: str) -> tuple[str, int]:
+    """``s`` with the other control characters (NUL ...) turned into spaces, and how many."""
+    return (s, 0) if s.isprintable() else _CONTROL.subn(" ", s)
+
+
 def write_pubtator(docs: Iterable[AnnotatedDocument], *, report: WriteReport | None = None) -> str:
     """PubTator text of ``docs``; tabs and line breaks in the text become spaces (counted)."""
     out: list[str] = []
     for doc in docs:
         pmid = doc.id
-        if any(c in pmid for c in "|\t\n\r"):
+        if "|" in pmid or not pmid.isprintable():
             raise ValueError(f"document id {pmid!r} cannot be written as a PubTator PMID")
         title, abstract = split_title(doc.document)
         title, n_title = _flat(title)
@@ -177,6 +185,9 @@ def write_pubtator(docs: Iterable[AnnotatedDocument], *, report: WriteReport | N
         note(
             report, "pubtator: tabs and line breaks in text written as spaces", n_title + n_abstract
         )
+        title, c_title = _no_controls(title)
+        abstract, c_abstract = _no_controls(abstract)
+        note(report, "pubtator: control characters in text written as spaces", c_title + c_abstract)
         text = f"{title} {abstract}" if abstract else title
         if len(text) != len(doc.text):
             note(report, "pubtator: whitespace after a title without abstract dropped")

@@ -4,6 +4,7 @@ and DuckDB; the current view only (no tombstoned document, the latest version); 
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -261,3 +262,27 @@ def test_bioc_annotations_say_what_found_them(tmp_path):
     assert sources == {"Cisplatin": "tagger", "aspirin": "lexicon", "ASA": "abbreviation"}
     (back,) = read_parts(report, read_bioc)  # the extra infon reads back as before
     assert [s.text(back.text) for s in back.spans] == ["Cisplatin", "aspirin", "ASA"]
+
+
+CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+@pytest.mark.parametrize("fmt", ["pubtator", "bioc", "csv"])
+def test_exports_never_write_a_raw_control_character(fmt, tmp_path):
+    # Ingest quarantines such ids; tables written by other means must not leak them either.
+    out = str(tmp_path / "out")
+    nul = document("12\x003", "Aspirin\x00 in asthma.", "Bronchospasm\x1f after aspirin.")
+    good = document("5", "Fever\x85 in children.", "Paracetamol\x0b lowers fever.")
+    storage.write_rows([nul, good], storage.join(out, "documents", "shard=0.parquet"), DOCUMENTS_V2)
+    found = [entity(nul, "Aspirin", "Chemical"), entity(good, "Paracetamol", "Chemical", passage=1)]
+    storage.write_rows(found, storage.join(out, "entities", "shard=0.parquet"), ENTITIES_V1)
+    report = exports.export(out, str(tmp_path / fmt), fmt)
+    for uri in report.files:
+        assert not CONTROLS.search(storage.read_text(uri)), uri
+    if fmt == "pubtator":
+        (doc,) = read_parts(report, read_pubtator)
+        assert (doc.id, doc.text) == ("5", "Fever  in children. Paracetamol  lowers fever.")
+        assert report.notes["pubtator: documents whose id or labels cannot be written left out"]
+        assert report.notes["pubtator: control characters in text written as spaces"] == 2
+    elif fmt == "csv":
+        assert report.notes["csv: control characters written as U+FFFD"] >= 4
