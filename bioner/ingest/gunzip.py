@@ -103,7 +103,7 @@ class GunzipStream(io.RawIOBase):
 
     def _end_of_input(self) -> None:
         if self._member_started and not self._inflate.eof:
-            self._failure = EOFError(f"{TRUNCATED} (after {self._compressed:,} compressed bytes)")
+            self._failure = EOFError(TRUNCATED)
         else:
             self._done = True
 
