@@ -13,6 +13,7 @@ declaration and root start tag. A break no record follows (a cut file) is raised
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -29,6 +30,7 @@ RAW_CHARS = 2000  # of a quarantined record's XML kept for inspection
 LINE_LIMIT = 65_535
 _START_TAG_BYTES = 40  # longer than any record start tag: the overlap kept between blocks
 _WINDOW_BYTES = 1 << 18  # of the input kept to find where a break is (a record is smaller)
+_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
 _XML_DECLARATION = re.compile(rb"<\?xml\s[^<>]*\?>")
 _MESSAGE_LINE = re.compile(r"\bline (\d+)")
 _LINE_COLUMN = re.compile(r",? line \d+, column \d+$")
@@ -165,46 +167,47 @@ def restart_prologue(head: bytes, root: str) -> bytes | None:
 
 
 class _Window:
-    """The last bytes fed to a parser, to find in them where it broke and where to resume."""
+    """The last blocks fed to a parser, to find in them where it broke and where to resume."""
 
     def __init__(self, start_line: int, prefix: int) -> None:
-        self.data = b""
-        self.start_line = start_line  # the file line ``data`` starts in
-        self.prefix: int | None = prefix  # characters of that line before ``data``; None: unknown
+        self.blocks: deque[bytes] = deque()
+        self.size = 0
+        self.start_line = start_line  # the file line the first block starts in
+        self.prefix = prefix  # characters of that line before the first block
         self.broken = b""  # the start of the broken stretch, once :meth:`resume` found it
         self.broken_line = start_line  # its file line
 
     def add(self, block: bytes) -> None:
-        data = self.data + block
-        if len(data) > 2 * _WINDOW_BYTES:
-            cut = data.find(b"\n", len(data) - _WINDOW_BYTES)
-            cut = cut + 1 if cut >= 0 else len(data) - _WINDOW_BYTES
-            self.start_line += data.count(b"\n", 0, cut)
-            self.prefix = 0 if data[cut - 1 : cut] == b"\n" else None
-            data = data[cut:]
-        self.data = data
+        """Keep ``block``; drop the oldest blocks beyond :data:`_WINDOW_BYTES`."""
+        self.blocks.append(block)
+        self.size += len(block)
+        while self.size - len(self.blocks[0]) >= _WINDOW_BYTES:
+            first = self.blocks.popleft()
+            self.size -= len(first)
+            lines = first.count(b"\n")
+            self.start_line += lines
+            rest = first[first.rindex(b"\n") + 1 :] if lines else first
+            self.prefix = (0 if lines else self.prefix) + _characters(rest)
 
-    def offset(self, line: int | None, column: int) -> int:
-        """The offset in ``data`` of a break's file line and (character) column."""
+    def offset(self, data: bytes, line: int | None, column: int) -> int:
+        """The offset in ``data`` (the window's bytes) of a break's file line and column."""
         if line is None or line < self.start_line:
             return 0
         start = 0
         for _ in range(line - self.start_line):
-            start = self.data.find(b"\n", start) + 1
+            start = data.find(b"\n", start) + 1
             if start == 0:
-                return len(self.data)
+                return len(data)
         if line == self.start_line:
-            if self.prefix is None:
-                return 0
             column -= self.prefix
         # libxml2 counts columns in characters: skip that many UTF-8 characters.
         chars = 0
-        for i in range(start, len(self.data)):
-            if self.data[i] & 0xC0 != 0x80:
+        for i in range(start, len(data)):
+            if data[i] & 0xC0 != 0x80:
                 chars += 1
-                if chars == column:
+                if chars >= column:
                     return i
-        return len(self.data)
+        return len(data)
 
     def resume(
         self,
@@ -221,8 +224,8 @@ class _Window:
         :attr:`broken` to the start of the broken stretch: the record the break is in, else
         what follows the last tag before the break.
         """
-        data = self.data
-        at = self.offset(line, column)
+        data = b"".join(self.blocks)
+        at = self.offset(data, line, column)
         if opened:
             start = _record_start(data, at, starts)
         else:
@@ -269,6 +272,11 @@ class _Window:
         raw = self.broken.decode("utf-8", "replace")
         known = line if line is not None and line < LINE_LIMIT else None
         return Quarantined(source, position, reason, record_id, known, raw)
+
+
+def _characters(data: bytes) -> int:
+    """UTF-8 characters in ``data``: its bytes but continuation bytes."""
+    return len(data.translate(None, _CONTINUATION_BYTES))
 
 
 def _record_start(data: bytes, at: int, starts: re.Pattern[bytes]) -> int:

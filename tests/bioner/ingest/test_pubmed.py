@@ -831,3 +831,21 @@ def test_lines_past_the_16_bit_limit_are_unknown_whole_or_split():
     (quarantined,) = [i for i in expected if isinstance(i, Quarantined)]
     assert quarantined.line is None
     assert read_split(data, 1000) == expected
+
+
+@pytest.mark.parametrize("newline", ["\n", ""], ids=["lines", "one-line"])
+def test_break_far_into_a_file_resumes_at_the_next_record_once(newline):
+    # Past the bytes kept to find a break (256 KiB), with characters of several bytes before
+    # it on the same line: the record is found from libxml2's character column.
+    records = [article(str(i), title="中文 Café " * 40) + newline for i in range(1, 2001)]
+    records[1499] = "<PubmedArticle><MedlineCitation><PMID>1500</PMID><x></PubmedArticle>" + newline
+    data = b'<?xml version="1.0"?><PubmedArticleSet>' + "".join(records).encode()
+    items = list(read_pubmed(io.BytesIO(data + b"</PubmedArticleSet>")))
+    assert len(data) > 1 << 20
+    assert [i.id for i in items if isinstance(i, Document)] == [
+        str(i) for i in range(1, 2001) if i != 1500
+    ]
+    (bad,) = [i for i in items if isinstance(i, Quarantined)]
+    assert (bad.position, bad.record_id) == (1500, "1500")
+    assert bad.raw.startswith("<PubmedArticle><MedlineCitation><PMID>1500</PMID><x>")
+    assert "<PMID>1501<" not in bad.raw
