@@ -132,7 +132,7 @@ def _syntax(tags: tuple[str, ...]) -> RecordSyntax:
         starts=re.compile(rb"<(?:" + b"|".join(t.encode() for t in tags) + rb")[\s>/]"),
         id_pattern=re.compile(rb"<PMID[^>]*>\s*([^<\s]{1,40})"),
         id_name="PMID",
-        is_record=_is_record,
+        is_record=_is_record if _CITATION in tags else None,
         check=_check_tree,
     )
 

@@ -12,6 +12,7 @@ declaration and root start tag. A break no record follows (a cut file) is raised
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,7 +31,6 @@ RAW_CHARS = 2000  # of a quarantined record's XML kept for inspection
 LINE_LIMIT = 65_535
 _START_TAG_BYTES = 40  # longer than any record start tag: the overlap kept between blocks
 _WINDOW_BYTES = 1 << 18  # of the input kept to find where a break is (a record is smaller)
-_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
 _XML_DECLARATION = re.compile(rb"<\?xml\s[^<>]*\?>")
 _MESSAGE_LINE = re.compile(r"\bline (\d+)")
 _LINE_COLUMN = re.compile(r",? line \d+, column \d+$")
@@ -44,8 +44,8 @@ class RecordSyntax:
     starts: re.Pattern[bytes]  #: a record's start tag in the bytes, where reading resumes
     id_pattern: re.Pattern[bytes]  #: its id in the bytes of a broken record (group 1)
     id_name: str  #: what the id is called in a message ("PMID")
-    #: Whether an element of ``tags`` is a record (not one nested in a record).
-    is_record: Callable[[etree._Element], bool] = lambda elem: True
+    #: Whether an element of ``tags`` is a record (not one nested in a record); None: all are.
+    is_record: Callable[[etree._Element], bool] | None = None
     #: Checks the tree (its root, its DTD) at the first record, or at the end without one.
     check: Callable[[etree._ElementTree], None] = lambda tree: None
 
@@ -66,6 +66,7 @@ def xml_records(
     is added to every line (the lines of a chunk in its file). The element is freed once the
     caller asks for the next. Raises :class:`InputError` at a break no record follows.
     """
+    is_record = syntax.is_record
     position = 0
     data = head  # the file's bytes the next parser reads first
     prologue = b""  # what it reads before them
@@ -103,7 +104,7 @@ def xml_records(
             # records are cut off, so its events are not read.
             if error is None or not closing:
                 for event, elem in parser.read_events():
-                    if not syntax.is_record(elem):
+                    if is_record is not None and not is_record(elem):
                         continue
                     if event == "start":
                         opened += 1
@@ -174,6 +175,7 @@ class _Window:
         self.size = 0
         self.start_line = start_line  # the file line the first block starts in
         self.prefix = prefix  # characters of that line before the first block
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")  # counts characters
         self.broken = b""  # the start of the broken stretch, once :meth:`resume` found it
         self.broken_line = start_line  # its file line
 
@@ -186,8 +188,11 @@ class _Window:
             self.size -= len(first)
             lines = first.count(b"\n")
             self.start_line += lines
-            rest = first[first.rindex(b"\n") + 1 :] if lines else first
-            self.prefix = (0 if lines else self.prefix) + _characters(rest)
+            if lines:
+                self.prefix = 0
+                self.decoder.reset()
+                first = first[first.rindex(b"\n") + 1 :]
+            self.prefix += _characters(first, self.decoder)
 
     def offset(self, data: bytes, line: int | None, column: int) -> int:
         """The offset in ``data`` (the window's bytes) of a break's file line and column."""
@@ -232,8 +237,9 @@ class _Window:
             start = data.rfind(b">", 0, at) + 1
             start += len(data[start:at]) - len(data[start:at].lstrip())
         self.broken_line = self.start_line + data.count(b"\n", 0, start)
-        # libxml2 reports a break after what it consumed: the next record may start right there.
-        found = starts.search(data, max(at, start + 1))
+        # libxml2 reports a break after what it consumed: the next record may start right there
+        # (but not where this parser started, which would read the same break again).
+        found = starts.search(data, max(at, 1))
         end = found.start() if found is not None else len(data)
         self.broken = data[start : min(end, start + RAW_CHARS)]
         skipped = 0  # lines dropped before ``data``
@@ -274,9 +280,15 @@ class _Window:
         return Quarantined(source, position, reason, record_id, known, raw)
 
 
-def _characters(data: bytes) -> int:
-    """UTF-8 characters in ``data``: its bytes but continuation bytes."""
-    return len(data.translate(None, _CONTINUATION_BYTES))
+def _characters(data: bytes, decoder: codecs.IncrementalDecoder) -> int:
+    """The UTF-8 characters that start in ``data``, a block of a stream ``decoder`` reads.
+
+    A character cut at the end of the block counts here (libxml2 counts it where it starts).
+    """
+    if data.isascii() and not decoder.getstate()[0]:
+        return len(data)
+    pending = bool(decoder.getstate()[0])
+    return len(decoder.decode(data)) - pending + bool(decoder.getstate()[0])
 
 
 def _record_start(data: bytes, at: int, starts: re.Pattern[bytes]) -> int:

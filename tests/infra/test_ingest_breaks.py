@@ -281,3 +281,19 @@ def test_a_bad_document_id_is_quarantined(name, data, expected, tmp_path):
         for r in pq.read_table(f).to_pylist()
     ]
     assert sorted(d["id"] for d in documents) == ["1", "4"]
+
+
+@pytest.mark.parametrize("junk", [b"</Stray>", b"<<", b"\xff\xfe"], ids=["end-tag", "lt", "bytes"])
+def test_junk_between_records_is_quarantined_and_the_next_record_kept(junk, tmp_path):
+    data = pubmed(article("1"), article("2").rstrip(b"\n") + junk + article("3"), article("4"))
+    entry, rows, _ = run(tmp_path, "junk.xml", data)
+    assert_nothing_lost(entry, 5, bad=1)  # the junk counts as the one record it breaks
+    (row,) = rows
+    assert row["position"] == 3 and row["record_id"] == "" and "reading resumed" in row["reason"]
+    documents = (tmp_path / "out" / "documents").glob("*.parquet")
+    assert sorted(r["id"] for f in documents for r in pq.read_table(f).to_pylist()) == [
+        "1",
+        "2",
+        "3",
+        "4",
+    ]
