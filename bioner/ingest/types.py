@@ -49,8 +49,8 @@ def id_problem(value: str) -> str:
     if value.isprintable():
         return ""
     bad = next(c for c in value if not c.isprintable())
-    name = unicodedata.name(bad, unicodedata.category(bad))
-    return f"id '{printable(value)}' holds a control character (U+{ord(bad):04X} {name})"
+    code = f"U+{ord(bad):04X} {unicodedata.name(bad, '')}".rstrip()
+    return f"id '{printable(value)}' holds a control character ({code})"
 
 
 def printable(value: str) -> str:
