@@ -291,19 +291,11 @@ def sniff(uri: str) -> tuple[str | None, str]:
     if fmt != GZIP:
         return fmt, ""
     with storage.open_raw(uri) as f:
-        inner = _read_some(GunzipStream(f), HEAD_BYTES)
+        inner = GunzipStream(f).read(HEAD_BYTES)  # what a cut stream has; EOFError if nothing
     if not inner:
         return "", GZIP  # an empty file, compressed
     fmt = detect_format(inner)
     return (None if fmt == GZIP else fmt), GZIP
-
-
-def _read_some(stream: GunzipStream, n: int) -> bytes:
-    """Up to ``n`` bytes; a stream that ends early (a truncated gzip) gives what it had."""
-    try:
-        return stream.read(n)
-    except EOFError:
-        return b""  # cut before any data: the cut is reported when the file is read
 
 
 def file_sha256(uri: str) -> str:
@@ -372,6 +364,8 @@ def probe(uri: str) -> tuple[str, str, int, str]:
         fmt, compression = sniff(uri)
     except zlib.error as e:
         return "", GZIP, 0, f"not a valid gzip file ({e})"
+    except EOFError as e:
+        return "", GZIP, 0, f"truncated gzip: {e} (no data before the cut)"
     except OSError as e:
         return "", "", 0, f"cannot read ({e.strerror or e})"
     if fmt == "":
@@ -452,7 +446,10 @@ def ingest_input(
     memory.return_freed_memory()
     name = PurePosixPath(uri).name
     sha256 = sha256 or file_sha256(uri)
-    fmt, compression = sniff(uri)
+    try:
+        fmt, compression = sniff(uri)
+    except EOFError as e:
+        raise InputFailed(uri, f"truncated gzip: {e} (no data before the cut)") from None
     if fmt not in FORMATS:
         raise InputFailed(uri, _NOT_RECOGNISED)
     segment = segment_uri(out, sha256)

@@ -125,7 +125,8 @@ class GunzipStream(io.RawIOBase):
             stray += len(more)
             zeros = zeros and not more.strip(b"\0")
         if not zeros:
+            plural = "s" if stray > 1 else ""
             self.trailing = (
-                f"{stray:,} stray byte{'s' if stray > 1 else ''} after the end of the gzip data "
+                f"{stray:,} stray trailing byte{plural} after the end of the gzip data "
                 f"(at byte {self._compressed:,}) ignored"
             )

@@ -118,7 +118,7 @@ def test_stray_bytes_after_the_gzip_data_lose_nothing(stray, tmp_path):
     assert entry["complete"] is True and ingest.exit_status(summary) == 0
     assert "truncated" not in entry["reason"]
     assert entry["reason"] == (
-        f"{len(stray):,} stray byte{'s' if len(stray) > 1 else ''} after the end of the gzip "
+        f"{len(stray):,} stray trailing byte{'s' if len(stray) > 1 else ''} after the end of the gzip "
         f"data (at byte {len(data):,}) ignored"
     )
     (row,) = rows
@@ -297,3 +297,13 @@ def test_junk_between_records_is_quarantined_and_the_next_record_kept(junk, tmp_
         "3",
         "4",
     ]
+
+
+def test_gzip_cut_before_any_data_is_an_error_that_says_so(tmp_path):
+    data = gzip.compress(pubmed(article("1")))[:6]
+    path = tmp_path / "cut.xml.gz"
+    path.write_bytes(data)
+    summary = ingest.ingest_paths([str(path)], str(tmp_path / "out"), 2)
+    (entry,) = summary["inputs"]
+    assert entry["status"] == "error"
+    assert entry["reason"].startswith("truncated gzip: Compressed file ended")
