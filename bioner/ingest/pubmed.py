@@ -217,10 +217,12 @@ def split_pubmed(stream: BinaryIO, chunk_bytes: int = _CHUNK_BYTES) -> Iterator[
     order, gives what :func:`read_pubmed` yields for the file. Only plain files are cut: a
     UTF-8 prologue without an internal DTD subset, and nothing but the root end tag after the
     last record; anything else raises :class:`NotSplittable`, possibly after some chunks. A cut
-    where the split was wrong (an end tag inside a comment or CDATA section, a file broken
-    mid-way) leaves a chunk that is not well-formed, so :func:`read_pubmed_chunk` raises. In
-    both cases the file must be read with :func:`read_pubmed` from its start, which reports
-    the exact problem. ``EOFError`` and decompression errors of ``stream`` propagate.
+    where the split was wrong (an end tag inside a comment or CDATA section) leaves a chunk
+    that ends inside it, so :func:`read_pubmed_chunk` raises, as it does for a chunk the XML
+    breaks in where no record follows. In both cases the file must be read with
+    :func:`read_pubmed` from its start, which reports the exact problem. A record the XML
+    breaks in is quarantined in its chunk as in the file. ``EOFError`` and decompression
+    errors of ``stream`` propagate.
     """
     buffer = stream.read(_HEAD_BYTES)
     found = _PROLOGUE.match(buffer)
