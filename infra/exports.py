@@ -261,7 +261,7 @@ def _writable(docs: list[AnnotatedDocument], fmt: str, report: WriteReport) -> l
         if fmt == "pubtator" and (
             "|" in doc.id
             or not doc.id.isprintable()
-            or any(c in s.label for s in doc.spans for c in "\t\n\r")
+            or not all(s.label.isprintable() for s in doc.spans)
         ):
             note(report, "pubtator: documents whose id or labels cannot be written left out")
             continue

@@ -193,7 +193,7 @@ def write_pubtator(docs: Iterable[AnnotatedDocument], *, report: WriteReport | N
             note(report, "pubtator: whitespace after a title without abstract dropped")
         out.append(f"{pmid}|t|{title}\n{pmid}|a|{abstract}\n")
         for s in doc.spans:
-            if any(c in s.label for c in "\t\n\r"):
+            if not s.label.isprintable():
                 raise ValueError(f"document {pmid}: label {s.label!r} cannot be written")
             out.append(f"{pmid}\t{s.start}\t{s.end}\t{s.text(text)}\t{s.label}\t-1\n")
         for r in doc.relations:
