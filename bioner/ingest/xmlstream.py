@@ -276,8 +276,8 @@ class _Window:
             f"quarantined{then}"
         )
         raw = self.broken.decode("utf-8", "replace")
-        known = line if line is not None and line < LINE_LIMIT else None
-        return Quarantined(source, position, reason, record_id, known, raw)
+        # The error's line is exact, unlike an element's past LINE_LIMIT.
+        return Quarantined(source, position, reason, record_id, line, raw)
 
 
 def _characters(data: bytes, decoder: codecs.IncrementalDecoder) -> int:
