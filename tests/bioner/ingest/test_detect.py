@@ -102,3 +102,24 @@ def test_real_files(shared_data, path, expected):
     if not file.exists():
         pytest.skip(f"{path} not in this copy of the data")
     assert detect_format(file.read_bytes()[:HEAD_BYTES]) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'<?xml version="1.0"?>\n<PubmedArticleSet>\n<PubmedArticle>Sj\xf6gren', "pubmed"),
+        (
+            '<?xml version="1.0"?>\n<PubmedArticleSet><T>中文'.encode() + "摘要".encode("gbk"),
+            "pubmed",
+        ),
+        (b'<?xml version="1.0"?>\n<!-- \xff\xfe -->\n<PubmedArticleSet>\n', "pubmed"),
+        (b"<?xml version='1.0'?><collection><document><id>1</id>\x80\x81", "bioc"),
+        (b"123|t|Title \xe9\n123|a|abstract\xff\n", "pubtator"),
+        (b"\x00\x01\x02binary\xff\xfe", None),
+    ],
+    ids=["latin-1", "gbk-in-utf-8", "before-root", "bioc", "pubtator", "binary"],
+)
+def test_bad_bytes_in_the_head_do_not_hide_the_format(head, expected):
+    # Stray bytes or a second encoding in a record near the start: the reader quarantines
+    # that record, so the file must not be refused as unrecognised.
+    assert detect_format(head) == expected
