@@ -101,6 +101,7 @@ _MONTHS = {
 }
 _MEDLINE_DATE = re.compile(r"(\d{4})(?:\s+([A-Za-z]{3})[A-Za-z]*\.?(?:\s+(\d{1,2})(?!\d))?)?")
 _DOCTYPE_SUBSET = re.compile(rb"<!DOCTYPE[^\[>]*\[")
+_ROOT_START = re.compile(rb"<(" + b"|".join(t.encode() for t in ROOT_TAGS) + rb")[\s>]")
 
 
 def read_pubmed(stream: BinaryIO, source: str = "") -> Iterator[Document | Tombstone | Quarantined]:
@@ -301,6 +302,8 @@ def _check_head(head: bytes) -> str | None:
     if doctype is not None and b"<!ENTITY" in head[doctype.end() :]:
         raise _entities_refused(line=head.count(b"\n", 0, doctype.start()) + 1)
     root = sniff_root(head)
+    if root is None and (found := _ROOT_START.search(head)) is not None:
+        root = found.group(1).decode()  # bytes the parser stops at come before the root
     if root is not None and root not in ROOT_TAGS:
         raise _wrong_root(root)
     return root  # None: an unreadable head, where the parser will say what breaks

@@ -849,3 +849,16 @@ def test_break_far_into_a_file_resumes_at_the_next_record_once(newline):
     assert (bad.position, bad.record_id) == (1500, "1500")
     assert bad.raw.startswith("<PubmedArticle><MedlineCitation><PMID>1500</PMID><x>")
     assert "<PMID>1501<" not in bad.raw
+
+
+def test_bad_bytes_before_the_root_are_quarantined_and_every_record_read():
+    data = (
+        b'<?xml version="1.0"?>\n<!-- caf\xe9 -->\n<PubmedArticleSet>\n'
+        + article("1").encode()
+        + article("2").encode()
+        + b"</PubmedArticleSet>\n"
+    )
+    bad, *docs = read_pubmed(io.BytesIO(data), "p.xml")
+    assert [d.id for d in docs] == ["1", "2"]
+    assert isinstance(bad, Quarantined) and (bad.position, bad.line) == (1, 2)
+    assert "declared encoding" in bad.reason and "reading resumed at line 4" in bad.reason
