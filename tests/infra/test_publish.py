@@ -380,3 +380,39 @@ def test_graph_tables_by_hand():
     assert edges == [
         {"source_id": "Gene:il6", "target_id": "Gene:tnf", "passages": 1, "documents": 1}
     ]
+
+
+@pytest.mark.s3
+def test_bioner_publish_outage_one_line_then_rerun_and_no_op(moto_s3, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    s3.reset()
+    monkeypatch.setenv("BIONER_S3_MAX_ATTEMPTS", "2")
+    root = moto_s3.uri(f"cli-{uuid.uuid4().hex[:8]}")
+    endpoint = ["--endpoint", moto_s3.proxy.endpoint]
+    out, out2 = first_run(str(tmp_path / "out")), second_run(str(tmp_path / "out2"))
+    cli = CliRunner()
+    assert cli.invoke(app, ["publish", out, "--to", root, *endpoint]).exit_code == 0
+
+    def outage(name):
+        if name == "mention_edges":
+            moto_s3.proxy.cut_after = 0
+
+    monkeypatch.setattr(publish, "before_commit", outage)
+    try:
+        failed = cli.invoke(app, ["publish", out2, "--to", root, *endpoint])
+    finally:
+        moto_s3.proxy.heal()
+        monkeypatch.setattr(publish, "before_commit", lambda name: None)
+    assert failed.exit_code == 1
+    (line,) = failed.output.strip().splitlines()
+    assert line.startswith(f"error: {publish.table_uri(root, 'mention_edges')}: cannot reach")
+    assert publish.release(root).number == 1  # documents and entities moved; readers did not
+    assert len(rows(root, "entities")) == 4
+    done = cli.invoke(app, ["publish", out2, "--to", root, *endpoint])
+    assert done.exit_code == 0 and '"release": 2' in done.output
+    again = cli.invoke(app, ["publish", out2, "--to", root, *endpoint])
+    assert again.exit_code == 0 and "nothing new to publish" in again.output
+    assert '"release": 2' in again.output
