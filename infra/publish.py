@@ -21,8 +21,8 @@ same run again changes nothing, and a rerun after a failure completes only what 
 Two publishes at once never corrupt a table: Delta's optimistic concurrency (conditional PUTs
 on S3) lets one commit win and the other fail with :class:`PublishError`; rerun it.
 
-Only shards whose ``entities`` were written are published, so documents never appear without
-their entities. The node and co-occurrence tables are recomputed from the whole entities table
+Only shards whose ``entities`` were written publish their documents, so documents never appear
+without their entities; deletions come from every shard's tombstones. The node and co-occurrence tables are recomputed from the whole entities table
 on each publish (their counts span documents).
 
 Releases: one publish is one step for readers. The five tables commit one after another, so
@@ -332,25 +332,28 @@ def _shards(out: str, table: str) -> list[str]:
     ]
 
 
+def _names(out: str, table: str) -> set[str]:
+    return {uri.rsplit("/", 1)[1] for uri in _shards(out, table)}
+
+
 def run_tables(out: str, run_id: str | None = None, names: list[str] | None = None) -> RunTables:
-    """The documents, entities and deletions of ``OUT``, shards with entities only (of them,
-    the shard files ``names`` if given).
+    """The documents and entities of ``OUT``'s shards with entities, and the deletions of all
+    its shards (of the shard files ``names`` only, if given).
 
     ``run_id``: the run's id; by default the ``run_id`` of ``OUT/summary.json``, else a digest
     of the tables' footers (the same folder gives the same id, so a republish is skipped).
     """
-    if names is None:
-        names = [uri.rsplit("/", 1)[1] for uri in _shards(out, "entities")]
-    entity_parts = [storage.join(out, "entities", n) for n in names]
-    documents = [storage.join(out, "documents", n) for n in names]
+    with_entities, with_tombstones = _names(out, "entities"), _names(out, "tombstones")
+    names = sorted(with_entities | with_tombstones) if names is None else names
+    tagged = [n for n in names if n in with_entities]
+    entity_parts = [storage.join(out, "entities", n) for n in tagged]
+    documents = [storage.join(out, "documents", n) for n in tagged]
     missing = [uri for uri in documents if not storage.exists(uri)]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: the entities of this shard have no documents")
     docs = _concat([storage.read_table(u, DOCUMENTS_V2) for u in documents], DOCUMENTS_V2)
-    ents = _concat([entity_table(out, n) for n in names], PUBLISHED_ENTITIES)
-    tombstone_parts = [
-        u for u in (storage.join(out, "tombstones", n) for n in names) if storage.exists(u)
-    ]
+    ents = _concat([entity_table(out, n) for n in tagged], PUBLISHED_ENTITIES)
+    tombstone_parts = [storage.join(out, "tombstones", n) for n in names if n in with_tombstones]
     deleted = sorted(
         {
             i
@@ -364,23 +367,23 @@ def run_tables(out: str, run_id: str | None = None, names: list[str] | None = No
 
 
 def shard_digests(out: str) -> dict[str, str]:
-    """Each shard of ``OUT`` with entities: its entities file's URI (absolute) and a digest of
-    the size and writing run of its documents, entities, selected and tombstones files.
+    """Each shard of ``OUT`` that :func:`run_tables` reads, as ``<OUT, absolute>/<shard file>``,
+    and a digest of the size and writing run of its documents, entities, selected and
+    tombstones files.
 
     Footers only: every stage writes a new file with its run's id when a shard changes and
     leaves it alone otherwise, so an unchanged digest means unchanged rows.
     """
+    base = out.rstrip("/") if s3.is_s3(out) else str(storage.local_path(out).resolve())
     found = {}
-    for uri in _shards(out, "entities"):
-        name = uri.rsplit("/", 1)[1]
+    for name in sorted(_names(out, "entities") | _names(out, "tombstones")):
         digest = hashlib.sha256()
         for table in ("documents", "entities", SELECTED, "tombstones"):
             part = storage.join(out, table, name)
             if storage.exists(part):
                 run = storage.read_metadata(part).get("bioner.run_id", "")
                 digest.update(f"{table}\0{storage.size(part)}\0{run}\n".encode())
-        key = uri if s3.is_s3(uri) else str(storage.local_path(uri).resolve())
-        found[key] = digest.hexdigest()[:32]
+        found[f"{base}/{name}"] = digest.hexdigest()[:32]
     return found
 
 

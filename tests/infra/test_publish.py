@@ -319,6 +319,17 @@ def test_a_publish_that_changes_nothing_writes_no_version(where):
     assert {r["id"]: r["run_id"] for r in rows(root, "documents")} == {"1": "r1", "2": "r3"}
 
 
+def test_a_deletion_in_a_shard_without_entities_is_published(tmp_path):
+    out, root = str(tmp_path / "out"), str(tmp_path / "published")
+    publish.publish(first_run(out), root)
+    # Shard 0 holds only the tombstone of document 1 (no documents, so no entities file).
+    out2 = write_run(str(tmp_path / "out2"), {1: ([document("2", "Asthma.", 2)], [])},
+                     deleted=["1"], run="r2")  # fmt: skip
+    report = publish.publish(out2, root)
+    assert report.deleted == 1 and report.documents == 1
+    assert [r["id"] for r in rows(root, "documents")] == ["2"] and rows(root, "entities") == []
+
+
 def test_a_root_published_before_releases_is_adopted(tmp_path):
     out, root = str(tmp_path / "out"), str(tmp_path / "published")
     publish.publish(first_run(out), root)
