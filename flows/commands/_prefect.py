@@ -99,23 +99,22 @@ def quiet_prefect_logs() -> Iterator[None]:
 
 #: The signals that stop a command (exit status 128 + the signal's number: 130, 143).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_stopping_pid: int | None = None
+_stoppable = False  # inside stoppable(): the wake-up socket and handlers are ours
 
 
 def _after_fork() -> None:
     """A child forked while a command is stoppable neither reports signals to the command's
     wake-up socket nor ignores SIGINT/SIGTERM."""
-    global _stopping_pid
-    if _stopping_pid is not None:
-        _stopping_pid = None
-        signal.set_wakeup_fd(-1)
-        for number in STOP_SIGNALS:
-            signal.signal(
-                number, signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
-            )
+    global _stoppable
+    if _stoppable:
+        _stoppable = False
+        signal.set_wakeup_fd(-1)  # the forking thread is the child's main thread
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-os.register_at_fork(after_in_child=_after_fork)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _stop(number: int) -> None:
@@ -158,7 +157,7 @@ def stoppable() -> Iterator[None]:
     (:mod:`flows.commands._watchdog`) ends them when the command dies without a word
     (``kill -9``). Outside the main thread (an embedding program) it does nothing.
     """
-    global _stopping_pid
+    global _stoppable
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -177,7 +176,7 @@ def stoppable() -> Iterator[None]:
     stopping = threading.Event()
     previous_fd = signal.set_wakeup_fd(wakeup_send.fileno(), warn_on_full_buffer=False)
     previous = {n: signal.signal(n, lambda number, frame: None) for n in STOP_SIGNALS}
-    _stopping_pid = os.getpid()
+    _stoppable = True
     waiter = threading.Thread(
         target=_wait_for_signals, args=(wakeup, stopping), name="bioner-stop", daemon=True
     )
@@ -189,7 +188,7 @@ def stoppable() -> Iterator[None]:
             waiter.join()
         raise
     finally:
-        _stopping_pid = None
+        _stoppable = False
         signal.set_wakeup_fd(previous_fd)
         for number, handler in previous.items():
             signal.signal(number, handler)
