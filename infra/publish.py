@@ -22,8 +22,9 @@ Two publishes at once never corrupt a table: Delta's optimistic concurrency (con
 on S3) lets one commit win and the other fail with :class:`PublishError`; rerun it.
 
 Only shards whose ``entities`` were written publish their documents, so documents never appear
-without their entities; deletions come from every shard's tombstones. The node and co-occurrence tables are recomputed from the whole entities table
-on each publish (their counts span documents).
+without their entities; deletions come from every shard's tombstones. The node and
+co-occurrence tables are recomputed from the whole entities table on each publish (their counts
+span documents).
 
 Releases: one publish is one step for readers. The five tables commit one after another, so
 the last commit is a sixth Delta table, ``ROOT/_releases``, whose one row names the Delta
@@ -114,7 +115,7 @@ PUBLISHED_COOCCURRENCES = pa.schema(
     ]
 )
 #: ``_releases``: one row, the current release: each table's Delta version, the run, and the
-#: digest of every shard published so far (JSON: entities shard URI to digest).
+#: digest of every shard published so far (JSON: ``<OUT>/<shard file>`` to digest).
 PUBLISHED_RELEASES = pa.schema(
     [
         *(pa.field(f"{name}_version", pa.int64(), nullable=False) for name in TABLES),

@@ -243,11 +243,8 @@ def test_wrong_credentials_publish_nothing(moto_s3, tmp_path, monkeypatch):
 
 def second_run(out: str, run: str = "r2") -> str:
     """Document 1 revised (one entity), document 2 unchanged in its own shard."""
-    return write_run(
-        out,
-        {0: ([document("1", "Ibuprofen.", 2)], [entity("1", 0, "Ibuprofen", "Chemical", version=2)])},
-        run=run,
-    )  # fmt: skip
+    revised = [entity("1", 0, "Ibuprofen", "Chemical", version=2)]
+    return write_run(out, {0: ([document("1", "Ibuprofen.", 2)], revised)}, run=run)
 
 
 def latest_versions(root: str) -> dict[str, int]:
