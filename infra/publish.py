@@ -247,10 +247,10 @@ def read(
         return open_table(root, name, version, release_number).to_pyarrow_table()
 
 
-def read_release(root: str, number: int | None = None) -> dict[str, pa.Table]:
-    """Every published table at one release (the current one, or ``number``): one consistent
-    view however many publishes commit meanwhile."""
-    found = release(root, number)
+def read_release(root: str, release_number: int | None = None) -> dict[str, pa.Table]:
+    """Every published table at one release (the current one, or ``release_number``): one
+    consistent view however many publishes commit meanwhile."""
+    found = release(root, release_number)
     return {
         name: read(root, name, None if found is None else found.versions[name]) for name in TABLES
     }
