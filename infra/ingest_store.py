@@ -177,13 +177,17 @@ def prepare(out: str, n_shards: int | None = None) -> tuple[IngestConfig, list[s
     """Fix the configuration of ``OUT`` and repair what an interrupted run left.
 
     Uncommitted segment folders are deleted; committed segments missing from the log (a crash
-    between commit and log line) are logged. Returns the configuration and notes for the user.
+    between commit and log line) are logged; temporary files of killed writers are removed.
+    Returns the configuration and notes for the user.
     """
     config = check_config(out, n_shards)
     config_uri = storage.join(out, CONFIG)
     if not storage.exists(config_uri):
         storage.write_text(json.dumps(asdict(config)) + "\n", config_uri)
     notes = []
+    orphans = storage.remove_orphan_temps(out)
+    if orphans:
+        notes.append(f"removed {orphans} temporary file(s) of an interrupted run")
     logged = {e["sha256"] for e in read_log(out)}
     segments = storage.join(out, SEGMENTS)
     recovered = []

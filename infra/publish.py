@@ -21,9 +21,27 @@ same run again changes nothing, and a rerun after a failure completes only what 
 Two publishes at once never corrupt a table: Delta's optimistic concurrency (conditional PUTs
 on S3) lets one commit win and the other fail with :class:`PublishError`; rerun it.
 
-Only shards whose ``entities`` were written are published, so documents never appear without
-their entities. The node and co-occurrence tables are recomputed from the whole entities table
-on each publish (their counts span documents).
+Only shards whose ``entities`` were written publish their documents, so documents never appear
+without their entities; deletions come from every shard's tombstones. The node and
+co-occurrence tables are recomputed from the whole entities table on each publish (their counts
+span documents).
+
+Releases: one publish is one step for readers. The five tables commit one after another, so
+the last commit is a sixth Delta table, ``ROOT/_releases``, whose one row names the Delta
+version of each table (``<table>_version``), the run, and the digest of every published shard.
+Release ``n`` is version ``n`` of ``_releases`` (a new root starts with an empty version 0).
+Readers follow the release: :func:`read`, :func:`open_table` and :func:`read_release` read each
+table at the current release's version (or release ``n``'s), so they see the previous release
+complete until the next one commits, never tables of two runs mixed; any Delta reader does the
+same by reading the one row of ``_releases`` and then each table with ``version=`` that row's
+value. A root published before releases existed (no ``_releases``) is read at each table's
+latest version, and its first publish adopts those versions as release 0. Keep table versions
+that releases name when vacuuming (a retention longer than the oldest release read).
+
+A publish that changes nothing writes nothing: each shard's digest (the size and writing run of
+its documents, entities, selected and tombstones files: footers, not rows) is compared with the
+digests the current release records, and only shards whose digest changed are published. A
+rerun of ``bioner run`` that rewrote no shard therefore publishes no new version.
 """
 
 from __future__ import annotations
@@ -33,6 +51,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +76,7 @@ MENTIONS = "mention_edges"
 NODES = "entity_nodes"
 COOCCURRENCES = "cooccurrence_edges"
 TABLES = (DOCUMENTS, ENTITIES, MENTIONS, NODES, COOCCURRENCES)
+RELEASES = "_releases"
 APP_PREFIX = "bioner.publish:"
 _OP = "_bioner_op"
 
@@ -94,6 +114,16 @@ PUBLISHED_COOCCURRENCES = pa.schema(
         pa.field("documents", pa.int64(), nullable=False),
     ]
 )
+#: ``_releases``: one row, the current release: each table's Delta version, the run, and the
+#: digest of every shard published so far (JSON: ``<OUT>/<shard file>`` to digest).
+PUBLISHED_RELEASES = pa.schema(
+    [
+        *(pa.field(f"{name}_version", pa.int64(), nullable=False) for name in TABLES),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("published_at", pa.timestamp("us", "UTC"), nullable=False),
+        pa.field("shards", pa.string(), nullable=False),
+    ]
+)
 
 
 class PublishError(StorageError):
@@ -111,8 +141,20 @@ class TableReport:
 
 
 @dataclass(frozen=True)
+class Release:
+    """A complete publish as readers see it: release ``number`` is version ``number`` of
+    ``_releases``; ``versions`` the Delta version of each table, ``shards`` the published
+    shards' digests."""
+
+    number: int
+    run_id: str
+    versions: dict[str, int]
+    shards: dict[str, str]
+
+
+@dataclass(frozen=True)
 class PublishReport:
-    """The outcome of one publish: the run, the tables, and the documents it touched."""
+    """The outcome of one publish: the run, the tables, the release, the documents it touched."""
 
     root: str
     run_id: str
@@ -120,6 +162,7 @@ class PublishReport:
     deleted: int
     seconds: float
     tables: dict[str, TableReport] = field(default_factory=dict)
+    release: int | None = None  # the release readers now see (None: a root without releases)
 
     @property
     def skipped(self) -> bool:
@@ -158,19 +201,59 @@ def reader_options(uri: str) -> dict[str, str] | None:
     return None if options is None else {k: v for k, v in options.items() if k.startswith("AWS_")}
 
 
-def open_table(root: str, name: str, version: int | None = None) -> DeltaTable:
-    """The published table ``name`` (optionally as of ``version``)."""
+def release(root: str, number: int | None = None) -> Release | None:
+    """The current release of ``root`` (or release ``number``); None for a root published
+    before releases existed (read each table's latest version)."""
     _require()
+    uri = table_uri(root, RELEASES)
+    with _errors(uri):
+        log = _load(uri, number)
+        rows = [] if log is None else log.to_pyarrow_table().to_pylist()
+    if log is None:
+        if number is not None:
+            raise PublishError(f"{uri}: no such Delta table")
+        return None
+    if not rows:
+        raise PublishError(f"{root}: nothing published yet (the first publish has not completed)")
+    row = rows[0]
+    return Release(
+        number=log.version(),
+        run_id=row["run_id"],
+        versions={name: row[f"{name}_version"] for name in TABLES},
+        shards=json.loads(row["shards"]),
+    )
+
+
+def open_table(
+    root: str, name: str, version: int | None = None, release_number: int | None = None
+) -> DeltaTable:
+    """The published table ``name`` as the current release has it, as of release
+    ``release_number``, or as of its own Delta ``version`` (time travel by table)."""
+    _require()
+    if version is None:
+        found = release(root, release_number)
+        version = None if found is None else found.versions[name]
     uri = table_uri(root, name)
     with _errors(uri):
         return DeltaTable(uri, version=version, storage_options=storage_options(uri))
 
 
-def read(root: str, name: str, version: int | None = None) -> pa.Table:
-    """The rows of a published table (at ``version`` for time travel)."""
+def read(
+    root: str, name: str, version: int | None = None, release_number: int | None = None
+) -> pa.Table:
+    """The rows of a published table, as :func:`open_table` finds it."""
     uri = table_uri(root, name)
     with _errors(uri):
-        return open_table(root, name, version).to_pyarrow_table()
+        return open_table(root, name, version, release_number).to_pyarrow_table()
+
+
+def read_release(root: str, release_number: int | None = None) -> dict[str, pa.Table]:
+    """Every published table at one release (the current one, or ``release_number``): one
+    consistent view however many publishes commit meanwhile."""
+    found = release(root, release_number)
+    return {
+        name: read(root, name, None if found is None else found.versions[name]) for name in TABLES
+    }
 
 
 class _errors:
@@ -250,21 +333,28 @@ def _shards(out: str, table: str) -> list[str]:
     ]
 
 
-def run_tables(out: str, run_id: str | None = None) -> RunTables:
-    """The documents, entities and deletions of ``OUT``, shards with entities only.
+def _names(out: str, table: str) -> set[str]:
+    return {uri.rsplit("/", 1)[1] for uri in _shards(out, table)}
+
+
+def run_tables(out: str, run_id: str | None = None, names: list[str] | None = None) -> RunTables:
+    """The documents and entities of ``OUT``'s shards with entities, and the deletions of all
+    its shards (of the shard files ``names`` only, if given).
 
     ``run_id``: the run's id; by default the ``run_id`` of ``OUT/summary.json``, else a digest
     of the tables' footers (the same folder gives the same id, so a republish is skipped).
     """
-    entity_parts = _shards(out, "entities")
-    names = [uri.rsplit("/", 1)[1] for uri in entity_parts]
-    documents = [storage.join(out, "documents", n) for n in names]
+    with_entities, with_tombstones = _names(out, "entities"), _names(out, "tombstones")
+    names = sorted(with_entities | with_tombstones) if names is None else names
+    tagged = [n for n in names if n in with_entities]
+    entity_parts = [storage.join(out, "entities", n) for n in tagged]
+    documents = [storage.join(out, "documents", n) for n in tagged]
     missing = [uri for uri in documents if not storage.exists(uri)]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: the entities of this shard have no documents")
     docs = _concat([storage.read_table(u, DOCUMENTS_V2) for u in documents], DOCUMENTS_V2)
-    ents = _concat([entity_table(out, n) for n in names], PUBLISHED_ENTITIES)
-    tombstone_parts = _shards(out, "tombstones")
+    ents = _concat([entity_table(out, n) for n in tagged], PUBLISHED_ENTITIES)
+    tombstone_parts = [storage.join(out, "tombstones", n) for n in names if n in with_tombstones]
     deleted = sorted(
         {
             i
@@ -275,6 +365,27 @@ def run_tables(out: str, run_id: str | None = None) -> RunTables:
     return RunTables(
         run_id or _run_id(out, [*documents, *entity_parts, *tombstone_parts]), docs, ents, deleted
     )
+
+
+def shard_digests(out: str) -> dict[str, str]:
+    """Each shard of ``OUT`` that :func:`run_tables` reads, as ``<OUT, absolute>/<shard file>``,
+    and a digest of the size and writing run of its documents, entities, selected and
+    tombstones files.
+
+    Footers only: every stage writes a new file with its run's id when a shard changes and
+    leaves it alone otherwise, so an unchanged digest means unchanged rows.
+    """
+    base = out.rstrip("/") if s3.is_s3(out) else str(storage.local_path(out).resolve())
+    found = {}
+    for name in sorted(_names(out, "entities") | _names(out, "tombstones")):
+        digest = hashlib.sha256()
+        for table in ("documents", "entities", SELECTED, "tombstones"):
+            part = storage.join(out, table, name)
+            if storage.exists(part):
+                run = storage.read_metadata(part).get("bioner.run_id", "")
+                digest.update(f"{table}\0{storage.size(part)}\0{run}\n".encode())
+        found[f"{base}/{name}"] = digest.hexdigest()[:32]
+    return found
 
 
 def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
@@ -371,9 +482,9 @@ def _commit_properties(run_id: str) -> CommitProperties:
     )
 
 
-def _load(uri: str) -> DeltaTable | None:
+def _load(uri: str, version: int | None = None) -> DeltaTable | None:
     try:
-        return DeltaTable(uri, storage_options=storage_options(uri))
+        return DeltaTable(uri, version=version, storage_options=storage_options(uri))
     except TableNotFoundError:
         return None
 
@@ -456,11 +567,64 @@ def _overwrite(name: str, uri: str, rows: pa.Table, run_id: str) -> TableReport:
     return TableReport(uri, done.version(), False, rows.num_rows)
 
 
+def _release_row(versions: dict[str, int], run_id: str, shards: dict[str, str]) -> dict:
+    return {f"{name}_version": versions[name] for name in TABLES} | {
+        "run_id": run_id,
+        "published_at": datetime.now(UTC),
+        "shards": json.dumps(shards, sort_keys=True),
+    }
+
+
+def _releases(root: str) -> tuple[DeltaTable, Release | None]:
+    """``_releases`` (made if missing) and its current release (None: none complete yet).
+
+    A root published before releases existed gets its tables' latest versions as release 0,
+    so its readers go on seeing them while the first publish with releases runs.
+    """
+    uri = table_uri(root, RELEASES)
+    log = _load(uri)
+    if log is None:
+        found = {n: t.version() for n in TABLES if (t := _load(table_uri(root, n))) is not None}
+        rows = [_release_row(found, "", {})] if len(found) == len(TABLES) else []
+        if not s3.is_s3(uri):
+            Path(uri).mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            uri,
+            pa.Table.from_pylist(rows, PUBLISHED_RELEASES),
+            mode="error",
+            storage_options=storage_options(uri),
+        )
+        log = DeltaTable(uri, storage_options=storage_options(uri))
+    rows = log.to_pyarrow_table().to_pylist()
+    if not rows:
+        return log, None
+    versions = {name: rows[0][f"{name}_version"] for name in TABLES}
+    return log, Release(log.version(), rows[0]["run_id"], versions, json.loads(rows[0]["shards"]))
+
+
 def publish(out: str, root: str, run_id: str | None = None) -> PublishReport:
     """Publish the run in ``OUT`` to the Delta tables under ``root``; see the module doc."""
     _require()
     started = time.perf_counter()
-    run = run_tables(out, run_id)
+    releases_uri = table_uri(root, RELEASES)
+    with _errors(releases_uri):
+        log, previous = _releases(root)
+    digests = shard_digests(out)
+    known = {} if previous is None else previous.shards
+    changed = sorted(key for key, digest in digests.items() if known.get(key) != digest)
+    if previous is not None and not changed:
+        return PublishReport(
+            root=root,
+            run_id=previous.run_id,  # the run whose rows readers see
+            documents=0,
+            deleted=0,
+            seconds=time.perf_counter() - started,
+            tables={
+                n: TableReport(table_uri(root, n), previous.versions[n], True, 0) for n in TABLES
+            },
+            release=previous.number,
+        )
+    run = run_tables(out, run_id, [key.rsplit("/", 1)[1] for key in changed])
     docs = run.documents.append_column(
         "run_id", pa.array([run.run_id] * run.documents.num_rows, pa.string())
     )
@@ -528,6 +692,18 @@ def publish(out: str, root: str, run_id: str | None = None) -> PublishReport:
             else:
                 table = DeltaTable(uri, storage_options=storage_options(uri))
                 reports[name] = TableReport(uri, table.version(), True, 0)
+    # Last: the release that makes this publish visible to readers, in one commit. A
+    # concurrent publish's release makes this commit conflict (one PublishError; rerun).
+    shards = known | {key: digests[key] for key in changed}
+    versions = {name: report.version for name, report in reports.items()}
+    with _errors(releases_uri):
+        before_commit(RELEASES)
+        write_deltalake(
+            log,
+            pa.Table.from_pylist([_release_row(versions, run.run_id, shards)], PUBLISHED_RELEASES),
+            mode="overwrite",
+            commit_properties=CommitProperties(custom_metadata={"bioner.run_id": run.run_id}),
+        )
     return PublishReport(
         root=root,
         run_id=run.run_id,
@@ -535,6 +711,7 @@ def publish(out: str, root: str, run_id: str | None = None) -> PublishReport:
         deleted=len(run.deleted),
         seconds=time.perf_counter() - started,
         tables=reports,
+        release=log.version(),  # the writer's table moved to its own commit
     )
 
 

@@ -8,16 +8,22 @@ Writes are atomic: a reader sees the old object or the complete new one, never a
 Locally that is a temporary file in the same folder, then ``os.replace``; on S3 the bytes are
 made in a local temporary file first and then go up as one PUT (or one multipart upload for a
 large object), which S3 makes visible only when complete; a failure before that leaves the old
-object. Paths are joined with :func:`join`, which refuses components that would climb out of
-the base (``..``); :func:`key_component` encodes any text (a document id) as one safe component.
+object. A temporary file's name carries its writer's host and process id, so the next run can
+remove what a killed one left (:func:`remove_orphan_temps`) without touching a live writer's.
+Paths are joined with :func:`join`, which refuses components that would climb out of the base
+(``..``); :func:`key_component` encodes any text (a document id) as one safe component.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -25,6 +31,7 @@ from types import TracebackType
 from typing import Any, BinaryIO, Self, cast
 from urllib.parse import quote
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
@@ -278,7 +285,7 @@ def _atomic_write(uri: str, write: Callable[[Path], None]) -> None:
         return
     path = local_path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = _temp_beside(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -286,11 +293,66 @@ def _atomic_write(uri: str, write: Callable[[Path], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+#: This host, as temporary names carry it: a process id means something on its host only.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+#: ``.<name>.<host>-<pid>-<uuid>.tmp`` beside a table, ``bioner-<host>-<pid>-<random>.tmp``
+#: in the temporary folder; and the names before they carried a writer (``.<name>.<uuid>.tmp``).
+_OWNED_TEMP = re.compile(r"^(?:\..+\.|bioner-)(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[^/]+\.tmp$")
+_UNOWNED_TEMP = re.compile(r"^\..+\.[0-9a-f]+\.tmp$")
+#: An unowned temporary file this long untouched has no writer (writers write as they go).
+UNOWNED_TEMP_AGE_S = 24 * 3600
+
+
+def _owner() -> str:
+    return f"{_HOST}-{os.getpid()}"
+
+
+def _temp_beside(path: Path) -> Path:
+    """The temporary name a file written to ``path`` has until it is moved into place."""
+    return path.with_name(f".{path.name}.{_owner()}-{uuid.uuid4().hex}.tmp")
+
+
 def _local_temp() -> Path:
     """A fresh local temporary file name for an object on its way up to S3."""
-    fd, name = tempfile.mkstemp(prefix="bioner-", suffix=".tmp")
+    fd, name = tempfile.mkstemp(prefix=f"bioner-{_owner()}-", suffix=".tmp")
     os.close(fd)
     return Path(name)
+
+
+def _orphan(path: Path) -> bool:
+    """Whether temporary file ``path`` belongs to no live writer: its process on this host has
+    exited, or (a name without its writer) nothing has touched it for a day."""
+    owned = _OWNED_TEMP.match(path.name)
+    if owned:
+        return owned["host"] == _HOST and not psutil.pid_exists(int(owned["pid"]))
+    if _UNOWNED_TEMP.match(path.name):
+        try:
+            return time.time() - path.stat().st_mtime > UNOWNED_TEMP_AGE_S
+        except FileNotFoundError:
+            return False
+    return False
+
+
+def remove_orphan_temps(uri: str) -> int:
+    """Remove the temporary files killed writers left under the local folder ``uri`` (none on
+    S3: an upload appears whole or not at all) and in the temporary folder; returns how many.
+
+    A file whose writer still runs on this host, or that was written on another host, stays.
+    """
+    folders = [Path(tempfile.gettempdir())]
+    if not s3.is_s3(uri) and local_path(uri).is_dir():
+        folders.append(local_path(uri))
+    removed = 0
+    for i, folder in enumerate(folders):
+        paths = folder.glob("bioner-*.tmp") if i == 0 else folder.rglob("*.tmp")
+        for path in paths:
+            if path.is_file() and _orphan(path):
+                try:
+                    path.unlink()
+                except OSError:  # gone meanwhile, or another user's
+                    continue
+                removed += 1
+    return removed
 
 
 def _upload(local: Path, uri: str) -> None:
@@ -445,7 +507,7 @@ class TableWriter:
         else:
             self._path = local_path(uri)
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = self._path.with_name(f".{self._path.name}.{uuid.uuid4().hex}.tmp")
+            self._tmp = _temp_beside(self._path)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, self.schema)
 
     def write(self, rows: pa.RecordBatch | pa.Table) -> None:

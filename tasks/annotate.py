@@ -760,26 +760,14 @@ def _generate_rows(
 
 
 def sweep_partial(out: str) -> int:
-    """Remove the temporary files a killed run left in ``out``'s annotation tables.
+    """Remove the temporary files killed runs left under ``out`` (annotation and ingest tables,
+    work chunks), none of a live writer: :func:`infra.storage.remove_orphan_temps`.
 
-    A write goes to a hidden ``.<name>.<hex>.tmp`` beside its target and is renamed into place
-    whole, so such a file is never read as a table; after a ``kill -9`` it stays behind. Only
-    safe while no other run writes to ``out`` (one writer per ``OUT``, as for the ingest).
-    Returns the number removed. S3 writes leave nothing in the bucket (they go up whole).
+    A write goes to a hidden temporary file beside its target and is renamed into place whole,
+    so such a file is never read as a table; after a ``kill -9`` it stays behind. Returns the
+    number removed. S3 writes leave nothing in the bucket (they go up whole).
     """
-    if s3.is_s3(out):
-        return 0
-    removed = 0
-    for table in (*TABLES[3:], WORK):
-        root = storage.join(out, table)
-        if not storage.is_dir(root):
-            continue
-        for uri in storage.files_under(root):
-            name = uri.rpartition("/")[2]
-            if name.startswith(".") and name.endswith(".tmp"):
-                storage.remove(uri)
-                removed += 1
-    return removed
+    return storage.remove_orphan_temps(out)
 
 
 # --------------------------------------------------------------------------- decode

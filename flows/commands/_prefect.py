@@ -2,25 +2,32 @@
 
 Shared by ``bioner run``, ``bioner tag`` and ``bioner ingest``: they work with nothing
 configured (an in-process Prefect with its ephemeral server, its home in bioner's cache folder)
-unless the user has configured Prefect, and they draw the progress that tasks report
-(:mod:`tasks.progress`) as rich bars on stderr.
+unless the user has configured Prefect, they draw the progress that tasks report
+(:mod:`tasks.progress`) as rich bars on stderr, and they stop cleanly (:func:`stoppable`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
+import socket
+import subprocess
 import sys
+import threading
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Task as ProgressTask
 from rich.text import Text
 
-from flows.commands._common import console
+from flows.commands import _watchdog
+from flows.commands._common import console, error
 
 
 def cache_dir() -> Path:
@@ -88,6 +95,112 @@ def quiet_prefect_logs() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+
+
+#: The signals that stop a command (exit status 128 + the signal's number: 130, 143).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_stoppable = False  # inside stoppable(): the wake-up socket and handlers are ours
+
+
+def _after_fork() -> None:
+    """A child forked while a command is stoppable neither reports signals to the command's
+    wake-up socket nor ignores SIGINT/SIGTERM."""
+    global _stoppable
+    if _stoppable:
+        _stoppable = False
+        signal.set_wakeup_fd(-1)  # the forking thread is the child's main thread
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _stop(number: int) -> None:
+    """Stop the command now: one line, its processes ended, exit 128 + ``number``.
+
+    Nothing half-written is committed: every table, chunk and segment becomes visible by one
+    rename or one upload (:mod:`infra.storage`), the ingest's shard tables carry the point they
+    were compacted to, and a rerun removes the temporary files this exit leaves. The exit skips
+    waiting for running tasks: a generating shard would hold the command for minutes.
+    """
+    error(
+        f"stopped by {signal.Signals(number).name}: nothing half-written was committed; "
+        "run the same command again to continue"
+    )
+    console.show_cursor(True)
+    _watchdog.end(psutil.Process().children(recursive=True))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(128 + number)
+
+
+def _wait_for_signals(wakeup: socket.socket, stopping: threading.Event) -> None:
+    """Read the signal numbers Python writes to the wake-up socket; stop on SIGINT/SIGTERM."""
+    while data := wakeup.recv(64):
+        for number in data:
+            if number in STOP_SIGNALS:
+                stopping.set()
+                _stop(number)
+
+
+@contextmanager
+def stoppable() -> Iterator[None]:
+    """SIGINT/SIGTERM stop the command within seconds, and no process of it outlives it.
+
+    A signal is seen through Python's signal wake-up socket by a thread of ours, whatever
+    handler Prefect installs meanwhile (its flow engine turns SIGTERM into an exception that
+    waits for running tasks) and even while the main thread is busy in native code; the thread
+    prints one line, ends the command's child processes (Prefect's ephemeral server first among
+    them) and exits with 130 (SIGINT) or 143 (SIGTERM): :func:`_stop`. A watchdog process
+    (:mod:`flows.commands._watchdog`) ends them when the command dies without a word
+    (``kill -9``). Outside the main thread (an embedding program) it does nothing.
+    """
+    global _stoppable
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    token = uuid.uuid4().hex
+    marked = os.environ.get(_watchdog.TOKEN_VARIABLE)
+    os.environ[_watchdog.TOKEN_VARIABLE] = token  # inherited by every process it starts
+    watchdog = subprocess.Popen(
+        [sys.executable, "-m", "flows.commands._watchdog", str(os.getpid()), token],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C at the terminal is the command's to handle
+    )
+    wakeup, wakeup_send = socket.socketpair()
+    wakeup_send.setblocking(False)
+    stopping = threading.Event()
+    previous_fd = signal.set_wakeup_fd(wakeup_send.fileno(), warn_on_full_buffer=False)
+    previous = {n: signal.signal(n, lambda number, frame: None) for n in STOP_SIGNALS}
+    _stoppable = True
+    waiter = threading.Thread(
+        target=_wait_for_signals, args=(wakeup, stopping), name="bioner-stop", daemon=True
+    )
+    waiter.start()
+    try:
+        yield
+    except BaseException:
+        if stopping.is_set():  # Prefect's SIGTERM exception: the waiter ends the process
+            waiter.join()
+        raise
+    finally:
+        _stoppable = False
+        signal.set_wakeup_fd(previous_fd)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        wakeup_send.close()
+        waiter.join()
+        wakeup.close()
+        watchdog.terminate()
+        watchdog.wait()
+        if marked is None:
+            os.environ.pop(_watchdog.TOKEN_VARIABLE, None)
+        else:
+            os.environ[_watchdog.TOKEN_VARIABLE] = marked
 
 
 _UNITS = {"generate": "passages", "compact": "shards"}

@@ -32,6 +32,7 @@ from flows.commands._prefect import (
     progress_bars,
     quiet_libraries,
     quiet_prefect_logs,
+    stoppable,
 )
 from infra.ingest_store import (
     ShardsChanged,
@@ -72,7 +73,7 @@ def main(
         raise fail(str(e)) from None
 
     prefect_defaults()
-    with quiet_prefect_logs(), progress_bars() as listener:
+    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
         from flows.ingest import ingest_corpus
         from tasks.progress import listening

@@ -18,6 +18,7 @@ from flows.commands._prefect import (
     progress_bars,
     quiet_libraries,
     quiet_prefect_logs,
+    stoppable,
 )
 from flows.commands.run import (
     _resolve_model,
@@ -106,7 +107,7 @@ def nightly(
         max_concurrency, decode_rules(lexicon, abbreviations, rules, schema),
     )  # fmt: skip
     prefect_defaults()
-    with quiet_prefect_logs(), progress_bars() as listener:
+    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
         from flows.nightly import NightlyIncomplete, nightly_pubmed
         from tasks.progress import listening
 
@@ -152,7 +153,7 @@ def backfill(
         max_concurrency, decode_rules(lexicon, abbreviations, rules, schema),
     )  # fmt: skip
     prefect_defaults()
-    with quiet_prefect_logs(), progress_bars() as listener:
+    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
         from flows.backfill import BackfillIncomplete
         from flows.backfill import backfill as backfill_flow
         from tasks.progress import listening

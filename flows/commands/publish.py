@@ -35,7 +35,8 @@ def main(
         help="S3-compatible endpoint (MinIO ...); default BIONER_S3_ENDPOINT or AWS_ENDPOINT_URL.",
     ),
 ) -> None:
-    """Publish documents, entities and the knowledge-graph tables; a rerun of a run adds nothing."""
+    """Publish documents, entities and the knowledge-graph tables as one release; a publish
+    that changes nothing writes nothing."""
     if endpoint is not None:
         try:
             s3.configure(endpoint=endpoint)
@@ -47,15 +48,19 @@ def main(
         raise fail(str(e)) from None
     except (OSError, ValueError) as e:  # PublishError/StorageError: one line naming the URI
         raise fail(str(e).splitlines()[0] if str(e) else type(e).__name__, code=1) from None
-    state = "already published" if report.skipped else "published"
+    state = "nothing new to publish" if report.skipped else "published"
     console.print(
         f"run {report.run_id} {state}: {report.documents} documents, {report.deleted} deleted, "
-        f"{report.rows} rows written in {report.seconds:.2f} s",
+        f"{report.rows} rows written in {report.seconds:.2f} s; readers see release "
+        f"{report.release}",
         highlight=False,
+        soft_wrap=True,
     )
     summary = {n: {"version": t.version, "skipped": t.skipped, "rows": t.rows}
                for n, t in report.tables.items()}  # fmt: skip
-    typer.echo(json.dumps({"run_id": report.run_id, "root": to, "tables": summary}))
+    typer.echo(json.dumps(
+        {"run_id": report.run_id, "root": to, "release": report.release, "tables": summary}
+    ))  # fmt: skip
 
 
 def export_main(

@@ -39,6 +39,7 @@ from flows.commands._prefect import (
     progress_bars,
     quiet_libraries,
     quiet_prefect_logs,
+    stoppable,
 )
 from flows.runners import RUNNERS, RunnerSettings
 from infra import storage
@@ -237,7 +238,7 @@ def main(
         raise fail(f"{selector}: not a selector folder (no selector.json; see train-selector)")
 
     prefect_defaults()
-    with quiet_prefect_logs(), progress_bars() as listener:
+    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
         from flows.annotate import ShardsFailed, annotate_corpus
         from tasks.progress import listening

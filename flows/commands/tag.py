@@ -26,6 +26,7 @@ from flows.commands._prefect import (
     progress_bars,
     quiet_libraries,
     quiet_prefect_logs,
+    stoppable,
 )
 from flows.commands.run import (
     _resolve_model,
@@ -90,7 +91,7 @@ def main(
     model_dir = _resolve_model(model, schema)
 
     prefect_defaults()
-    with quiet_prefect_logs(), progress_bars() as listener:
+    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
         from flows.annotate import ShardsFailed, tag_documents
         from tasks.progress import listening

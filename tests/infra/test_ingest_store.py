@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -445,15 +446,20 @@ def test_interrupted_runs_are_repaired(tmp_path):
     (out / "_ingest/inputs.jsonl").write_text("")
     (out / "tombstones/shard=0.parquet").unlink()
     (out / "passages/shard=1.parquet").unlink()
+    # A compaction killed mid-table left its temporary file (an older bioner's name: a day old).
+    torn = out / "documents/.shard=1.parquet.0123456789abcdef0123456789abcdef.tmp"
+    torn.write_bytes(b"PAR1 half")
+    os.utime(torn, (0, 0))
     summary = ingest.ingest_paths([a], str(out))
     assert summary["notes"] == [
+        "removed 1 temporary file(s) of an interrupted run",
         "removed the unfinished segment 0123456789abcdef of an interrupted run",
         "recovered input 1 (a.xml) of an interrupted run",
     ]
     assert summary["inputs"][0]["status"] == "skipped"
     assert summary["shards_written"] == [0, 1]
     assert {t: rows(out, t) for t in expected} == expected
-    assert not (out / "_ingest/segments/0123456789abcdef").exists()
+    assert not (out / "_ingest/segments/0123456789abcdef").exists() and not torn.exists()
 
 
 def test_another_passage_length_redoes_the_passages_only(tmp_path):

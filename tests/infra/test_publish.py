@@ -75,9 +75,11 @@ def first_run(out: str) -> str:
     )
 
 
-def rows(root: str, name: str, version: int | None = None) -> list[dict]:
-    """The table's rows, sorted by their values in column order."""
-    found = publish.read(root, name, version).to_pylist()
+def rows(
+    root: str, name: str, version: int | None = None, release_number: int | None = None
+) -> list[dict]:
+    """The table's rows (current release, or as of a version or release), sorted by value."""
+    found = publish.read(root, name, version, release_number).to_pylist()
     return sorted(found, key=lambda r: [str(v) for v in r.values()])
 
 
@@ -234,9 +236,122 @@ def test_wrong_credentials_publish_nothing(moto_s3, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     with pytest.raises(publish.PublishError) as error:
         publish.publish(out, root)
-    assert str(error.value).startswith(publish.table_uri(root, "documents") + ": ")
+    assert str(error.value).startswith(publish.table_uri(root, publish.RELEASES) + ": ")
     monkeypatch.undo()
     assert storage.files_under(root) == []
+
+
+def second_run(out: str, run: str = "r2") -> str:
+    """Document 1 revised (one entity), document 2 unchanged in its own shard."""
+    revised = [entity("1", 0, "Ibuprofen", "Chemical", version=2)]
+    return write_run(out, {0: ([document("1", "Ibuprofen.", 2)], revised)}, run=run)
+
+
+def latest_versions(root: str) -> dict[str, int]:
+    """Each table's newest Delta version, whether or not a release names it."""
+    return {
+        n: publish.DeltaTable(
+            publish.table_uri(root, n), storage_options=publish.storage_options(root)
+        ).version()
+        for n in (*publish.TABLES, publish.RELEASES)
+    }
+
+
+@pytest.mark.s3
+def test_outage_mid_publish_readers_see_the_previous_release(moto_s3, tmp_path, monkeypatch):
+    s3.reset()
+    monkeypatch.setenv("BIONER_S3_ENDPOINT", moto_s3.proxy.endpoint)
+    monkeypatch.setenv("BIONER_S3_MAX_ATTEMPTS", "2")
+    root = moto_s3.uri(f"outage-{uuid.uuid4().hex[:8]}")
+    first = publish.publish(first_run(str(tmp_path / "out")), root)
+    assert first.release == 1
+    before = {n: rows(root, n) for n in publish.TABLES}
+    out2 = second_run(str(tmp_path / "out2"))
+
+    def outage(name):  # documents committed, then the endpoint stops answering
+        if name == "entities":
+            moto_s3.proxy.cut_after = 0
+
+    monkeypatch.setattr(publish, "before_commit", outage)
+    try:
+        with pytest.raises(publish.PublishError, match="cannot reach the S3 endpoint") as error:
+            publish.publish(out2, root)
+        assert "\n" not in str(error.value)
+    finally:
+        moto_s3.proxy.heal()
+        monkeypatch.setattr(publish, "before_commit", lambda name: None)
+    # documents has a new version beside the old entities; readers still see release 1 whole.
+    assert latest_versions(root)["documents"] > first.tables["documents"].version
+    assert publish.release(root).number == 1
+    assert {n: rows(root, n) for n in publish.TABLES} == before
+    whole = publish.read_release(root)
+    assert sorted(whole["documents"].column("text").to_pylist()) == [
+        "Aspirin and asthma.", "Asthma  in children."
+    ]  # fmt: skip
+    rerun = publish.publish(out2, root)  # completes: documents already there, the rest written
+    assert rerun.release == 2 and rerun.tables["documents"].skipped
+    assert not rerun.tables["entities"].skipped
+    assert sorted(r["text"] for r in rows(root, "entities")) == ["Asthma", "Ibuprofen", "children"]
+    assert [r["text"] for r in rows(root, "entities", release_number=1) if r["doc_id"] == "1"] == [
+        "Aspirin", "asthma"
+    ]  # fmt: skip
+
+
+def test_a_publish_that_changes_nothing_writes_no_version(where):
+    out, root = where
+    publish.publish(first_run(out), root)
+    versions = latest_versions(root)
+    # A rerun of bioner run that rewrote no shard: a new run id in the summary, same tables.
+    storage.write_text('{"run_id": "r1-again"}\n', storage.join(out, "summary.json"))
+    again = publish.publish(out, root)
+    assert again.skipped and again.rows == 0 and again.release == 1
+    assert latest_versions(root) == versions
+    # One shard rewritten: only its document is published again.
+    write_run(out, {1: ([document("2", "Asthma in adults.", 2)],
+                        [entity("2", 0, "Asthma", "Disease", version=2, run="r3")])},
+              run="r3")  # fmt: skip
+    third = publish.publish(out, root)
+    assert third.documents == 1 and third.release == 2
+    assert third.tables["entities"].rows == 1
+    assert {r["id"]: r["run_id"] for r in rows(root, "documents")} == {"1": "r1", "2": "r3"}
+
+
+def test_a_deletion_in_a_shard_without_entities_is_published(tmp_path):
+    out, root = str(tmp_path / "out"), str(tmp_path / "published")
+    publish.publish(first_run(out), root)
+    # Shard 0 holds only the tombstone of document 1 (no documents, so no entities file).
+    out2 = write_run(str(tmp_path / "out2"), {1: ([document("2", "Asthma.", 2)], [])},
+                     deleted=["1"], run="r2")  # fmt: skip
+    report = publish.publish(out2, root)
+    assert report.deleted == 1 and report.documents == 1
+    assert [r["id"] for r in rows(root, "documents")] == ["2"] and rows(root, "entities") == []
+
+
+def test_a_root_published_before_releases_is_adopted(tmp_path):
+    out, root = str(tmp_path / "out"), str(tmp_path / "published")
+    publish.publish(first_run(out), root)
+    storage.remove_tree(publish.table_uri(root, publish.RELEASES))  # as an older bioner left it
+    assert publish.release(root) is None and len(rows(root, "entities")) == 4
+    report = publish.publish(second_run(str(tmp_path / "out2")), root)
+    assert report.release == 1  # release 0: the tables as they were
+    assert len(rows(root, "entities", release_number=0)) == 4
+    assert sorted(r["text"] for r in rows(root, "entities")) == ["Asthma", "Ibuprofen", "children"]
+
+
+def test_readers_before_the_first_release_completes(tmp_path, monkeypatch):
+    out, root = str(tmp_path / "out"), str(tmp_path / "published")
+
+    def crash(name):
+        if name == "entities":
+            raise RuntimeError("killed")
+
+    monkeypatch.setattr(publish, "before_commit", crash)
+    with pytest.raises(RuntimeError):
+        publish.publish(first_run(out), root)
+    with pytest.raises(publish.PublishError, match="nothing published yet"):
+        publish.read(root, "documents")
+    monkeypatch.undo()
+    assert publish.publish(out, root).release == 1 and len(rows(root, "documents")) == 2
 
 
 def test_a_table_published_before_the_source_column_gains_it(tmp_path, monkeypatch):
@@ -273,3 +388,39 @@ def test_graph_tables_by_hand():
     assert edges == [
         {"source_id": "Gene:il6", "target_id": "Gene:tnf", "passages": 1, "documents": 1}
     ]
+
+
+@pytest.mark.s3
+def test_bioner_publish_outage_one_line_then_rerun_and_no_op(moto_s3, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    s3.reset()
+    monkeypatch.setenv("BIONER_S3_MAX_ATTEMPTS", "2")
+    root = moto_s3.uri(f"cli-{uuid.uuid4().hex[:8]}")
+    endpoint = ["--endpoint", moto_s3.proxy.endpoint]
+    out, out2 = first_run(str(tmp_path / "out")), second_run(str(tmp_path / "out2"))
+    cli = CliRunner()
+    assert cli.invoke(app, ["publish", out, "--to", root, *endpoint]).exit_code == 0
+
+    def outage(name):
+        if name == "mention_edges":
+            moto_s3.proxy.cut_after = 0
+
+    monkeypatch.setattr(publish, "before_commit", outage)
+    try:
+        failed = cli.invoke(app, ["publish", out2, "--to", root, *endpoint])
+    finally:
+        moto_s3.proxy.heal()
+        monkeypatch.setattr(publish, "before_commit", lambda name: None)
+    assert failed.exit_code == 1
+    (line,) = failed.output.strip().splitlines()
+    assert line.startswith(f"error: {publish.table_uri(root, 'mention_edges')}: cannot reach")
+    assert publish.release(root).number == 1  # documents and entities moved; readers did not
+    assert len(rows(root, "entities")) == 4
+    done = cli.invoke(app, ["publish", out2, "--to", root, *endpoint])
+    assert done.exit_code == 0 and '"release": 2' in done.output
+    again = cli.invoke(app, ["publish", out2, "--to", root, *endpoint])
+    assert again.exit_code == 0 and "nothing new to publish" in again.output
+    assert '"release": 2' in again.output

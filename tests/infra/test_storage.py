@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import uuid
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -313,3 +314,37 @@ def test_gz_named_objects_are_stored_byte_for_byte(root):
     uri = storage.join(root, "pubmed26n0001.xml.gz")
     storage.write_bytes(data, uri)
     assert storage.read_bytes(uri) == data
+
+
+def test_orphan_temporary_files_are_removed_and_a_live_writers_kept(tmp_path):
+    """A writer killed mid-file leaves its temporary file; the next run removes it, never one
+    whose writer still runs (this process) or that another host wrote."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    killed = (
+        "import os, sys, pyarrow as pa; from infra import storage; from schemas import "
+        "TOMBSTONES_V1 as S\n"
+        "w = storage.TableWriter(sys.argv[1], S)\n"
+        "w.write(pa.table({'id': ['a'], 'source': ['x'], 'position': [0]}))\n"
+        "os._exit(9)  # as kill -9: no abort, no commit\n"
+    )
+    target = out / "tombstones" / "shard=0.parquet"
+    repo = Path(storage.__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", killed, str(target)], cwd=repo)
+    assert done.returncode == 9
+    (orphan,) = (out / "tombstones").glob(".shard=0.parquet.*.tmp")
+    live = storage.TableWriter(str(out / "documents" / "shard=0.parquet"), TOMBSTONES_V1)
+    foreign = out / "passages" / ".shard=0.parquet.00000000-1-ab.tmp"
+    old, fresh = out / "generations" / ".shard=1.parquet.0a1b.tmp", out / ".x.parquet.0c.tmp"
+    for path in (foreign, old, fresh):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PAR1")
+    os.utime(old, (0, 0))
+
+    assert storage.remove_orphan_temps(str(out)) == 2
+    assert not orphan.exists() and not old.exists() and not target.exists()
+    assert foreign.exists() and fresh.exists()
+    live.write(pa.table({"id": ["b"], "source": ["y"], "position": [1]}))
+    assert storage.read_table(live.commit(), TOMBSTONES_V1).column("id").to_pylist() == ["b"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import os
 import re
 from collections.abc import Sequence
 
@@ -697,6 +698,7 @@ def test_an_interrupted_shard_keeps_its_chunks_and_resumes_to_the_same_table(
     torn = tmp_path / "out" / "generations" / ".shard=0.parquet.0a1b.tmp"
     torn.parent.mkdir()
     torn.write_bytes(b"PAR1 torn")
+    os.utime(torn, (0, 0))  # an older bioner's name (no writer in it), untouched for long
 
     engine = use(monkeypatch, EchoEngine(answer=lambda n: f"None {n + 4}"))
     t.generate.fn(shard.passages, shard.generations, "m", "ncbi", "run-2", chunk_size=2)
