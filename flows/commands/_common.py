@@ -1,8 +1,14 @@
-"""What every command shares: one-line errors for bad input, the rich console."""
+"""What every command shares: one-line errors for bad input, the rich console, the output
+lease of the commands that write.
+
+A user-caused failure ends a command with ``error: ...`` on one line and a non-zero exit; the
+traceback is shown only with ``bioner --debug`` (or ``BIONER_DEBUG=1``), see :mod:`flows.cli`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +19,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from bioner.errors import InputError
+from infra import s3, storage
+from infra.lease import Lease
 
 console = Console(stderr=True)
 
@@ -57,6 +65,69 @@ def located(path: Path | str) -> Iterator[None]:
         raise fail(e.located(str(path))) from None
 
 
+def os_error_line(error: OSError) -> str:
+    """One line for a failed file or storage operation: the path, and what went wrong."""
+    if isinstance(error, s3.StorageError):
+        return str(error).splitlines()[0]
+    what = error.strerror or str(error) or type(error).__name__
+    if error.errno == errno.ENOSPC:
+        what = "no space left on device"
+    return f"{error.filename}: {what}" if error.filename else what
+
+
+def check_output(out: str) -> None:
+    """A one-line error (exit 2) when ``out`` cannot be an output folder: a file, or a folder
+    that cannot be made (under a file, on a read-only file system); makes the folder. Whether
+    it can be written is found by taking the lease (:func:`writing`), on S3 too."""
+    if s3.is_s3(out):
+        try:
+            s3.split(out)
+        except ValueError as e:
+            raise fail(str(e)) from None
+        return
+    try:
+        path = storage.local_path(out)
+    except (ValueError, NotImplementedError) as e:
+        raise fail(str(e)) from None
+    if path.exists() and not path.is_dir():
+        raise fail(f"{out}: is a file, expected a folder for the output")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise fail(f"{out}: cannot create the output folder ({e.strerror})") from None
+
+
+@contextlib.contextmanager
+def writing(out: str, command: str) -> Iterator[Lease]:
+    """Hold the lease of ``out`` while the command writes there, released at exit (on an
+    error too): a second writer is refused in one line naming the holder.
+
+    Checks ``out`` first (:func:`check_output`). A file or storage failure inside (a full
+    disk, S3 unreachable) ends the command with one line and exit 1.
+    """
+    check_output(out)
+    try:
+        lease = Lease(out, command)
+    except s3.StorageError as e:  # LeaseHeld; S3 denied or unreachable, no such bucket
+        raise fail(os_error_line(e), 1) from None
+    except OSError as e:  # a read-only file system, no rights on the folder
+        raise fail(f"{out}: cannot write to the output folder ({e.strerror})") from None
+    except ImportError as e:  # boto3 for an S3 output
+        raise fail(str(e)) from None
+    if lease.took_over is not None:
+        console.print(
+            f"note: took over the stale lease of {lease.took_over.describe()}",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    with lease:
+        try:
+            yield lease
+        except OSError as e:
+            raise fail(os_error_line(e), 1) from None
+
+
 def inputs_argument() -> typer.models.ArgumentInfo:
     """The ``INPUT...`` argument of the commands that read corpora (ingest, run)."""
     return typer.Argument(
@@ -66,6 +137,12 @@ def inputs_argument() -> typer.models.ArgumentInfo:
         help="Corpus files or folders: PubMed XML (.gz), BioC XML, PubTator, JSON lines, "
         "Parquet, CNKI exports.",
     )
+
+
+def out_option(help: str) -> Any:
+    """``--out``: where a command writes, a local folder or ``s3://bucket/prefix``, as given
+    (a string: a ``Path`` would turn ``s3://b/k`` into the local ``s3:/b/k``)."""
+    return typer.Option(..., "--out", "-o", help=help, show_default=False)
 
 
 def workers_option() -> Any:
