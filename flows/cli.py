@@ -7,12 +7,12 @@ traceback only under ``bioner --debug`` (or ``BIONER_DEBUG=1``).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import typer
 
 from flows.commands import (
+    _common,
     convert,
     decode,
     evaluate,
@@ -25,22 +25,19 @@ from flows.commands import (
     tag,
     train,
 )
-from flows.commands._common import error
 
 
 class _App(typer.Typer):
     """The typer app, ending an exception that escaped a command with one line and exit 1."""
 
-    debug = False
-
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
         except Exception as e:
-            if self.debug or os.environ.get("BIONER_DEBUG", "") not in ("", "0"):
+            if _common.debug:
                 raise
             text = " ".join(str(e).split()) or "no message"
-            error(f"{type(e).__name__}: {text} (bioner --debug shows the traceback)")
+            _common.error(f"{type(e).__name__}: {text} (bioner --debug shows the traceback)")
             raise SystemExit(1) from None
 
 
@@ -60,7 +57,7 @@ def options(
     ),
 ) -> None:
     """Biomedical NER pipeline: symbolic-tagging LLMs from PubMed/CNKI to entity tables."""
-    _App.debug = debug
+    _common.debug = debug
 
 
 app.command("convert")(convert.main)

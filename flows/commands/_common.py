@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,8 @@ from infra import s3, storage
 from infra.lease import Lease
 
 console = Console(stderr=True)
+#: ``bioner --debug``: print the traceback behind an error line (:func:`fail`).
+debug = False
 
 
 def error(message: str) -> None:
@@ -31,7 +35,10 @@ def error(message: str) -> None:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print ``error: message`` on one line to stderr and return the exit to raise."""
+    """Print ``error: message`` on one line to stderr and return the exit to raise; under
+    ``--debug``, the traceback of the exception being handled first."""
+    if debug and sys.exc_info()[1] is not None:
+        traceback.print_exc()
     error(message)
     return typer.Exit(code)
 
@@ -65,14 +72,15 @@ def located(path: Path | str) -> Iterator[None]:
         raise fail(e.located(str(path))) from None
 
 
-def os_error_line(error: OSError) -> str:
-    """One line for a failed file or storage operation: the path, and what went wrong."""
+def os_error_line(error: OSError, where: str) -> str:
+    """One line for a failed file or storage operation: the path (else ``where``, the output
+    written), and what went wrong."""
     if isinstance(error, s3.StorageError):
         return str(error).splitlines()[0]
     what = error.strerror or str(error) or type(error).__name__
-    if error.errno == errno.ENOSPC:
+    if error.errno == errno.ENOSPC or "No space left on device" in what:
         what = "no space left on device"
-    return f"{error.filename}: {what}" if error.filename else what
+    return f"{error.filename or where}: {what}"
 
 
 def check_output(out: str) -> None:
@@ -109,7 +117,7 @@ def writing(out: str, command: str) -> Iterator[Lease]:
     try:
         lease = Lease(out, command)
     except s3.StorageError as e:  # LeaseHeld; S3 denied or unreachable, no such bucket
-        raise fail(os_error_line(e), 1) from None
+        raise fail(os_error_line(e, out), 1) from None
     except OSError as e:  # a read-only file system, no rights on the folder
         raise fail(f"{out}: cannot write to the output folder ({e.strerror})") from None
     except ImportError as e:  # boto3 for an S3 output
@@ -125,7 +133,7 @@ def writing(out: str, command: str) -> Iterator[Lease]:
         try:
             yield lease
         except OSError as e:
-            raise fail(os_error_line(e), 1) from None
+            raise fail(os_error_line(e, out), 1) from None
 
 
 def inputs_argument() -> typer.models.ArgumentInfo:
