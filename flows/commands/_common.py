@@ -84,9 +84,9 @@ def os_error_line(error: OSError, where: str) -> str:
 
 
 def check_output(out: str) -> None:
-    """A one-line error (exit 2) when ``out`` cannot be an output folder: a file, or a folder
-    that cannot be made (under a file, on a read-only file system); makes the folder. Whether
-    it can be written is found by taking the lease (:func:`writing`), on S3 too."""
+    """A one-line error (exit 2) when ``out`` cannot be an output folder: a file, under a file,
+    on a read-only file system, not writable. Makes nothing: :func:`writing` makes the folder
+    when it takes the lease (which also finds an S3 output unwritable)."""
     if s3.is_s3(out):
         try:
             s3.split(out)
@@ -94,15 +94,19 @@ def check_output(out: str) -> None:
             raise fail(str(e)) from None
         return
     try:
-        path = storage.local_path(out)
+        path = storage.local_path(out).absolute()
     except (ValueError, NotImplementedError) as e:
         raise fail(str(e)) from None
-    if path.exists() and not path.is_dir():
-        raise fail(f"{out}: is a file, expected a folder for the output")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise fail(f"{out}: cannot create the output folder ({e.strerror})") from None
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    doing = "write to" if existing == path else "create"
+    if not existing.is_dir():
+        if existing == path:
+            raise fail(f"{out}: is a file, expected a folder for the output")
+        raise fail(f"{out}: cannot create the output folder ({existing} is a file)")
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        raise fail(f"{out}: cannot {doing} the output folder (read-only file system)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise fail(f"{out}: cannot {doing} the output folder (permission denied)")
 
 
 @contextlib.contextmanager

@@ -37,12 +37,13 @@ def test_out_that_is_a_file(tmp_path):
 
 
 def test_out_under_a_file(tmp_path, tiny_model):
-    (tmp_path / "taken").write_text("x")
-    out = tmp_path / "taken" / "out"
+    taken = tmp_path / "taken"
+    taken.write_text("x")
+    out = taken / "out"
     result = runner.invoke(app, ["run", str(SAMPLE), "--out", str(out), "--model", str(tiny_model)])
     assert result.exit_code == 2
     assert _one_error_line(result) == (
-        f"error: {out}: cannot create the output folder (Not a directory)"
+        f"error: {out}: cannot create the output folder ({taken} is a file)"
     )
 
 
