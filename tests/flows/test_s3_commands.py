@@ -6,7 +6,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -79,6 +84,45 @@ def test_run_on_s3_interrupted_by_a_full_disk_then_rerun_does_only_the_rest(
     assert reference.exit_code == 0, reference.output
     assert _entity_keys(out) == _entity_keys(str(local))
     assert not (tmp_path / "s3:").exists() and not os.path.exists("s3:")
+
+
+def test_run_on_s3_killed_then_rerun_takes_over_its_lease_and_resumes(
+    prefect_backend, tiny_model, prefix, tmp_path
+):
+    from prefect.settings import PREFECT_API_URL
+
+    out = f"{prefix}/killed"
+    args = ["--model", str(tiny_model), "--shards", "2", "--chunk-size", "2"]
+    args += ["--max-new-tokens", "4", "--max-concurrency", "1"]
+    command = [str(Path(sys.executable).parent / "bioner"), "run", str(SAMPLE), "--out", out, *args]
+    # The subprocesses use the test's Prefect server and, from the environment, moto.
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    work = f"{out}/_work/generations"
+    deadline = time.monotonic() + 180
+    while sum("part-" in f for f in storage.files_under(work)) < 3:  # three chunks committed
+        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no chunk committed in 180 s"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert LEASE in storage.list_dir(out)  # left behind by the killed run
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"took over the stale lease of bioner run (host {os.uname().nodename}, pid {proc.pid})"
+        in (" ".join(again.stderr.split()))
+    )
+    summary = json.loads(storage.read_text(storage.join(out, "summary.json")))
+    assert summary["resumed"] >= 6  # the killed run's chunks were taken up, not redone
+    assert storage.files_under(work) == []  # the chunks removed once their shard committed
+    assert LEASE not in storage.list_dir(out)
+    local = tmp_path / "local"
+    reference = runner.invoke(app, ["run", str(SAMPLE), "--out", str(local), *args])
+    assert reference.exit_code == 0, reference.output
+    assert _entity_keys(out) == _entity_keys(str(local))
 
 
 def test_ingest_on_s3_is_refused_while_another_writer_holds_it(prefect_backend, prefix):
