@@ -249,20 +249,3 @@ def _precondition_failed(error: Any) -> bool:
     (409 ConditionalRequestConflict): in both cases someone else wrote the lease."""
     code = error.response.get("Error", {}).get("Code", "")
     return code in ("PreconditionFailed", "ConditionalRequestConflict")
-
-
-def read_holder(out: str) -> Holder | None:
-    """Who holds the lease of ``out`` now, if anyone (a local lease left unlocked is free)."""
-    uri = storage.join(out, LEASE)
-    try:
-        holder = Holder.parse(storage.read_bytes(uri))
-    except FileNotFoundError:
-        return None
-    if holder is None or s3.is_s3(out):
-        return holder
-    with open(storage.local_path(uri), "rb") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return holder
-    return None
