@@ -98,9 +98,14 @@ class LeaseHeld(StorageError):
 
     def __init__(self, out: str, holder: Holder | None) -> None:
         who = holder.describe() if holder else "another process (its lease is being written)"
+        # A local lease is free as soon as its holder is gone; an S3 one only after its TTL.
+        hint = (
+            f"; if that writer is gone, remove {storage.join(out, LEASE)} or wait for its TTL"
+            if s3.is_s3(out)
+            else ""
+        )
         super().__init__(
-            f"{out}: already being written by {who}; wait for it to finish, or remove "
-            f"{storage.join(out, LEASE)} if that writer is gone",
+            f"{out}: already being written by {who}; wait for it to finish{hint}",
             transient=False,
         )
         self.holder = holder
