@@ -28,11 +28,17 @@ from flows.commands import (
 
 
 class _App(typer.Typer):
-    """The typer app, ending an exception that escaped a command with one line and exit 1."""
+    """The typer app, ending an exception that escaped a command with one line and exit 1:
+    a storage failure as such, anything else with its type."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
+        except OSError as e:  # storage: S3 unreachable or denied, a file that went away
+            if _common.debug:
+                raise
+            _common.error(_common.os_error_line(e, "bioner"))
+            raise SystemExit(1) from None
         except Exception as e:
             if _common.debug:
                 raise

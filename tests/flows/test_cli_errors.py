@@ -99,3 +99,25 @@ def test_an_unexpected_error_is_one_line_unless_debug(tmp_path, monkeypatch, cap
     )
     with pytest.raises(RuntimeError, match="boom"):
         app(["--debug", "ingest", str(SAMPLE), "--out", str(tmp_path / "out")])
+
+
+def test_an_unreachable_s3_endpoint_is_one_line(monkeypatch, capsys):
+    from infra import s3
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "BIONER_S3_ENDPOINT": "http://127.0.0.1:9",  # nothing listens on the discard port
+        "BIONER_S3_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    s3.reset()
+    monkeypatch.setattr(_common, "debug", False)
+    with pytest.raises(SystemExit) as stopped:
+        app(["ingest", str(SAMPLE), "--out", "s3://bucket/out"])
+    s3.reset()
+    assert stopped.value.code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: s3://bucket/out/")
+    assert line.endswith("cannot reach the S3 endpoint http://127.0.0.1:9")
