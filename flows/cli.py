@@ -37,7 +37,7 @@ class _App(typer.Typer):
         except OSError as e:  # storage: S3 unreachable or denied, a file that went away
             if _common.debug:
                 raise
-            _common.error(_common.os_error_line(e, "bioner"))
+            _common.error(_common.os_error_line(e))
             raise SystemExit(1) from None
         except Exception as e:
             if _common.debug:

@@ -72,15 +72,16 @@ def located(path: Path | str) -> Iterator[None]:
         raise fail(e.located(str(path))) from None
 
 
-def os_error_line(error: OSError, where: str) -> str:
+def os_error_line(error: OSError, where: str | None = None) -> str:
     """One line for a failed file or storage operation: the path (else ``where``, the output
-    written), and what went wrong."""
+    written, if given), and what went wrong."""
     if isinstance(error, s3.StorageError):
         return str(error).splitlines()[0]
     what = error.strerror or str(error) or type(error).__name__
     if error.errno == errno.ENOSPC or "No space left on device" in what:
         what = "no space left on device"
-    return f"{error.filename or where}: {what}"
+    place = error.filename or where
+    return f"{place}: {what}" if place else what
 
 
 def check_output(out: str) -> None:
