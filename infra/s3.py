@@ -1,4 +1,5 @@
-"""S3 access for :mod:`infra.storage` and :mod:`infra.publish`: one configuration, two clients.
+"""S3 access for :mod:`infra.storage`, :mod:`infra.publish` and :mod:`infra.lease`: one
+configuration, three clients.
 
 Parquet and text files go through pyarrow's ``S3FileSystem`` (the AWS C++ SDK); Delta tables go
 through delta-rs, which takes the same settings as ``storage_options``; the conditional PUTs of
