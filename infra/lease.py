@@ -121,6 +121,8 @@ class Lease:
         self.holder = Holder.me(command)
         #: Whose stale lease this one replaced, if any.
         self.took_over: Holder | None = None
+        #: Set when another writer took this S3 lease over (a stall longer than the TTL).
+        self.lost = False
         self._fd: int | None = None
         self._etag: str | None = None
         self._stop = threading.Event()
@@ -200,29 +202,33 @@ class Lease:
         self._heartbeat.start()
 
     def _renew(self) -> None:
-        """Renew the S3 lease every third of the TTL until released, conditional on holding
-        it still; a lease lost (taken over after a long stall) is not renewed again."""
+        """Renew the S3 lease every third of the TTL until it is released or lost."""
+        while not self._stop.wait(self.ttl / 3) and not self.lost:
+            self.renew()
+
+    def renew(self) -> None:
+        """Renew the S3 lease if it is still ours (a PUT conditional on its ETag). A failed
+        condition means another writer took it over after a stall longer than the TTL: the
+        lease is lost. A network blip is left to the next beat."""
         client = s3.client()
         bucket, key = s3.split(self.uri)
-        while not self._stop.wait(self.ttl / 3):
-            self.holder = self.holder.renew()
-            try:
-                put = client.put_object(
-                    Bucket=bucket, Key=key, Body=self.holder.encode(), IfMatch=self._etag
-                )
-            except client.exceptions.ClientError as e:
-                if _precondition_failed(e):
-                    return
-                continue
-            except Exception:  # a network blip: the next beat tries again
-                continue
-            self._etag = put["ETag"]
+        renewed = self.holder.renew()
+        try:
+            put = client.put_object(
+                Bucket=bucket, Key=key, Body=renewed.encode(), IfMatch=self._etag
+            )
+        except client.exceptions.ClientError as e:
+            self.lost = _precondition_failed(e)
+            return
+        except Exception:  # botocore's connection errors
+            return
+        self.holder, self._etag = renewed, put["ETag"]
 
     # ------------------------------------------------------------------ release
 
     def release(self) -> None:
-        """Give the lease back: unlock and remove the file, or delete the S3 object if it is
-        still ours. Calling it twice does nothing."""
+        """Give the lease back: unlock and remove the file, or delete the S3 object unless it
+        was lost. Calling it twice does nothing."""
         if self._fd is not None:
             fd, self._fd = self._fd, None
             with contextlib.suppress(FileNotFoundError):
@@ -232,6 +238,8 @@ class Lease:
             self._stop.set()
             self._heartbeat.join()
             self._heartbeat = None
+            if self.lost:
+                return
             client = s3.client()
             bucket, key = s3.split(self.uri)
             with contextlib.suppress(client.exceptions.ClientError):

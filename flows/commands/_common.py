@@ -116,7 +116,8 @@ def writing(out: str, command: str) -> Iterator[Lease]:
     error too): a second writer is refused in one line naming the holder.
 
     Checks ``out`` first (:func:`check_output`). A file or storage failure inside (a full
-    disk, S3 unreachable) ends the command with one line and exit 1.
+    disk, S3 unreachable), or a lease lost to another writer on the way, ends the command with
+    one line and exit 1.
     """
     check_output(out)
     try:
@@ -139,6 +140,12 @@ def writing(out: str, command: str) -> Iterator[Lease]:
             yield lease
         except OSError as e:
             raise fail(os_error_line(e, out), 1) from None
+    if lease.lost:
+        raise fail(
+            f"{out}: another writer took the lease over while this command ran (it was not "
+            "renewed for BIONER_LEASE_TTL); check what it wrote before using the output",
+            1,
+        )
 
 
 def inputs_argument() -> typer.models.ArgumentInfo:

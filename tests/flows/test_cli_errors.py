@@ -121,3 +121,20 @@ def test_an_unreachable_s3_endpoint_is_one_line(monkeypatch, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: s3://bucket/out/")
     assert line.endswith("cannot reach the S3 endpoint http://127.0.0.1:9")
+
+
+def test_a_lease_lost_while_running_fails_the_command(tmp_path, monkeypatch, capsys):
+    import typer
+
+    class LostOnTheWay(Lease):
+        def release(self) -> None:
+            self.lost = True  # as a renewal finding another writer's lease would
+            super().release()
+
+    monkeypatch.setattr(_common, "Lease", LostOnTheWay)
+    out = tmp_path / "out"
+    with pytest.raises(typer.Exit) as stopped, _common.writing(str(out), "bioner run"):
+        pass
+    assert stopped.value.exit_code == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {out}: another writer took the lease over while this command")

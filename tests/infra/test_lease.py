@@ -100,3 +100,17 @@ def test_s3_lease_needs_the_bucket(moto_s3):
     s3.reset()
     with pytest.raises(s3.StorageError, match="no such bucket"):
         Lease(f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/out", "bioner run")
+
+
+@pytest.mark.s3
+def test_s3_lease_taken_over_after_a_stall_is_known_lost(moto_s3):
+    s3.reset()
+    out = moto_s3.uri(f"lease-{uuid.uuid4().hex[:12]}")
+    stalled = Lease(out, "bioner run")
+    # Another writer found it expired (the holder stalled past the TTL) and took it over.
+    taker = Holder("elsewhere", 1, "bioner ingest", "2026-01-01T00:00:00+00:00", time.time())
+    storage.write_bytes(taker.encode(), stalled.uri)
+    stalled.renew()
+    assert stalled.lost
+    stalled.release()  # leaves the taker's lease alone
+    assert Holder.parse(storage.read_bytes(stalled.uri)) == taker
