@@ -69,7 +69,7 @@ from bioner.ingest.other import (
 from bioner.ingest.pubmed import PubmedChunk, read_pubmed, read_pubmed_chunk, split_pubmed
 from bioner.records import Document, OtherAbstract, Section
 from bioner.segment import DEFAULT_MAX_CHARS, passage_bounds
-from infra import memory, storage
+from infra import memory, s3, storage
 from schemas import (
     DOCUMENTS_V2,
     INGEST_EVENTS_V1,
@@ -258,9 +258,10 @@ def expand_inputs(paths: Sequence[str]) -> tuple[list[tuple[str, bool]], list[st
     missing: list[str] = []
     for path in paths:
         if storage.is_dir(path):
-            root = storage.local_path(path)
+            # files_under names files as the folder is named: s3://... or the local path.
+            root = (path if s3.is_s3(path) else str(storage.local_path(path))).rstrip("/")
             for uri in storage.files_under(path):
-                parts = storage.local_path(uri).relative_to(root).parts
+                parts = uri.removeprefix(root).strip("/").split("/")
                 if not any(p.startswith(".") for p in parts):
                     found.append((uri, False))
         elif storage.exists(path):

@@ -1,9 +1,11 @@
-"""S3 access for :mod:`infra.storage` and :mod:`infra.publish`: one configuration, two clients.
+"""S3 access for :mod:`infra.storage`, :mod:`infra.publish` and :mod:`infra.lease`: one
+configuration, three clients.
 
 Parquet and text files go through pyarrow's ``S3FileSystem`` (the AWS C++ SDK); Delta tables go
-through delta-rs, which takes the same settings as ``storage_options``. Both find credentials
-through the standard AWS chain (environment, ``~/.aws`` profiles, instance metadata); nothing
-here reads or stores a secret.
+through delta-rs, which takes the same settings as ``storage_options``; the conditional PUTs of
+the output lease (:mod:`infra.lease`), which pyarrow cannot make, through boto3. All find
+credentials through the standard AWS chain (environment, ``~/.aws`` profiles, instance
+metadata); nothing here reads or stores a secret.
 
 Settings, each from an explicit :func:`configure` call or else the environment:
 
@@ -26,6 +28,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 from pyarrow import fs as pafs
@@ -105,6 +108,7 @@ def reset() -> None:
     global _override
     _override = None
     _filesystem.cache_clear()
+    _client.cache_clear()
 
 
 def from_environment() -> S3Config:
@@ -170,6 +174,32 @@ def _filesystem(config: S3Config, _credentials: tuple[str | None, ...]) -> pafs.
     )
 
 
+def client() -> Any:
+    """A boto3 S3 client with the same endpoint, region, attempts and time-outs (cached)."""
+    return _client(current(), tuple(os.environ.get(name) for name in _CREDENTIAL_VARS))
+
+
+@functools.lru_cache(maxsize=8)
+def _client(config: S3Config, _credentials: tuple[str | None, ...]) -> Any:
+    try:
+        import boto3
+        from botocore.config import Config
+    except ImportError:
+        raise ImportError(
+            "writing to S3 needs boto3: install the s3 extra (pip install 'bioner[s3]')"
+        ) from None
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=config.endpoint,
+        region_name=config.effective_region,
+        config=Config(
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.request_timeout,
+            retries={"mode": "standard", "max_attempts": config.max_attempts},
+        ),
+    )
+
+
 def delta_options() -> dict[str, str]:
     """``storage_options`` for delta-rs with the same endpoint, region and retries."""
     config = current()
@@ -201,7 +231,7 @@ _REASONS = (
     (re.compile(r"NoSuchBucket|bucket does not exist", re.I), "no such bucket"),
     (
         re.compile(
-            r"NETWORK_CONNECTION|Couldn't connect|connection refused|timed? ?out|"
+            r"NETWORK_CONNECTION|Couldn't connect|Could not connect|connection refused|timed? ?out|"
             r"error sending request|Connection reset|Connection refused|Broken pipe",
             re.I,
         ),
@@ -236,6 +266,14 @@ def errors(uri: str) -> Iterator[None]:
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{uri}: no such object") from e
     except OSError as e:
-        said = reason(e)
-        lasting = said.startswith(("access denied", "no such bucket"))
-        raise StorageError(f"{uri}: {said}", transient=not lasting) from e
+        raise _storage_error(uri, e) from e
+    except Exception as e:
+        if not type(e).__module__.startswith("botocore."):  # boto3's errors are not OSErrors
+            raise
+        raise _storage_error(uri, e) from e
+
+
+def _storage_error(uri: str, error: BaseException) -> StorageError:
+    said = reason(error)
+    lasting = said.startswith(("access denied", "no such bucket"))
+    return StorageError(f"{uri}: {said}", transient=not lasting)

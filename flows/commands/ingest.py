@@ -9,7 +9,6 @@ usage errors (a missing input, no input files, another ``--shards`` than the fol
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,12 +19,15 @@ from rich.table import Table
 
 from bioner.segment import DEFAULT_MAX_CHARS
 from flows.commands._common import (
+    check_output,
     console,
     error,
     fail,
     inputs_argument,
     max_chars_option,
+    out_option,
     workers_option,
+    writing,
 )
 from flows.commands._prefect import (
     prefect_defaults,
@@ -44,8 +46,8 @@ from infra.ingest_store import (
 
 
 def main(
-    inputs: list[Path] = inputs_argument(),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder of the corpus tables."),
+    inputs: list[str] = inputs_argument(),
+    out: str = out_option("Folder of the corpus tables: a local folder or s3://bucket/prefix."),
     shards: int | None = typer.Option(
         None,
         "--shards",
@@ -61,27 +63,32 @@ def main(
 ) -> None:
     """Ingest corpus files: parse, reconcile versions and deletions, shard, segment."""
     quiet_libraries()
-    paths = [str(p) for p in inputs]
-    found, missing = expand_inputs(paths)
+    found, missing = expand_inputs(inputs)
     if missing:
         raise fail(f"{missing[0]}: no such file")
     if not found:
-        raise fail(f"no input files in {', '.join(paths)}")
+        raise fail(f"no input files in {', '.join(inputs)}")
+    check_output(out)
     try:
-        check_config(str(out), shards)
+        check_config(out, shards)
     except ShardsChanged as e:
         raise fail(str(e)) from None
 
     prefect_defaults()
-    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
+    with (
+        stoppable(),
+        writing(out, "bioner ingest"),
+        quiet_prefect_logs(),
+        progress_bars() as listener,
+    ):
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
         from flows.ingest import ingest_corpus
         from tasks.progress import listening
 
         with listening(listener):
             summary = ingest_corpus(
-                inputs=paths,
-                out=str(out),
+                inputs=inputs,
+                out=out,
                 n_shards=shards,
                 max_chars=max_chars,
                 workers=workers,

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from flows.commands._common import console, fail
+from flows.commands._common import check_output, console, fail, writing
 from flows.commands._prefect import (
     prefect_defaults,
     progress_bars,
@@ -102,12 +102,18 @@ def nightly(
 ) -> None:
     """Annotate the PubMed files of SOURCE newer than the watermark in --out, then move it."""
     quiet_libraries()
+    check_output(out)
     options, model_dir = _options(
         model, schema, device, max_new_tokens, engine, chunk_size, runner, runner_address,
         max_concurrency, decode_rules(lexicon, abbreviations, rules, schema),
     )  # fmt: skip
     prefect_defaults()
-    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
+    with (
+        stoppable(),
+        writing(out, "bioner nightly"),
+        quiet_prefect_logs(),
+        progress_bars() as listener,
+    ):
         from flows.nightly import NightlyIncomplete, nightly_pubmed
         from tasks.progress import listening
 
@@ -148,12 +154,18 @@ def backfill(
 ) -> None:
     """Annotate a range of PubMed files, or a whole corpus, in batches of --files-per-run."""
     quiet_libraries()
+    check_output(out)
     options, _ = _options(
         model, schema, device, max_new_tokens, engine, chunk_size, runner, runner_address,
         max_concurrency, decode_rules(lexicon, abbreviations, rules, schema),
     )  # fmt: skip
     prefect_defaults()
-    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
+    with (
+        stoppable(),
+        writing(out, "bioner backfill"),
+        quiet_prefect_logs(),
+        progress_bars() as listener,
+    ):
         from flows.backfill import BackfillIncomplete
         from flows.backfill import backfill as backfill_flow
         from tasks.progress import listening

@@ -10,7 +10,7 @@ import json
 
 import typer
 
-from flows.commands._common import console, fail
+from flows.commands._common import console, fail, writing
 from infra import exports, s3
 from infra import publish as p
 
@@ -43,7 +43,8 @@ def main(
         except ValueError as e:
             raise fail(str(e)) from None
     try:
-        report = p.publish(out, to, run_id)
+        with writing(to, "bioner publish"):
+            report = p.publish(out, to, run_id)
     except ImportError as e:
         raise fail(str(e)) from None
     except (OSError, ValueError) as e:  # PublishError/StorageError: one line naming the URI
@@ -96,7 +97,8 @@ def export_main(
         except ValueError as e:
             raise fail(str(e)) from None
     try:
-        report = exports.export(source, to, fmt, include_rejected=include_rejected)
+        with writing(to, "bioner export"):
+            report = exports.export(source, to, fmt, include_rejected=include_rejected)
     except ImportError as e:
         raise fail(str(e)) from None
     except (OSError, ValueError) as e:  # StorageError/PublishError: one line naming the URI

@@ -26,12 +26,15 @@ from bioner.rules import GROUPS, RULES, DecodeRules
 from bioner.segment import DEFAULT_MAX_CHARS
 from flows import report
 from flows.commands._common import (
+    check_output,
     console,
     error,
     fail,
     inputs_argument,
     max_chars_option,
+    out_option,
     workers_option,
+    writing,
 )
 from flows.commands._prefect import (
     cache_dir,
@@ -177,8 +180,8 @@ def rules_option() -> typer.models.OptionInfo:
 
 
 def main(
-    inputs: list[Path] = inputs_argument(),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the output tables."),
+    inputs: list[str] = inputs_argument(),
+    out: str = out_option("Folder for the output tables: a local folder or s3://bucket/prefix."),
     model: Path | None = typer.Option(
         None,
         "--model",
@@ -224,13 +227,14 @@ def main(
 ) -> None:
     """Annotate corpus files: ingest, segment, generate, decode; tables under --out."""
     quiet_libraries()
-    _check_inputs([str(p) for p in inputs])
+    _check_inputs(inputs)
+    check_output(out)
     check_schema(schema)
     spec = decode_rules(lexicon, abbreviations, rules, schema)
     check_engine(engine)
     check_runner(runner, runner_address)
     try:
-        check_config(str(out), shards)
+        check_config(out, shards)
     except ShardsChanged as e:
         raise fail(str(e)) from None
     model_dir = _resolve_model(model, schema)
@@ -238,7 +242,7 @@ def main(
         raise fail(f"{selector}: not a selector folder (no selector.json; see train-selector)")
 
     prefect_defaults()
-    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
+    with stoppable(), writing(out, "bioner run"), quiet_prefect_logs(), progress_bars() as listener:
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
         from flows.annotate import ShardsFailed, annotate_corpus
         from tasks.progress import listening
@@ -251,8 +255,8 @@ def main(
         try:
             with listening(listener):
                 summary = annotate_corpus(
-                    inputs=[str(p) for p in inputs],
-                    out=str(out),
+                    inputs=inputs,
+                    out=out,
                     model=str(model_dir),
                     schema=schema.lower(),
                     device=device,

@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bioner.errors import InputError
-from flows.commands._common import console, fail
+from flows.commands._common import check_output, console, fail, writing
 from infra import storage
 
 _ENTITIES = "entities"
@@ -121,6 +121,14 @@ def _targets(
     return targets
 
 
+def _output_root(first: str, folder: bool, out: str | None) -> str:
+    """The folder ``bioner select`` writes into, whose lease it takes: ``--out`` for a table,
+    the folder of a one-shard ``--out``, else the run's ``OUT`` (``first``: an output file)."""
+    if out is not None:
+        return out if folder else first.rpartition("/")[0] or "."
+    return first.rpartition("/")[0].rpartition("/")[0] or "."
+
+
 def main(
     candidates: str = typer.Option(
         ...,
@@ -151,6 +159,8 @@ def main(
     """Score candidate entities with a trained selector; keep all, mark accepted/rejected."""
     files, folder = _shard_files(candidates)
     targets = _targets(files, folder, out, passages)
+    root = _output_root(targets[0][2], folder, out)
+    check_output(root)
     from flows.commands._prefect import quiet_libraries
 
     quiet_libraries()
@@ -172,7 +182,11 @@ def main(
         raise fail(str(e)) from None
     summaries = []
     started = time.perf_counter()
-    with _bars({"select": "candidates"}) as listener, listening(listener):
+    with (
+        writing(root, "bioner select"),
+        _bars({"select": "candidates"}) as listener,
+        listening(listener),
+    ):
         for f, p, o in targets:
             try:
                 select_shard.fn(

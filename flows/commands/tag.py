@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from bioner.segment import DEFAULT_MAX_CHARS
-from flows.commands._common import console, fail, max_chars_option
+from flows.commands._common import check_output, console, fail, max_chars_option, writing
 from flows.commands._prefect import (
     prefect_defaults,
     progress_bars,
@@ -51,19 +51,21 @@ _DOCUMENTS = "documents"
 
 
 def main(
-    docs: Path = typer.Option(
+    docs: str = typer.Option(
         ...,
         "--docs",
-        help="Documents table written by bioner ingest: the folder OUT/documents, or OUT.",
+        help="Documents table written by bioner ingest: the folder OUT/documents, or OUT "
+        "(local or s3://).",
     ),
     model: Path = typer.Option(..., "--model", envvar="BIONER_MODEL", help="Local model folder."),
     engine: str = engine_option(),
     schema: str = schema_option(),
-    out: Path | None = typer.Option(
+    out: str | None = typer.Option(
         None,
         "--out",
         "-o",
-        help="Folder for generations, entities and decode issues (default: beside the documents).",
+        help="Folder for generations, entities and decode issues, local or s3:// (default: "
+        "beside the documents).",
     ),
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1 ..."),
     no_constrain: bool = no_constrain_option(),
@@ -85,28 +87,36 @@ def main(
     """Tag an ingested documents table: segment if needed, generate, decode."""
     quiet_libraries()
     documents = documents_table(docs)
+    # ROOT of ROOT/documents, as flows.annotate.tag_root (which would import Prefect now).
+    target = out or documents.rpartition("/")[0] or "."
+    check_output(target)
     check_schema(schema)
     spec = decode_rules(lexicon, abbreviations, rules, schema)
     check_engine(engine)
     model_dir = _resolve_model(model, schema)
 
     prefect_defaults()
-    with stoppable(), quiet_prefect_logs(), progress_bars() as listener:
+    with (
+        stoppable(),
+        writing(target, "bioner tag"),
+        quiet_prefect_logs(),
+        progress_bars() as listener,
+    ):
         # Imported here: Prefect reads its settings at import, after prefect_defaults.
         from flows.annotate import ShardsFailed, tag_documents
         from tasks.progress import listening
 
         console.print(
-            f"tagging {documents} with {model_dir} → {out or documents.parent}",
+            f"tagging {documents} with {model_dir} → {target}",
             highlight=False,
             soft_wrap=True,
         )
         try:
             with listening(listener):
                 summary = tag_documents(
-                    documents=str(documents),
+                    documents=documents,
                     model=str(model_dir),
-                    out=str(out) if out is not None else None,
+                    out=out,
                     schema=schema.lower(),
                     device=device,
                     max_chars=max_chars,
@@ -128,18 +138,26 @@ def main(
         print_summary(summary, untrained=is_untrained(model_dir))
 
 
-def documents_table(docs: Path) -> Path:
+def documents_table(docs: str) -> str:
     """The documents table folder ``docs`` names (it or its ``documents`` folder), checked.
 
     Fails with one line naming the path when it is missing, is not a folder, holds no
     ``shard=<k>.parquet`` files, or holds a file that is not a documents table.
     """
-    if not docs.exists():
-        raise fail(f"{docs}: no such documents table")
-    if not docs.is_dir():
-        raise fail(f"{docs}: not a documents table (expected the folder OUT/documents or OUT)")
-    table = docs / _DOCUMENTS if (docs / _DOCUMENTS).is_dir() else docs
-    files = sorted(table.glob("shard=*.parquet"))
+    try:
+        if not storage.exists(docs):
+            raise fail(f"{docs}: no such documents table")
+        if not storage.is_dir(docs):
+            raise fail(f"{docs}: not a documents table (expected the folder OUT/documents or OUT)")
+        nested = storage.join(docs, _DOCUMENTS)
+        table = nested if storage.is_dir(nested) else docs.rstrip("/")
+        files = [
+            storage.join(table, n)
+            for n in storage.list_dir(table)
+            if n.startswith("shard=") and n.endswith(".parquet")
+        ]
+    except (OSError, ValueError, NotImplementedError) as e:  # S3 unreachable, a bad URI
+        raise fail(str(e).splitlines()[0]) from None
     if not files:
         raise fail(
             f"{docs}: not a documents table (no shard=<k>.parquet files; expected the folder "
@@ -148,7 +166,7 @@ def documents_table(docs: Path) -> Path:
     want = DOCUMENTS_V2.metadata[SCHEMA_KEY].decode()
     for file in files:
         try:
-            found = storage.read_metadata(str(file)).get(SCHEMA_KEY.decode(), "")
+            found = storage.read_metadata(file).get(SCHEMA_KEY.decode(), "")
         except (OSError, ValueError) as e:
             raise fail(f"{file}: not a documents table (unreadable Parquet: {e})") from None
         if found != want:

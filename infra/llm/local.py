@@ -20,6 +20,8 @@ MARKER = "bioner-model.json"
 #: Version of :func:`infra.llm.tiny.build_tiny_model`'s recipe (part of cached folder names).
 TINY_VERSION = 1
 _WEIGHTS = ("*.safetensors", "*.bin")
+#: The JSON files of a model folder that loading parses: a broken one is named before any run.
+_JSON_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", MARKER)
 _HEAD_BYTES = 1 << 20
 
 
@@ -36,7 +38,22 @@ def check_model_dir(model_dir: str | Path) -> Path:
         raise ModelFolderError(f"{path}: not a model folder (no config.json)")
     if not any(path.glob(p) for p in _WEIGHTS):
         raise ModelFolderError(f"{path}: no weights (*.safetensors or *.bin)")
+    for name in _JSON_FILES:
+        if (path / name).is_file():
+            _check_json(path / name)
     return path
+
+
+def _check_json(file: Path) -> None:
+    """ModelFolderError naming ``file`` and the JSON error where it is not a JSON object."""
+    try:
+        found = json.loads(file.read_bytes())
+    except UnicodeDecodeError as e:
+        raise ModelFolderError(f"{file}: not UTF-8 text (byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ModelFolderError(f"{file}: not valid JSON ({e})") from None
+    if not isinstance(found, dict):
+        raise ModelFolderError(f"{file}: not a JSON object")
 
 
 def marker(model_dir: str | Path) -> dict[str, Any]:

@@ -214,3 +214,24 @@ def test_run_with_a_selector_scores_every_entity_once(prefect_backend, tiny_mode
     assert json.loads((out / "summary.json").read_text())["selected"]["candidates"] == 0
     bad = runner.invoke(bioner, [*args[:-1], str(tmp_path)])
     assert bad.exit_code == 2 and "not a selector folder" in bad.output
+
+
+@pytest.mark.s3
+def test_select_a_run_on_s3(run_out, selector_dir, moto_s3):
+    import uuid
+
+    from infra import s3
+    from infra.lease import LEASE
+
+    s3.reset()
+    out = moto_s3.uri(f"select-{uuid.uuid4().hex[:12]}")
+    for table in ("entities", "passages"):
+        for f in sorted((run_out / table).iterdir()):
+            storage.write_bytes(f.read_bytes(), storage.join(out, table, f.name))
+    result = runner.invoke(app, ["select", "--candidates", out, "--selector", str(selector_dir)])
+    assert result.exit_code == 0, result.output
+    assert storage.list_dir(storage.join(out, "selected")) == [
+        "shard=0.parquet",
+        "shard=1.parquet",
+    ]
+    assert LEASE not in storage.list_dir(out)
