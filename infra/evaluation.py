@@ -141,6 +141,8 @@ def request_of(name: str, mode: str = DEFAULT_SCHEMA_MODE) -> tuple[str, tuple[s
     base = check_schema_mode(mode)
     spec = DATASETS[EVAL_SETS[name].dataset]
     if base == "general":
+        if mode == base:
+            return mode, spec.scored_types
         asked = get_schema(mode).labels
         return mode, tuple(lb for lb in spec.scored_types if lb in asked)
     return spec.schema.name, tuple(lb for lb in spec.schema.labels if lb not in spec.partial)

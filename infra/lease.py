@@ -37,6 +37,10 @@ LEASE = "_lease.json"
 DEFAULT_TTL = 600.0
 
 
+#: The S3 leases this process holds now (their URIs).
+_HELD: set[str] = set()
+
+
 def ttl_seconds() -> float:
     """How long an S3 lease lives without renewal: ``BIONER_LEASE_TTL``, default 600 s."""
     return float(os.environ.get("BIONER_LEASE_TTL", DEFAULT_TTL))
@@ -183,7 +187,7 @@ class Lease:
                 except client.exceptions.NoSuchKey:
                     continue  # released in between: try to create it again
                 holder = Holder.parse(found["Body"].read())
-                if holder is not None and not holder.stale(self.ttl):
+                if holder is not None and not (holder.stale(self.ttl) or self._left_here(holder)):
                     raise LeaseHeld(self.out, holder)
                 try:
                     put = client.put_object(
@@ -196,10 +200,17 @@ class Lease:
                 self._etag = put["ETag"]
                 self.took_over = holder
                 break
+        _HELD.add(self.uri)
         self._heartbeat = threading.Thread(
             target=self._renew, name=f"lease {self.uri}", daemon=True
         )
         self._heartbeat.start()
+
+    def _left_here(self, holder: Holder) -> bool:
+        """Whether ``holder`` is this process, which holds no such lease now: an earlier
+        command in it could not delete its lease (an outage at release)."""
+        mine = holder.host == socket.gethostname() and holder.pid == os.getpid()
+        return mine and self.uri not in _HELD
 
     def _renew(self) -> None:
         """Renew the S3 lease every third of the TTL until it is released or lost."""
@@ -238,6 +249,7 @@ class Lease:
             self._stop.set()
             self._heartbeat.join()
             self._heartbeat = None
+            _HELD.discard(self.uri)
             if self.lost:
                 return
             client = s3.client()

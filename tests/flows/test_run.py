@@ -163,17 +163,22 @@ def test_unrecognised_input_fails_before_starting_anything(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_broken_xml_is_one_line_naming_file_and_line(prefect_backend, tiny_model, tmp_path):
+def test_a_broken_xml_record_is_quarantined_naming_file_and_line(
+    prefect_backend, tiny_model, tmp_path
+):
     broken = tmp_path / "broken.xml"
     broken.write_text("<PubmedArticleSet>\n<PubmedArticle>\n<Oops>\n</PubmedArticleSet>\n")
-    args = ["run", str(broken), "--out", str(tmp_path / "out"), "--model", str(tiny_model)]
+    out = tmp_path / "out"
+    args = ["run", str(broken), "--out", str(out), "--model", str(tiny_model)]
     result = runner.invoke(app, args)
-    assert result.exit_code == 1
-    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1
-    assert errors[0].startswith(f"error: {broken}: XML broken at line 4, column ")
-    assert "none (no change)" in result.output
-    assert "Traceback" not in result.output
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output and "error:" not in result.output
+    # The record is accounted for: read 1 = 0 documents + 1 quarantined, with its reason.
+    [row] = [
+        r for f in (out / "quarantine").glob("*.parquet") for r in pq.read_table(f).to_pylist()
+    ]
+    assert row["reason"].startswith("XML broken at line 4, column ")
+    assert f"of {broken.name} quarantined" in row["reason"]
 
 
 def test_an_update_replaces_and_deletes_and_only_changed_shards_are_annotated(

@@ -40,11 +40,11 @@ def test_ingest_input_commits_a_segment_and_reports_records(out, tmp_path, monke
 
 
 def test_bad_input_names_the_file_and_is_not_retried(out, tmp_path):
-    source = tmp_path / "broken.xml"
-    source.write_bytes(b"<PubmedArticleSet><PubmedArticle>\n<Oops></PubmedArticleSet>")
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"not a corpus at all\n")
     with pytest.raises(ingest_store.InputFailed) as e:
         t.ingest_input.fn(str(source), out, 1, "r")
-    assert str(e.value).startswith(f"{source}: XML broken at line 2")
+    assert str(e.value).startswith(f"{source}: not a recognised corpus format")
     assert not transient(None, None, Failed(data=e.value))
     assert transient(None, None, Failed(data=TimeoutError("slow disk")))
     assert not transient(None, None, Failed(data=FileNotFoundError("gone")))
