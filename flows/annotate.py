@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 for _name in ("Annotate_CorpusModel", "Tag_DocumentsModel", "Annotate_ShardsModel"):
     warnings.filterwarnings("ignore", f'Field name "schema" in "{_name}"', UserWarning)
 
-STAGES = ("ingest", "segment", "generate", "decode")
-TAG_STAGES = ("segment", "generate", "decode")
 _COUNTS = (
     "documents",
     "tombstones",

@@ -19,9 +19,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-RunnerKind = Literal["thread", "ray", "dask"]
 RUNNERS: tuple[str, ...] = ("thread", "ray", "dask")
 ENV_RUNNER = "BIONER_TASK_RUNNER"
 ENV_ADDRESS = "BIONER_RUNNER_ADDRESS"

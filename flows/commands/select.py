@@ -35,7 +35,6 @@ from flows.commands._common import check_output, console, fail, writing
 from infra import storage
 
 _ENTITIES = "entities"
-_SELECTED = "selected"
 _SHOWN = 5
 _SETS = ("ncbi", "bc5cdr", "jnlpba", "cmeee")
 
