@@ -31,7 +31,12 @@ asked for genes, so it never teaches "no genes here". A type a dataset annotates
 (:attr:`~bioner.labels.DatasetSpec.partial`: BioNLP13CG's cancers as Disease) is completed from
 the datasets that annotate it whole (:func:`complete_partial`) before it is asked. Where both
 views ask the same (NCBI-disease's ``Disease`` is the same header and answer in both), the
-duplicate is dropped.
+duplicate is dropped. ``"full"`` asks a passage of a dataset that annotates only some unified
+types the whole unified schema, as ``bioner run`` does, and answers the lines of the types it
+annotates (:attr:`Example.annotated`; passages without such a span are left out): the loss then
+leaves out which type lines appear (:mod:`infra.training.constrained_loss`) and teaches the
+brackets of those lines under the full request, so the full request is not learnt from the one
+dataset that annotates every type alone.
 
 **Copy examples** (``copy_examples`` > 0, dataset ``copy``): synthetic passages of words (or
 Chinese characters) drawn from the training passages, with random spans of one ``Copy`` type in
@@ -62,8 +67,8 @@ _HARD_BREAK = re.compile(r"[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 Format = Literal["symbolic", "json"]
 FORMATS: tuple[Format, ...] = ("symbolic", "json")
-View = Literal["dataset", "unified"]
-VIEWS: tuple[View, ...] = ("dataset", "unified")
+View = Literal["dataset", "unified", "full"]
+VIEWS: tuple[View, ...] = ("dataset", "unified", "full")
 Unit = Literal["sentence", "document"]
 
 #: Version of the JSON-format prompt below (the symbolic one is bioner.prompts.PROMPT_VERSION).
@@ -129,6 +134,9 @@ class Example:
     spans: tuple[tuple[int, int, str], ...]  # gold spans, offsets into ``text``
     #: The version of ``prompt`` (files written before it was recorded: the instruction prompt).
     prompt_version: str = PROMPT_VERSION
+    #: The types whose lines the response gives in full, when the schema asks more (the
+    #: ``full`` view); empty: every type asked. Which type lines appear is then no lesson.
+    annotated: tuple[str, ...] = ()
 
     @property
     def n_entities(self) -> int:
@@ -143,7 +151,8 @@ class Example:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Example:
         """The example of a dict written by :meth:`to_json`."""
-        return cls(**{**d, "spans": tuple((int(a), int(b), str(c)) for a, b, c in d["spans"])})
+        spans = tuple((int(a), int(b), str(c)) for a, b, c in d["spans"])
+        return cls(**{**d, "spans": spans, "annotated": tuple(d.get("annotated", ()))})
 
 
 @dataclass

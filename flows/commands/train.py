@@ -129,7 +129,9 @@ def train_data(
         "dataset,unified",
         "--views",
         help="Requests each passage is asked with: dataset (its dataset's own schema), unified "
-        "(the unified schema's types its dataset annotates: partial annotation), or both.",
+        "(the unified schema's types its dataset annotates: partial annotation), full (the "
+        "whole unified schema, answering the types its dataset annotates; train it with "
+        "--loss constrained). Comma-separated.",
     ),
     copy: int = typer.Option(
         0,

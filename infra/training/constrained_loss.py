@@ -9,6 +9,11 @@ appear and when to stop. The token loss still pays for copying, and a small mode
 lot: for the 8-epoch reference tagger, copy tokens carry 70% of the loss on Chinese
 examples, of which 63% is mass on tokens the mask would remove anyway.
 
+An example of the ``full`` view (:attr:`bioner.training.data.Example.annotated`) answers only
+the lines of the types its dataset annotates under a request for more: the choices of which
+line comes next and of the end are left out of its loss (the gold token alone is allowed
+there), the brackets within its lines stay.
+
 With ``loss="constrained"`` each response position of a symbolic example is normalised over
 the tokens the decoding mask allows there (:func:`infra.llm.constrained.allowed_along`, the
 same trie, automaton, canonical copy boundaries and stop tokens as the engine), always with
@@ -50,6 +55,8 @@ class ConstraintSets:
         automaton = CopyAutomaton(target, leading_space=self.trie.leading_space)
         boundaries = self.trie.boundaries(self.tokenizer, target.copy)
         along = allowed_along(self.trie, automaton, response_ids, self.stop_ids, boundaries)
+        if example.annotated and set(example.annotated) != set(target_labels(example)):
+            along = self._without_line_choices(along, response_ids)
         offsets = np.zeros(len(along) + 1, dtype=np.int32)
         flat: list[int] = []
         for k, allowed in enumerate(along):
@@ -57,10 +64,30 @@ class ConstraintSets:
             offsets[k + 1] = len(flat)
         return AllowedSets(np.asarray(flat, dtype=np.int32), offsets)
 
+    def _without_line_choices(self, along: list[Any], response_ids: Sequence[int]) -> list[Any]:
+        """``along`` with the choices of which type line comes next (or the end) left to the
+        gold token alone, so they cost nothing: the first token, the token after each line
+        break, and every position where the answer may stop. An example that answers only the
+        types its dataset annotates (``Example.annotated``) knows nothing of the other lines."""
+        stops = set(self.stop_ids)
+        out = list(along)
+        for k, allowed in enumerate(along):
+            if not allowed:
+                continue
+            after_break = k > 0 and self.tokenizer.decode([response_ids[k - 1]]).endswith("\n")
+            if k == 0 or after_break or stops.intersection(allowed):
+                out[k] = (response_ids[k],)
+        return out
+
     def attach(self, encoded: Encoded, example: Example) -> Encoded:
         """``encoded`` with its allowed sets."""
         sets = self.of(example, encoded.input_ids[encoded.n_prompt :])
         return Encoded(encoded.input_ids, encoded.n_prompt, sets)
+
+
+def target_labels(example: Example) -> tuple[str, ...]:
+    """The types ``example``'s schema asks."""
+    return example_schema(example).labels
 
 
 def restriction(batch: Sequence[Encoded], width: int) -> dict[str, torch.Tensor]:

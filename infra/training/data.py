@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bioner.errors import InputError
-from bioner.labels import DATASETS
+from bioner.labels import DATASETS, DatasetSpec
 from bioner.readers.canonical import write_canonical
 from bioner.records import AnnotatedDocument
 from bioner.training.data import (
@@ -183,6 +183,8 @@ def build_training_data(
                 for d in unified
             ]
             raw.extend(examples_of(unified, view, source.split, options, c))
+        if "full" in options.views:
+            raw.extend(full_examples(docs, spec, source.split, options, c))
     eval_examples = deduplicate(eval_raw, eval_counts)
     train = deduplicate(drop_overlap(raw, _renamed(eval_examples, ""), counts), counts)
     if options.copy_examples:
@@ -197,6 +199,32 @@ def build_training_data(
         "split_files": {s.split: SPLITS[s.split].path for s in sources_for(datasets)},
     }
     return BuiltData(train, eval_examples, eval_docs, stats)
+
+
+def full_examples(
+    docs: Sequence[AnnotatedDocument],
+    spec: DatasetSpec,
+    source: str,
+    options: BuildOptions,
+    counts: Counts,
+) -> list[Example]:
+    """The ``full`` view of a dataset (:mod:`bioner.training.data`): its passages with a span
+    of a type it annotates whole, asked the whole unified schema, answering those types'
+    lines; none for a dataset that annotates every unified type whole."""
+    annotated = spec.scored_types
+    full = spec.unified_schema
+    if set(spec.unified_types) == set(full.labels):  # its unified view asks the full schema
+        return []
+    docs = [
+        AnnotatedDocument(u.document, tuple(s for s in u.spans if s.label in annotated))
+        for u in (unified_view(d, spec) for d in docs)
+    ]
+    view = DatasetSpec(spec.name, full, {}, {})
+    return [
+        replace(e, annotated=annotated)
+        for e in examples_of(docs, view, source, options, counts)
+        if e.spans and e.format == "symbolic"
+    ]
 
 
 def _load(root: Path, source: TrainSource) -> list[AnnotatedDocument]:

@@ -517,6 +517,11 @@ def train(
     examples = load_examples(config)
     model = build_model(config)
     constraint = None
+    if config.loss != "constrained" and any(e.annotated for e in examples):
+        raise ValueError(
+            "the data has examples of the full view (they answer only some of the types they "
+            "ask): train them with --loss constrained, which leaves the other lines out"
+        )
     if config.loss == "constrained":
         constraint = ConstraintSets(tokenizer, stop_token_ids(model.generation_config, tokenizer))
     encoded, skipped = encode_all(tokenizer, examples, config.max_length, constraint)

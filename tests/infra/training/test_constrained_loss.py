@@ -3,6 +3,8 @@ renormalised one, and a model so trained decodes its examples under the constrai
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +17,7 @@ from infra.llm.constrained import CopyConstraintProcessor
 from infra.llm.local import marker
 from infra.llm.transformers_engine import TransformersEngine, stop_token_ids
 from infra.training.constrained_loss import ConstraintSets, loss_sum
+from infra.training.data import write_examples
 from infra.training.encoding import IGNORE_INDEX, AllowedSets, Encoded, encode_example
 from infra.training.sft import SFTConfig, collate, load_tokenizer, train
 
@@ -53,6 +56,38 @@ def test_allowed_sets_are_the_decoding_mask(tokenizer, sets, examples):
             assert ids - {gold} <= mask and mask <= ids, (ex.response, k)
             checked += 1
     assert checked > 20
+
+
+def test_a_full_view_example_leaves_out_which_lines_come_and_keeps_the_brackets(
+    tokenizer, sets, examples
+):
+    ex = examples[0]  # Chemical: [Famotidine]-associated delirium.  Disease: ... [delirium].
+    assert ex.response.count("\n") == 1
+    enc = encode_example(tokenizer, ex.prompt, ex.response)
+    response = enc.input_ids[enc.n_prompt :]
+    whole = sets.of(ex, response)
+    partial = sets.of(replace(ex, annotated=("Disease",)), response)
+    assert whole is not None and partial is not None and len(whole) == len(partial)
+
+    def at(allowed, k):
+        return set(allowed.ids[allowed.offsets[k] : allowed.offsets[k + 1]].tolist())
+
+    breaks = {k + 1 for k in range(len(response)) if tokenizer.decode([response[k]]).endswith("\n")}
+    left_out = 0
+    for k in range(len(response)):
+        line_choice = k == 0 or k in breaks or bool(at(whole, k) & set(sets.stop_ids))
+        if line_choice:
+            assert at(partial, k) == {response[k]}
+            left_out += len(at(whole, k)) > 1
+        else:  # the copy and its brackets are taught as before
+            assert at(partial, k) == at(whole, k)
+    assert left_out >= 3  # the first header, the second header, the end
+    assert sum(len(at(partial, k)) > 1 for k in range(len(response))) > 0
+    # Every annotated type asked: nothing is left out.
+    same = sets.of(replace(ex, annotated=("Chemical", "Disease")), response)
+    assert [at(same, k) for k in range(len(response))] == [
+        at(whole, k) for k in range(len(response))
+    ]
 
 
 def test_json_examples_keep_the_token_loss(tokenizer, sets, examples):
@@ -145,6 +180,16 @@ def test_constrained_training_learns_and_must_decode_constrained(
         train(SFTConfig(**{**config.to_json(), "loss": "token", "max_steps": 41}), resume=True)
     with pytest.raises(ValueError, match="loss must be"):
         SFTConfig(model="m", data="d", out="o", loss="focal")
+
+
+def test_full_view_examples_need_the_constrained_loss(tiny_model, examples, tmp_path):
+    data = tmp_path / "data"
+    write_examples(
+        [replace(examples[0], annotated=("Disease",)), *examples[1:]], data / "train.jsonl"
+    )
+    config = SFTConfig(model=str(tiny_model), data=str(data), out=str(tmp_path / "m"), max_steps=1)
+    with pytest.raises(ValueError, match=r"full view .* --loss constrained"):
+        train(config)
 
 
 def test_stop_tokens_are_the_engines(tiny_model, tokenizer):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bioner.training.data import BuildOptions, cmeee_part
+from bioner.training.data import BuildOptions, Example, cmeee_part
 from infra.datasets import load_split
 from infra.training.data import (
     CMEEE_EVAL_DOCS,
@@ -112,3 +112,18 @@ def test_both_views_ask_each_passage_its_datasets_schema_and_its_unified_types(s
     assert all(
         {label for _, _, label in e.spans} <= set(e.schema[8:-1].split(",")) for e in unified
     )
+
+
+def test_the_full_view_asks_every_unified_type_and_answers_the_annotated_ones(shared_data):
+    options = BuildOptions(views=("unified", "full"))
+    built = build_training_data(shared_data, options, ["ncbi", "jnlpba", "bionlp13cg"])
+    full = [e for e in built.train if e.annotated]
+    annotated = {e.dataset: e.annotated for e in full}
+    # BioNLP13CG's unified view asks all six types already: no full view of its own.
+    assert annotated == {"ncbi": ("Disease",), "jnlpba": ("Gene", "Cell")}
+    assert {e.schema for e in full} == {"general"}
+    assert all(e.spans and {lb for _, _, lb in e.spans} <= set(e.annotated) for e in full)
+    # The same passage under its dataset's request is still there, and the JSON keeps the field.
+    partial = {e.text for e in built.train if e.schema == "general[Gene,Cell]"}
+    assert {e.text for e in full if e.dataset == "jnlpba"} <= partial
+    assert Example.from_json(json.loads(json.dumps(full[0].to_json()))) == full[0]
