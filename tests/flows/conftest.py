@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from infra import storage
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +76,28 @@ def dask_cluster() -> Iterator[str]:
         yield cluster.scheduler_address
     finally:
         cluster.close()
+
+
+def _kill_after_chunks(
+    command: list[str], env: dict[str, str], out: str, n: int = 3
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` (a ``bioner run`` writing to ``out``, local or S3) and ``kill -9`` it
+    once ``n`` chunks of generations are committed under ``out/_work``; the ended process."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    work = storage.join(out, "_work", "generations")
+    deadline = time.monotonic() + 180
+    while sum("/part-" in f for f in storage.files_under(work)) < n:
+        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no chunk committed in 180 s"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    return proc
+
+
+@pytest.fixture
+def kill_after_chunks() -> Callable[..., subprocess.Popen[bytes]]:
+    """:func:`_kill_after_chunks`: a run killed in the middle of its generation."""
+    return _kill_after_chunks

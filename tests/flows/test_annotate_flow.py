@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -60,7 +59,7 @@ def first_articles(n: int, path: Path) -> Path:
 
 
 def test_kill_9_during_generation_then_rerun_equals_an_uninterrupted_run(
-    prefect_backend, tiny_model, tmp_path
+    prefect_backend, tiny_model, tmp_path, kill_after_chunks
 ):
     corpus = first_articles(4, tmp_path / "pubmed26n0001.xml.gz")
     args = ["--model", str(tiny_model), "--shards", "2", "--chunk-size", "2"]
@@ -72,17 +71,9 @@ def test_kill_9_during_generation_then_rerun_equals_an_uninterrupted_run(
     command = [BIONER, "run", str(corpus), "--out", str(out), *args]
     # The subprocesses use the test's Prefect server: no server of their own to start.
     env = {**os.environ, "PREFECT_API_URL": _api_url(), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    work = out / "_work" / "generations"
-    deadline = time.monotonic() + 180
-    while len(list(work.glob("shard=*/part-*.parquet"))) < 3:  # three chunks committed
-        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "no chunk committed in 180 s"
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    proc = kill_after_chunks(command, env, str(out))  # three chunks committed
     assert proc.returncode == -signal.SIGKILL
+    work = out / "_work" / "generations"
     saved = list(work.glob("shard=*/part-*.parquet"))
     assert saved, "the chunks made before the kill are kept"
 

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -87,7 +86,7 @@ def test_run_on_s3_interrupted_by_a_full_disk_then_rerun_does_only_the_rest(
 
 
 def test_run_on_s3_killed_then_rerun_takes_over_its_lease_and_resumes(
-    prefect_backend, tiny_model, prefix, tmp_path
+    prefect_backend, tiny_model, prefix, tmp_path, kill_after_chunks
 ):
     from prefect.settings import PREFECT_API_URL
 
@@ -97,17 +96,10 @@ def test_run_on_s3_killed_then_rerun_takes_over_its_lease_and_resumes(
     command = [str(Path(sys.executable).parent / "bioner"), "run", str(SAMPLE), "--out", out, *args]
     # The subprocesses use the test's Prefect server and, from the environment, moto.
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    work = f"{out}/_work/generations"
-    deadline = time.monotonic() + 180
-    while sum("part-" in f for f in storage.files_under(work)) < 3:  # three chunks committed
-        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "no chunk committed in 180 s"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    proc = kill_after_chunks(command, env, out)  # three chunks committed
+    assert proc.returncode == -signal.SIGKILL
     assert LEASE in storage.list_dir(out)  # left behind by the killed run
+    work = f"{out}/_work/generations"
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
