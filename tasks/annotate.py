@@ -674,22 +674,22 @@ def _generate_rows(
         for i, p in enumerate(passages)
         for part in request_parts(entity_schema.name, p["language"], groups)
     ]
-    passage_schemas = [part for _, part in units]
+    unit_schemas = [part for _, part in units]
     base = GenerationParams()
     # One request per part, or per window of a passage too long for the model's context.
     whole_texts = [passages[i]["text"] for i, _ in units]
-    whole_params = per_schema_params(engine, whole_texts, passage_schemas, base, max_new_tokens)
+    whole_params = per_schema_params(engine, whole_texts, unit_schemas, base, max_new_tokens)
     whole_prompts = [
         build_prompt(t, s, engine.prompt_version)
-        for t, s in zip(whole_texts, passage_schemas, strict=True)
+        for t, s in zip(whole_texts, unit_schemas, strict=True)
     ]
     spans = context_windows(
-        engine, whole_texts, passage_schemas, whole_prompts, whole_params, base, max_new_tokens
+        engine, whole_texts, unit_schemas, whole_prompts, whole_params, base, max_new_tokens
     )
     owner = [i for i, found in enumerate(spans) for _ in found]
     windows = [w for found in spans for w in found]
     texts = [whole_texts[i][a:b] for i, (a, b) in zip(owner, windows, strict=True)]
-    schemas = [passage_schemas[i] for i in owner]
+    schemas = [unit_schemas[i] for i in owner]
     if len(windows) == len(units):  # every passage whole: nothing to recompute
         params, prompts = whole_params, whole_prompts
     else:
