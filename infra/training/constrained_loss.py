@@ -25,6 +25,7 @@ constrained, and its marker says so (``training_loss``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,11 +52,12 @@ class ConstraintSets:
         """The allowed sets of ``example``'s response tokens; None for a non-symbolic one."""
         if example.format != "symbolic":
             return None
-        target = SymbolicTarget.of(example.text, example_schema(example))
+        schema = example_schema(example)
+        target = SymbolicTarget.of(example.text, schema)
         automaton = CopyAutomaton(target, leading_space=self.trie.leading_space)
         boundaries = self.trie.boundaries(self.tokenizer, target.copy)
         along = allowed_along(self.trie, automaton, response_ids, self.stop_ids, boundaries)
-        if example.annotated and set(example.annotated) != set(target_labels(example)):
+        if example.annotated and set(example.annotated) != set(schema.labels):
             along = self._without_line_choices(along, response_ids)
         offsets = np.zeros(len(along) + 1, dtype=np.int32)
         flat: list[int] = []
@@ -63,6 +65,11 @@ class ConstraintSets:
             flat.extend(allowed or ())
             offsets[k + 1] = len(flat)
         return AllowedSets(np.asarray(flat, dtype=np.int32), offsets)
+
+    @functools.cached_property
+    def line_breaks(self) -> frozenset[int]:
+        """The ids of the tokens whose bytes end a line (the trie's table of token bytes)."""
+        return frozenset(i for i, data in enumerate(self.trie.table) if data and data[-1:] == b"\n")
 
     def _without_line_choices(self, along: list[Any], response_ids: Sequence[int]) -> list[Any]:
         """``along`` with the choices of which type line comes next (or the end) left to the
@@ -74,7 +81,7 @@ class ConstraintSets:
         for k, allowed in enumerate(along):
             if not allowed:
                 continue
-            after_break = k > 0 and self.tokenizer.decode([response_ids[k - 1]]).endswith("\n")
+            after_break = k > 0 and response_ids[k - 1] in self.line_breaks
             if k == 0 or after_break or stops.intersection(allowed):
                 out[k] = (response_ids[k],)
         return out
@@ -83,11 +90,6 @@ class ConstraintSets:
         """``encoded`` with its allowed sets."""
         sets = self.of(example, encoded.input_ids[encoded.n_prompt :])
         return Encoded(encoded.input_ids, encoded.n_prompt, sets)
-
-
-def target_labels(example: Example) -> tuple[str, ...]:
-    """The types ``example``'s schema asks."""
-    return example_schema(example).labels
 
 
 def restriction(batch: Sequence[Encoded], width: int) -> dict[str, torch.Tensor]:
